@@ -1,0 +1,5 @@
+"""`python -m mirage` runs the CLI."""
+
+from mirage.cli import main
+
+main()

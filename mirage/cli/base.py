@@ -1,0 +1,78 @@
+"""The root click group: global options, logging set-up, and errors turned into messages and exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mirage import __version__
+from mirage.errors import MirageError
+from mirage.i18n import set_locale, t
+from mirage.logs import configure_logging
+from mirage.settings import get_settings
+
+
+class MirageGroup(click.Group):
+    """A click group that renders MirageError as one clear message and its exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MirageError as e:
+            click.echo(f"{t('cli.error')}: {e}", err=True)
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=MirageGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", "-V", prog_name="mirage")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the embedded Postgres and Redis [env MIRAGE_STATE_DIR, default .mirage].",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "text", "json"]),
+    help="Log lines as text or JSON [env MIRAGE_LOG_FORMAT; auto: text on a terminal].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Lowest level logged [env MIRAGE_LOG_LEVEL, default INFO].",
+)
+@click.option(
+    "--lang", type=click.Choice(["en", "pt-BR"]), help="Language of messages [env MIRAGE_LOCALE; default from LANG]."
+)
+def cli(state_dir: Path | None, log_format: str | None, log_level: str | None, lang: str | None) -> None:
+    """Mirage: WhatsApp fleets configured as code.
+
+    Describe tenants as YAML under tenants.d/, check them with `mirage validate` and `mirage lint`,
+    preview changes with `mirage plan` and make them so with `mirage apply`. `mirage serve` takes
+    Evolution API webhooks; `mirage worker` runs the jobs.
+
+    With DATABASE_URL / REDIS_URL unset, Mirage starts an embedded Postgres and Redis under the
+    state folder and every Mirage process shares them. Docs: docs/README.md.
+    """
+    if state_dir is not None:
+        os.environ["MIRAGE_STATE_DIR"] = str(state_dir)
+    if log_format is not None:
+        os.environ["MIRAGE_LOG_FORMAT"] = log_format
+    if log_level is not None:
+        os.environ["MIRAGE_LOG_LEVEL"] = log_level.upper()
+    if lang is not None:
+        os.environ["MIRAGE_LOCALE"] = lang
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    except MirageError as e:
+        raise click.ClickException(str(e)) from e
+    set_locale(settings.resolved_locale)
+    configure_logging(settings.log_level, settings.log_format, sys.stderr)
+
+
+def main() -> None:
+    cli(prog_name="mirage")

@@ -1,0 +1,1 @@
+"""Desired state: tenant YAML -> validated pydantic models (pure, no I/O beyond reading files)."""

@@ -1,0 +1,1 @@
+"""Postgres: connections, the migration runner, and tenant-scoped (RLS) sessions."""

@@ -1,0 +1,158 @@
+"""Health checks behind `mirage doctor`: which services are in use, their versions, migrations, integrations."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from mirage.backends import Backend, postgres_backend, redis_backend
+from mirage.errors import MirageError
+from mirage.i18n import t
+from mirage.settings import Settings
+
+
+class Level(StrEnum):
+    OK = "OK"
+    WARN = "WARN"
+    FAIL = "FAIL"
+
+
+@dataclass
+class Check:
+    name: str
+    level: Level
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def check_postgres(settings: Settings) -> tuple[Check, Any]:
+    """Connect and read the server version; returns the open connection for the later checks."""
+    from mirage.db.connect import connect
+
+    try:
+        backend: Backend = postgres_backend(settings)
+    except MirageError as e:
+        return Check("postgres", Level.FAIL, _one_line(e)), None
+    kind = t("doctor.embedded") if backend.embedded else "DATABASE_URL"
+    try:
+        conn = connect(backend.url)
+        version = conn.execute("show server_version").fetchone()["server_version"]  # type: ignore[index]
+        conn.rollback()
+    except MirageError as e:
+        return Check("postgres", Level.FAIL, f"{kind} {backend.masked}: {_one_line(e)}", {"url": backend.masked}), None
+    return (
+        Check(
+            "postgres",
+            Level.OK,
+            f"{kind} {backend.masked} (PostgreSQL {version})",
+            {"url": backend.masked, "embedded": backend.embedded, "version": version},
+        ),
+        conn,
+    )
+
+
+def check_migrations(conn: Any) -> Check:
+    from mirage.db.migrate import MigrationError, status
+
+    try:
+        st = status(conn)
+    except MigrationError as e:
+        return Check("migrations", Level.FAIL, _one_line(e))
+    details = {
+        "applied": len(st.applied),
+        "pending": [m.name for m in st.pending],
+        "edited": st.edited,
+        "missing": st.missing,
+    }
+    if st.edited:
+        return Check("migrations", Level.FAIL, t("doctor.migrations_edited", names=", ".join(st.edited)), details)
+    if st.pending:
+        return Check("migrations", Level.WARN, t("doctor.migrations_pending", n=len(st.pending)), details)
+    return Check("migrations", Level.OK, t("doctor.migrations_current", n=len(st.applied)), details)
+
+
+def check_redis(settings: Settings) -> Check:
+    import redis
+
+    try:
+        backend = redis_backend(settings)
+    except MirageError as e:
+        return Check("redis", Level.FAIL, _one_line(e))
+    kind = t("doctor.embedded") if backend.embedded else "REDIS_URL"
+    try:
+        client = redis.Redis.from_url(backend.url, socket_connect_timeout=3, socket_timeout=3)
+        info = client.info("server")
+        client.close()
+    except (redis.RedisError, OSError, ValueError) as e:
+        return Check("redis", Level.FAIL, f"{kind} {backend.masked}: {_one_line(e)}", {"url": backend.masked})
+    version = info.get("redis_version", "?")
+    return Check(
+        "redis",
+        Level.OK,
+        f"{kind} {backend.masked} (Redis {version})",
+        {"url": backend.masked, "embedded": backend.embedded, "version": version},
+    )
+
+
+def check_secret_keys(settings: Settings) -> Check:
+    if settings.secret_keys is None:
+        return Check("secret_keys", Level.WARN, t("doctor.secret_keys_missing"))
+    from cryptography.fernet import Fernet
+
+    keys = [k.strip() for k in settings.secret_keys.get_secret_value().split(",") if k.strip()]
+    try:
+        for k in keys:
+            Fernet(k)
+    except (ValueError, TypeError):
+        return Check("secret_keys", Level.FAIL, t("doctor.secret_keys_invalid"))
+    return Check("secret_keys", Level.OK, t("doctor.secret_keys_ok", n=len(keys)), {"keys": len(keys)})
+
+
+def check_evolution(settings: Settings) -> Check:
+    if not settings.evolution_base_url:
+        return Check("evolution", Level.WARN, t("doctor.evolution_missing"))
+    import httpx
+
+    try:
+        r = httpx.get(settings.evolution_base_url.rstrip("/") + "/", timeout=3)
+        body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    except (httpx.HTTPError, ValueError) as e:
+        return Check("evolution", Level.WARN, f"{settings.evolution_base_url}: {_one_line(e)}")
+    version = body.get("version", "?") if isinstance(body, dict) else "?"
+    return Check(
+        "evolution",
+        Level.OK,
+        f"{settings.evolution_base_url} (Evolution API {version})",
+        {"url": settings.evolution_base_url, "version": version, "api_key": settings.evolution_api_key is not None},
+    )
+
+
+def check_openai(settings: Settings) -> Check:
+    if settings.openai_api_key is None:
+        return Check("openai", Level.WARN, t("doctor.openai_offline"))
+    where = settings.openai_base_url or "api.openai.com"
+    return Check(
+        "openai",
+        Level.OK,
+        t("doctor.openai_ok", model=settings.openai_model, where=where),
+        {"model": settings.openai_model, "base_url": where},
+    )
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    pg, conn = check_postgres(settings)
+    checks = [pg]
+    if conn is not None:
+        checks.append(check_migrations(conn))
+        conn.close()
+    checks += [check_redis(settings), check_secret_keys(settings), check_evolution(settings), check_openai(settings)]
+    return checks

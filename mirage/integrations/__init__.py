@@ -1,0 +1,1 @@
+"""Outside services: Evolution API (client + simulator) and the LLM (OpenAI + offline generator)."""

@@ -1,0 +1,1 @@
+"""The GitOps reconciler: read actual rows, diff (pure), plan (pure), apply (one transaction)."""

@@ -1,0 +1,107 @@
+"""Every environment variable Mirage reads, typed and documented in one place (docs/configuration.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from mirage.errors import SettingsError
+
+
+class Settings(BaseModel):
+    """Process settings, read once from the environment; secrets are SecretStr so they never print."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    database_url: SecretStr | None = Field(
+        None,
+        alias="DATABASE_URL",
+        description="Postgres URL (Supabase in production). Unset: an embedded Postgres under the state folder.",
+    )
+    redis_url: SecretStr | None = Field(
+        None, alias="REDIS_URL", description="Redis URL. Unset: an embedded Redis under the state folder."
+    )
+    state_dir: Path = Field(
+        Path(".mirage"),
+        alias="MIRAGE_STATE_DIR",
+        description="Folder for the embedded servers' data, sockets and logs.",
+    )
+    tenants_dir: Path = Field(
+        Path("tenants.d"), alias="MIRAGE_TENANTS_DIR", description="Default folder of tenant YAML."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", alias="MIRAGE_LOG_LEVEL", description="Lowest level that is logged."
+    )
+    log_format: Literal["auto", "text", "json"] = Field(
+        "auto",
+        alias="MIRAGE_LOG_FORMAT",
+        description="`auto` is text on a terminal and JSON lines otherwise.",
+    )
+    locale: Literal["en", "pt-BR"] | None = Field(
+        None,
+        alias="MIRAGE_LOCALE",
+        description="Language of messages people read. Unset: from LANG (pt* -> pt-BR, else en).",
+    )
+    secret_keys: SecretStr | None = Field(
+        None,
+        alias="MIRAGE_SECRET_KEYS",
+        description="Comma-separated Fernet keys; the first encrypts, all decrypt (`mirage keys generate`).",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8080",
+        alias="MIRAGE_PUBLIC_URL",
+        description="Base URL where Evolution reaches Mirage's webhooks.",
+    )
+    host: str = Field("127.0.0.1", alias="MIRAGE_HOST", description="Address `mirage serve` binds to.")
+    port: int = Field(8080, alias="MIRAGE_PORT", ge=1, le=65535, description="Port `mirage serve` listens on.")
+    webhook_max_body: int = Field(
+        1_048_576,
+        alias="MIRAGE_WEBHOOK_MAX_BODY",
+        ge=1024,
+        description="Largest webhook body accepted, in bytes (larger -> 413).",
+    )
+    secure_cookies: bool = Field(
+        False, alias="SECURE_COOKIES", description="Mark cookies Secure (set true behind HTTPS in production)."
+    )
+    evolution_base_url: str | None = Field(
+        None, alias="EVOLUTION_BASE_URL", description="Default Evolution API base URL when a tenant sets none."
+    )
+    evolution_api_key: SecretStr | None = Field(
+        None, alias="EVOLUTION_API_KEY", description="Default Evolution global API key when a tenant sets none."
+    )
+    openai_api_key: SecretStr | None = Field(
+        None, alias="OPENAI_API_KEY", description="OpenAI key. Unset: the offline phrase generator answers."
+    )
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL", description="Any OpenAI-compatible endpoint.")
+    openai_model: str = Field("gpt-4o-mini", alias="OPENAI_MODEL", description="Default chat model.")
+
+    @property
+    def resolved_locale(self) -> str:
+        if self.locale:
+            return self.locale
+        lang = os.environ.get("LC_ALL") or os.environ.get("LANG") or ""
+        return "pt-BR" if lang.lower().startswith("pt") else "en"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from `environ` (default os.environ); empty strings count as unset."""
+        env = os.environ if environ is None else environ
+        names = {f.alias for f in cls.model_fields.values() if f.alias}
+        values = {k: v for k, v in env.items() if k in names and v != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as e:
+            err = e.errors()[0]
+            var = str(err["loc"][0]) if err["loc"] else "?"
+            raise SettingsError(var, err["msg"]) from e
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call `get_settings.cache_clear()` after changing the environment."""
+    return Settings.from_env()

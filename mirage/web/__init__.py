@@ -1,0 +1,1 @@
+"""The Starlette service: webhooks, the metrics page, health."""

@@ -1,0 +1,99 @@
+"""The embedded Postgres and Redis are real servers, shared by every process of one state folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis as redis_lib
+
+
+def test_embedded_postgres_is_a_real_server_with_roles_and_rls(server_url: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        version = conn.execute("show server_version_num").fetchone()[0]
+        assert int(version) >= 150000
+        conn.execute("drop role if exists mirage_probe_role")
+        conn.execute("create role mirage_probe_role nologin")
+        try:
+            conn.execute("create temp table probe (tenant int); alter table probe enable row level security")
+            conn.execute("alter table probe force row level security")
+            conn.execute("create policy only_one on probe using (tenant = 1)")
+            conn.execute("insert into probe values (1), (2)")
+            conn.execute("grant select on probe to mirage_probe_role")
+            conn.execute("set role mirage_probe_role")
+            assert conn.execute("select count(*) from probe").fetchone()[0] == 1
+            conn.execute("reset role")
+            assert conn.execute("select count(*) from probe").fetchone()[0] == 2  # superuser bypasses
+        finally:
+            conn.execute("reset role; drop table if exists probe")
+            conn.execute("drop role mirage_probe_role")
+
+
+def test_embedded_redis_is_a_real_server(redis: redis_lib.Redis) -> None:
+    info = redis.info("server")
+    assert info["redis_version"].split(".")[0] >= "6"
+    assert info["process_id"] > 0
+    redis.set("probe", "1")
+    assert redis.get("probe") == b"1"
+
+
+_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    from mirage.backends import postgres_backend, redis_backend
+    from mirage.db.connect import connect
+    import redis
+    pg = postgres_backend(); rd = redis_backend()
+    conn = connect(pg.url, autocommit=True)
+    conn.execute("create table if not exists probe (v text)")
+    if sys.argv[1] == "write":
+        conn.execute("insert into probe values ('from-first')")
+        redis.Redis.from_url(rd.url).set("probe", "from-first")
+    rows = [r["v"] for r in conn.execute("select v from probe").fetchall()]
+    ck = conn.execute("select pid from pg_stat_activity where backend_type = 'checkpointer'").fetchone()
+    client = redis.Redis.from_url(rd.url)
+    print(json.dumps({"pg_url": pg.url, "pg_checkpointer": ck["pid"], "rows": rows,
+                      "redis_pid": client.info("server")["process_id"], "redis_value": client.get("probe").decode()}))
+    """
+)
+
+
+def _run(state: Path, *args: str) -> dict[str, object]:
+    env = {"MIRAGE_STATE_DIR": str(state), "PATH": "/usr/bin:/bin", "MIRAGE_LOG_LEVEL": "WARNING"}
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _mirage(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"MIRAGE_STATE_DIR": str(state), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "mirage", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_postgres_and_one_redis_and_data_survives_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    try:
+        first = _run(state, "write")
+        second = _run(state, "read")
+        assert first["pg_url"] == second["pg_url"]
+        assert first["pg_checkpointer"] == second["pg_checkpointer"]  # the same postmaster
+        assert first["redis_pid"] == second["redis_pid"]
+        assert second["rows"] == ["from-first"] and second["redis_value"] == "from-first"
+
+        down = _mirage(state, "down")
+        assert down.returncode == 0, down.stderr
+        assert "stopped" in down.stdout
+        assert not (state / "redis" / "redis.sock").exists()
+
+        third = _run(state, "read")  # starts both again: the data was kept on disk
+        assert third["rows"] == ["from-first"] and third["redis_value"] == "from-first"
+        assert third["redis_pid"] != first["redis_pid"]
+    finally:
+        _mirage(state, "down")
