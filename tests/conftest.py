@@ -31,7 +31,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_STATE_DIR = ROOT / ".mirage-test"
+TEST_STATE_DIR = Path(os.environ.get("MIRAGE_TEST_STATE_DIR") or ROOT / ".mirage-test").resolve()
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
 
 

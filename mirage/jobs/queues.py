@@ -1,0 +1,65 @@
+"""Queue names and enqueueing with deterministic job ids, so re-running a producer enqueues nothing twice."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
+
+from mirage.backends import redis_client
+from mirage.logs import current_context
+
+# One queue per kind of work, so slow sends never delay instance lifecycle or the schedulers.
+INSTANCES = "mirage-instances"  # provision / deprovision / refresh Evolution instances
+MESSAGES = "mirage-messages"  # generate_reply, send_message
+ROUNDS = "mirage-rounds"  # run_round, run_outreach_round, reschedules
+EVENTS = "mirage-events"  # webhook post-processing that is too slow for the request
+ALL_QUEUES = (INSTANCES, EVENTS, ROUNDS, MESSAGES)
+
+DEFAULT_RETRY = Retry(max=5, interval=[5, 15, 60, 180, 600])
+
+
+def connection() -> Redis:
+    return redis_client()  # type: ignore[no-any-return]
+
+
+def queue(name: str, conn: Redis | None = None) -> Queue:
+    return Queue(name, connection=conn or connection())
+
+
+def enqueue_unique(
+    queue_name: str,
+    func: str,
+    *,
+    job_id: str,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    retry: Retry | None = DEFAULT_RETRY,
+    conn: Redis | None = None,
+    description: str | None = None,
+) -> bool:
+    """Enqueue `func` (a dotted path) under `job_id` unless a job with that id already exists in Redis.
+
+    Returns True when a job was enqueued. The caller's log context (correlation id, tenant) travels in
+    the job's meta so everything the job logs can be traced back to what caused it.
+    """
+    q = queue(queue_name, conn)
+    try:
+        q.enqueue_call(
+            func,
+            args=tuple(args),
+            kwargs=dict(kwargs or {}),
+            job_id=job_id,
+            retry=retry,
+            meta={"log_context": current_context()},
+            description=description,
+            unique=True,
+            result_ttl=3600,
+            failure_ttl=7 * 24 * 3600,
+        )
+    except DuplicateJobError:
+        return False
+    return True
