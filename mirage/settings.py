@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -88,9 +89,15 @@ class Settings(BaseModel):
         return "pt-BR" if lang.lower().startswith("pt") else "en"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read settings from `environ` (default os.environ); empty strings count as unset."""
-        env = os.environ if environ is None else environ
+    def from_env(cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Settings:
+        """Read settings from `environ` (default: ./.env under os.environ); empty strings count as unset."""
+        if environ is None:
+            # MIRAGE_DOTENV names another file; an empty value turns .env reading off (the tests do).
+            default = os.environ.get("MIRAGE_DOTENV", ".env")
+            path = dotenv or (Path(default) if default else None)
+            env: Mapping[str, str] = {**(read_dotenv(path) if path else {}), **os.environ}
+        else:
+            env = environ
         names = {f.alias for f in cls.model_fields.values() if f.alias}
         values = {k: v for k, v in env.items() if k in names and v != ""}
         try:
@@ -99,6 +106,31 @@ class Settings(BaseModel):
             err = e.errors()[0]
             var = str(err["loc"][0]) if err["loc"] else "?"
             raise SettingsError(var, err["msg"]) from e
+
+
+_DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a .env file (comments, blank lines and `export` allowed; quotes stripped)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise SettingsError(str(path), f"cannot read: {e}") from e
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _DOTENV_LINE.match(line)
+        if not m:
+            raise SettingsError(f"{path}:{number}", "expected KEY=VALUE")
+        key, value = m.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        out[key] = value
+    return out
 
 
 @lru_cache(maxsize=1)

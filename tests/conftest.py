@@ -141,6 +141,7 @@ def redis(redis_url: str):  # type: ignore[no-untyped-def]
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Each test starts from a clean settings cache and never touches the developer's `.mirage/`."""
     monkeypatch.setenv("MIRAGE_STATE_DIR", str(TEST_STATE_DIR))
+    monkeypatch.setenv("MIRAGE_DOTENV", "")  # a developer's ./.env must not leak into tests
     monkeypatch.setenv("MIRAGE_LOG_FORMAT", "json")
     monkeypatch.delenv("MIRAGE_LOCALE", raising=False)
     monkeypatch.setenv("LANG", "C.UTF-8")

@@ -43,3 +43,20 @@ def test_bad_values_name_the_variable(var: str, value: str) -> None:
 )
 def test_mask_url_hides_passwords_only(url: str, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+def test_dotenv_fills_unset_variables_without_overriding_the_environment(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    env = tmp_path / ".env"
+    env.write_text('# local\nexport MIRAGE_PORT=9090\nOPENAI_MODEL="gpt-test"\n\nMIRAGE_LOG_LEVEL=DEBUG\n')
+    monkeypatch.setenv("MIRAGE_LOG_LEVEL", "WARNING")
+    s = Settings.from_env(dotenv=env)
+    assert s.port == 9090 and s.openai_model == "gpt-test"
+    assert s.log_level == "WARNING"  # the real environment wins
+
+
+def test_a_malformed_dotenv_line_says_where(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = tmp_path / ".env"
+    env.write_text("MIRAGE_PORT=1\nthis is not a setting\n")
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(dotenv=env)
+    assert f"{env}:2" in str(e.value) and "KEY=VALUE" in str(e.value)

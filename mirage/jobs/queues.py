@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ ROUNDS = "mirage-rounds"  # run_round, run_outreach_round, reschedules
 EVENTS = "mirage-events"  # webhook post-processing that is too slow for the request
 ALL_QUEUES = (INSTANCES, EVENTS, ROUNDS, MESSAGES)
 
+_INVALID_ID = re.compile(r"[^A-Za-z0-9_-]")
+
 DEFAULT_RETRY = Retry(max=5, interval=[5, 15, 60, 180, 600])
 
 
@@ -28,6 +31,11 @@ def connection() -> Redis:
 
 def queue(name: str, conn: Redis | None = None) -> Queue:
     return Queue(name, connection=conn or connection())
+
+
+def job_key(text: str) -> str:
+    """A valid RQ job id for `text` (RQ allows letters, digits, `_` and `-`): `provision:abc` -> `provision_abc`."""
+    return _INVALID_ID.sub("_", text)
 
 
 def enqueue_unique(
@@ -43,10 +51,12 @@ def enqueue_unique(
 ) -> bool:
     """Enqueue `func` (a dotted path) under `job_id` unless a job with that id already exists in Redis.
 
+    `job_id` may use any characters (`provision:<number id>`); it is mapped through `job_key()`.
     Returns True when a job was enqueued. The caller's log context (correlation id, tenant) travels in
     the job's meta so everything the job logs can be traced back to what caused it.
     """
     q = queue(queue_name, conn)
+    job_id = job_key(job_id)
     try:
         q.enqueue_call(
             func,

@@ -1,0 +1,25 @@
+"""Jobs are enqueued under deterministic ids, once, carrying the caller's log context."""
+
+from __future__ import annotations
+
+import redis as redis_lib
+from rq import Queue
+
+from mirage.jobs.queues import ROUNDS, enqueue_unique, job_key
+from mirage.logs import log_context
+
+
+def test_enqueue_unique_enqueues_a_job_id_once(redis: redis_lib.Redis) -> None:
+    first = enqueue_unique(ROUNDS, "mirage.jobs.queues.connection", job_id="probe:1", conn=redis)
+    again = enqueue_unique(ROUNDS, "mirage.jobs.queues.connection", job_id="probe:1", conn=redis)
+    other = enqueue_unique(ROUNDS, "mirage.jobs.queues.connection", job_id="probe:2", conn=redis)
+    assert (first, again, other) == (True, False, True)
+    assert Queue(ROUNDS, connection=redis).job_ids == ["probe_1", "probe_2"]
+
+
+def test_enqueued_job_carries_the_log_context(redis: redis_lib.Redis) -> None:
+    with log_context("cid-123", tenant="acme"):
+        enqueue_unique(ROUNDS, "mirage.jobs.queues.connection", job_id="probe:ctx", conn=redis)
+    job = Queue(ROUNDS, connection=redis).fetch_job(job_key("probe:ctx"))
+    assert job is not None
+    assert job.meta["log_context"] == {"tenant": "acme", "correlation_id": "cid-123"}
