@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -64,7 +65,7 @@ def discover(folder: Path | None = None) -> list[Migration]:
     return out
 
 
-def _ensure_ledger(conn: psycopg.Connection) -> None:
+def _ensure_ledger(conn: psycopg.Connection[Any]) -> None:
     conn.execute("create schema if not exists mirage_meta")
     conn.execute(
         f"""create table if not exists {LEDGER} (
@@ -76,7 +77,7 @@ def _ensure_ledger(conn: psycopg.Connection) -> None:
     )
 
 
-def _applied(conn: psycopg.Connection) -> dict[str, str]:
+def _applied(conn: psycopg.Connection[Any]) -> dict[str, str]:
     cur = conn.cursor(row_factory=tuple_row)
     (exists,) = cur.execute("select to_regclass(%s) is not null", (LEDGER,)).fetchone() or (False,)
     if not exists:
@@ -93,7 +94,7 @@ def _where(m: Migration, e: psycopg.Error) -> str:
     return f"{m.path}:{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}"
 
 
-def status(conn: psycopg.Connection, folder: Path | None = None) -> MigrationStatus:
+def status(conn: psycopg.Connection[Any], folder: Path | None = None) -> MigrationStatus:
     """Compare the folder with the ledger, without changing anything."""
     files = discover(folder)
     applied = _applied(conn)
@@ -109,7 +110,7 @@ def status(conn: psycopg.Connection, folder: Path | None = None) -> MigrationSta
 
 
 def migrate(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection[Any],
     folder: Path | None = None,
     progress: Callable[[Migration, float], None] | None = None,
 ) -> list[Migration]:

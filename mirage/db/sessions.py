@@ -1,0 +1,118 @@
+"""Run a block of SQL as a tenant user or as the service, with role and JWT claims local to one transaction.
+
+This is what PostgREST does per request on Supabase: `set local role` plus the transaction-local setting
+`request.jwt.claims`, which row level security reads through `auth.jwt()`. Both end with the
+transaction (commit or rollback), so a pooled connection never carries them to its next user.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Literal
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool
+
+from mirage.errors import MirageError
+
+DbRole = Literal["anon", "authenticated", "service_role"]
+AppRole = Literal["admin", "member", "viewer"]
+Aal = Literal["aal1", "aal2"]
+Target = psycopg.Connection[Any] | ConnectionPool
+
+_DB_ROLES = ("anon", "authenticated", "service_role")
+# The claims, and '' for the legacy per-claim settings auth.*() read first: whatever a careless
+# session-level SET left on the connection cannot leak into this transaction.
+_SET_CLAIMS = (
+    "select set_config('request.jwt.claims', %s, true), set_config('request.jwt.claim', '', true), "
+    "set_config('request.jwt.claim.sub', '', true), set_config('request.jwt.claim.role', '', true), "
+    "set_config('request.jwt.claim.email', '', true)"
+)
+
+
+class SessionError(MirageError):
+    """A tenant or service session cannot start safely on this connection."""
+
+
+def tenant_claims(
+    tenant_id: UUID | str,
+    user_id: UUID | str | None,
+    *,
+    role: AppRole = "viewer",
+    aal: Aal = "aal1",
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """The claims Supabase Auth issues for a member once the access token hook has run."""
+    claims: dict[str, object] = {
+        "role": "authenticated",
+        "aal": aal,
+        "app.tenant_id": str(tenant_id),
+        "app.role": role,
+    }
+    if user_id is not None:
+        claims["sub"] = str(user_id)
+    claims.update(extra or {})
+    return claims
+
+
+@contextmanager
+def jwt_session(
+    target: Target, db_role: DbRole, claims: Mapping[str, object] | None
+) -> Iterator[psycopg.Connection[Any]]:
+    """Run the block in one transaction as `db_role` with `claims` (None: no claims at all).
+
+    The transaction commits when the block ends and rolls back when it raises. The connection must not
+    be inside a transaction already: SET LOCAL in a savepoint would outlive the block.
+    """
+    if db_role not in _DB_ROLES:
+        raise SessionError(f"unknown database role {db_role!r}: use one of {', '.join(_DB_ROLES)}")
+    payload = None if claims is None else json.dumps(dict(claims), default=str, separators=(",", ":"))
+    with _connection(target) as conn:
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            raise SessionError(
+                "a tenant or service session needs a connection outside any transaction "
+                "(commit or roll back first): its role and claims must end with its own transaction"
+            )
+        with conn.transaction():
+            conn.execute(sql.SQL("set local role {}").format(sql.Identifier(db_role)))
+            conn.execute(_SET_CLAIMS, (payload or "",))
+            yield conn
+
+
+@contextmanager
+def tenant_session(
+    target: Target,
+    tenant_id: UUID | str,
+    user_id: UUID | str | None,
+    *,
+    role: AppRole = "viewer",
+    aal: Aal = "aal1",
+) -> Iterator[psycopg.Connection[Any]]:
+    """Run the block as a member of `tenant_id`: role `authenticated`, row level security applies.
+
+    Reads see only that tenant's rows; writes also need `role="admin"`, `aal="aal2"` and a live admin
+    row in t_users for `user_id`; sensitive tables need aal2 and a live membership to be read.
+    """
+    with jwt_session(target, "authenticated", tenant_claims(tenant_id, user_id, role=role, aal=aal)) as conn:
+        yield conn
+
+
+@contextmanager
+def service_session(target: Target) -> Iterator[psycopg.Connection[Any]]:
+    """Run the block as `service_role` (bypasses row level security): apply, ingest, workers, metrics refresh."""
+    with jwt_session(target, "service_role", {"role": "service_role"}) as conn:
+        yield conn
+
+
+@contextmanager
+def _connection(target: Target) -> Iterator[psycopg.Connection[Any]]:
+    if isinstance(target, ConnectionPool):
+        with target.connection() as conn:
+            yield conn
+    else:
+        yield target
