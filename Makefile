@@ -11,7 +11,7 @@ STAMP_RUN := $(VENV)/.installed-run-$(HASH)
 STAMP_DEV := $(VENV)/.installed-dev-$(HASH)
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint fmt bench schema clean venv
+.PHONY: help demo test lint fmt bench clean venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,6 +42,7 @@ lint: $(STAMP_DEV)  ## ruff, mypy and the import-layer contracts
 	$(BIN)/ruff format --check mirage tests bench
 	$(BIN)/mypy mirage
 	$(BIN)/lint-imports
+	$(BIN)/mirage schema export --check
 
 fmt: $(STAMP_DEV)  ## format and autofix
 	$(BIN)/ruff format mirage tests bench
