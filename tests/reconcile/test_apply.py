@@ -1,0 +1,155 @@
+"""apply runs in one transaction under an advisory lock: all or nothing, one writer at a time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis as redis_lib
+from rq import Queue
+
+from mirage.jobs.queues import INSTANCES, ROUNDS
+from mirage.reconcile.apply import LOCK_KEYS, LockBusyError, apply_plan
+from mirage.reconcile.service import load_desired, make_plan
+from tests.reconcile.helpers import count, edit, snapshot
+
+Conn = psycopg.Connection[Any]
+
+
+class Injected(RuntimeError):
+    pass
+
+
+def _plan(conn: Conn, fleet: Path) -> Any:
+    desired = load_desired(fleet, None)
+    return make_plan(conn, desired), desired
+
+
+def _apply(conn: Conn, fleet: Path, **kw: Any) -> Any:
+    plan, desired = _plan(conn, fleet)
+    return apply_plan(plan, conn, desired, **kw)
+
+
+def _mixed_change(conn: Conn, fleet: Path) -> None:
+    """Applied fixture, then YAML that deletes, updates and creates rows across several tables."""
+    _apply(conn, fleet)
+    p = fleet / "padaria"
+    edit(p / "numbers.yaml", "label: Tia Maria", "label: Tia Maria B.")
+    edit(p / "numbers.yaml", "  zeca:\n", "  zeca-novo:\n")
+    edit(p / "conversations/bom-dia.yaml", "  tempo: {seed: O calor que está fazendo}", "  chuva: {seed: A chuva}")
+    edit(p / "tenant.yaml", "daily_limit: 200", "daily_limit: 100")
+
+
+STEPS = [
+    "delete t_topics",
+    "delete t_numbers",
+    "update t_settings_tenant",
+    "update t_numbers",
+    "insert t_numbers",
+    "insert t_topics",
+    "audit",
+]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_failure_injected_midway_leaves_every_table_unchanged(
+    env: Conn, fleet: Path, redis: redis_lib.Redis, step: str
+) -> None:
+    _mixed_change(env, fleet)
+    redis.flushdb()
+    before = snapshot(env)
+    seen: list[str] = []
+
+    def fault(s: str) -> None:
+        seen.append(s)
+        if s == step:
+            raise Injected(s)
+
+    with pytest.raises(Injected):
+        _apply(env, fleet, allow_delete=True, fault=fault)
+    assert seen[-1] == step
+    assert snapshot(env) == before
+    assert redis.dbsize() == 0  # nothing enqueued: effects run only after commit
+    result = _apply(env, fleet, allow_delete=True)  # and the same plan then applies cleanly
+    assert result.summary.to_dict() == {"add": 2, "change": 2, "destroy": 2}
+
+
+def test_every_write_step_is_reached_by_the_mixed_change(env: Conn, fleet: Path) -> None:
+    _mixed_change(env, fleet)
+    seen: list[str] = []
+    _apply(env, fleet, allow_delete=True, fault=seen.append)
+    assert set(STEPS) <= set(seen)
+    assert seen.index("delete t_topics") < seen.index("delete t_numbers") < seen.index("insert t_numbers")
+    assert seen.index("insert t_numbers") < seen.index("insert t_topics") < seen.index("audit")
+
+
+def _hold_lock(url: str, name: str) -> psycopg.Connection[Any]:
+    holder = psycopg.connect(url, application_name=name)
+    holder.execute("select pg_advisory_xact_lock(%s, %s)", LOCK_KEYS)  # held until the transaction ends
+    return holder
+
+
+def test_apply_gives_up_after_the_lock_timeout_naming_the_holder(env: Conn, fleet: Path, database_url: str) -> None:
+    holder = _hold_lock(database_url, "lock-holder-test")
+    pid = holder.info.backend_pid
+    waits: list[Any] = []
+    try:
+        started = time.monotonic()
+        with pytest.raises(LockBusyError) as e:
+            _apply(env, fleet, lock_timeout=0.6, on_wait=waits.append)
+        assert 0.5 <= time.monotonic() - started < 5
+    finally:
+        holder.close()
+    assert "lock-holder-test" in str(e.value) and f"pid {pid}" in str(e.value) and "since" in str(e.value)
+    assert [w.application_name for w in waits] == ["lock-holder-test"]
+    assert count(env, "t_tenants") == 0
+
+
+def test_apply_waits_for_the_lock_then_applies(env: Conn, fleet: Path, database_url: str) -> None:
+    holder = _hold_lock(database_url, "lock-holder-test")
+    threading.Timer(0.5, holder.close).start()
+    result = _apply(env, fleet, lock_timeout=10)
+    assert result.summary.add == 29 and count(env, "t_tenants") == 1
+
+
+@pytest.mark.slow
+def test_two_concurrent_applies_in_two_processes_serialise(
+    env: Conn, fleet: Path, database_url: str, redis: redis_lib.Redis
+) -> None:
+    """Both plan from the empty database; the lock lets one write; the other re-reads and refuses."""
+    holder = _hold_lock(database_url, "lock-holder-test")
+    cmd = [sys.executable, "-m", "mirage", "apply", str(fleet), "--yes", "--lock-timeout", "60"]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        waiting = 0
+        while waiting < 2 and time.monotonic() < deadline:  # both have planned and tried the lock once
+            row = env.execute(
+                "select count(*) as n from pg_stat_activity where datname = current_database()"
+                " and application_name like 'mirage apply by%'"
+                " and (query like '%pg_try_advisory_xact_lock%' or query like '%pg_locks%')"
+            ).fetchone()
+            env.rollback()
+            waiting = row["n"]
+            time.sleep(0.05)
+        assert waiting == 2
+    finally:
+        holder.close()
+    outs = [p.communicate(timeout=60) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 1], outs
+    loser = next(err for p, (_, err) in zip(procs, outs, strict=True) if p.returncode == 1)
+    assert "the database changed since the plan was made" in loser
+    assert all("Waiting for the apply lock, held by lock-holder-test" in err for _, err in outs)
+    assert count(env, "t_tenants") == 1 and count(env, "t_applies") == 1 and count(env, "t_numbers") == 3
+    assert len(Queue(INSTANCES, connection=redis).job_ids) == 3 and not Queue(ROUNDS, connection=redis).job_ids
