@@ -80,6 +80,11 @@ class Settings(BaseModel):
     )
     openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL", description="Any OpenAI-compatible endpoint.")
     openai_model: str = Field("gpt-4o-mini", alias="OPENAI_MODEL", description="Default chat model.")
+    actor: str | None = Field(
+        None,
+        alias="MIRAGE_ACTOR",
+        description="Who `mirage apply` records in t_applies. Unset: the CI's user, else user@host.",
+    )
 
     @property
     def resolved_locale(self) -> str:

@@ -41,6 +41,7 @@ from mirage.reconcile.resources import (
     values_hash,
 )
 from mirage.reconcile.state import read_for
+from mirage.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class ApplyResult:
 
 def current_actor(environ: Mapping[str, str] | None = None) -> str:
     """Who applies: $MIRAGE_ACTOR, else the CI's user (GitHub, GitLab, Bitbucket), else user@host."""
+    if environ is None and (configured := get_settings().actor):
+        return configured  # MIRAGE_ACTOR from the environment or ./.env
     env = os.environ if environ is None else environ
     if env.get("MIRAGE_ACTOR"):
         return env["MIRAGE_ACTOR"]
