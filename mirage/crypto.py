@@ -72,6 +72,12 @@ class Keyring:
         register_secret(value)
         return value
 
+    def reencrypt(self, token: bytes | memoryview, *, table: str, row_id: object, field: str) -> bytes:
+        """Decrypt (checking the value belongs to this row and field) and encrypt again under the first key."""
+        return self.encrypt(
+            self.decrypt(token, table=table, row_id=row_id, field=field), table=table, row_id=row_id, field=field
+        )
+
     def rotate(self, token: bytes | memoryview) -> bytes:
         """Re-encrypt under the first key, keeping the plaintext and its binding."""
         try:
@@ -100,6 +106,25 @@ def fingerprint(*parts: object) -> str:
 
 def _state_key_file(settings: Settings) -> Path:
     return settings.state_dir.resolve() / "secret_keys"
+
+
+def prepend_local_key(key: str, settings: Settings | None = None) -> Path:
+    """Put `key` first in the embedded set-up's key file (only when MIRAGE_SECRET_KEYS is unset); returns the file."""
+    s = settings or get_settings()
+    if s.secret_keys is not None:
+        raise CryptoError("MIRAGE_SECRET_KEYS is set: prepend the new key there, not in the local key file")
+    if s.database_url is not None:
+        raise CryptoError("the local key file only serves the embedded database; set MIRAGE_SECRET_KEYS instead")
+    Keyring((key,))  # refuse anything that is not a Fernet key before touching the file
+    path = _state_key_file(s)
+    current = [k.strip() for k in path.read_text().split(",") if k.strip()] if path.exists() else []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(",".join([key, *current]) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def keyring(settings: Settings | None = None) -> Keyring:

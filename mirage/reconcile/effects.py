@@ -9,7 +9,8 @@ Decisions (docs/gitops.md#runtime-effects):
     number_id set null by the FK, so its history keeps pointing somewhere);
   * a number set `active: false` keeps its session: the schedulers stop using it, and switching it
     back on needs no new QR scan;
-  * a number whose wa_number changed is another WhatsApp account: old session out, provision again;
+  * a number whose wa_number changed is another WhatsApp account: old session out, provision again,
+    as ONE job (reprovision) so several workers can never run the two steps out of order;
   * a conversation whose row or any child row (schedule, participants, pairings, topics, settings)
     changed or was deleted is rescheduled (its not-yet-started rounds are aborted and re-planned).
 """
@@ -30,6 +31,7 @@ ROUNDS = "mirage-rounds"  # mirage.jobs.queues.ROUNDS
 
 PROVISION = "mirage.jobs.instances.provision_number"
 DEPROVISION = "mirage.jobs.instances.deprovision_session"
+REPROVISION = "mirage.jobs.instances.reprovision_number"  # deprovision then provision, in one job
 RESCHEDULE = "mirage.jobs.conversations.reschedule_conversation"
 
 
@@ -78,7 +80,17 @@ def _number_effects(item: Item, sessions: Mapping[str, str | None], was_active: 
     active = _changed(item, "active")
     now_active = bool(active[1]) if active else was_active
     if _changed(item, "wa_number") is not None:
-        return deprovision + ([provision] if now_active else [])
+        if session and now_active:
+            return [
+                Effect(
+                    INSTANCES,
+                    REPROVISION,
+                    f"reprovision:{item.id}:{_short(item.applied_hash)}",
+                    (item.id, session),
+                    reason=f"{item.tenant}/{item.address}",
+                )
+            ]
+        return deprovision if session else ([provision] if now_active else [])
     if now_active and not was_active:
         return [provision]
     return []

@@ -12,7 +12,7 @@ from rq import Queue
 
 from mirage.jobs.queues import INSTANCES, ROUNDS, job_key
 from mirage.reconcile.apply import default_enqueue
-from mirage.reconcile.effects import DEPROVISION, PROVISION, RESCHEDULE, effects
+from mirage.reconcile.effects import DEPROVISION, PROVISION, REPROVISION, RESCHEDULE, effects
 from mirage.reconcile.service import load_desired, make_plan
 from mirage.reconcile.state import read_for
 from tests.reconcile.helpers import edit, mirage
@@ -121,14 +121,28 @@ def test_a_deactivated_number_keeps_its_session_and_reactivating_provisions_it(
     assert job.func_name == PROVISION and job.args == (str(_numbers(env)["zeca"]["id"]),)
 
 
-def test_a_new_phone_number_moves_the_instance(env: Conn, fleet: Path, redis: redis_lib.Redis) -> None:
+def test_a_new_phone_number_moves_the_instance_in_one_ordered_job(
+    env: Conn, fleet: Path, redis: redis_lib.Redis
+) -> None:
     _apply(fleet)
     session = _give_zeca_a_session(env)
     redis.flushdb()
     edit(fleet / "padaria" / "numbers.yaml", '"+5511999990003"', '"+5511999990004"')
     _apply(fleet)
-    assert [j.func_name for j in _jobs(redis, INSTANCES)] == [DEPROVISION, PROVISION]
-    assert _jobs(redis, INSTANCES)[0].args == (session,)
+    # one job, so no second worker can provision before the old session is retired
+    [job] = _jobs(redis, INSTANCES)
+    assert (job.func_name, job.args) == (REPROVISION, (str(_numbers(env)["zeca"]["id"]), session))
+
+
+def test_a_new_phone_number_on_a_number_without_session_is_just_provisioned(
+    env: Conn, fleet: Path, redis: redis_lib.Redis
+) -> None:
+    _apply(fleet)
+    redis.flushdb()
+    edit(fleet / "padaria" / "numbers.yaml", '"+5511999990003"', '"+5511999990004"')
+    _apply(fleet)
+    [job] = _jobs(redis, INSTANCES)
+    assert (job.func_name, job.args) == (PROVISION, (str(_numbers(env)["zeca"]["id"]),))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,380 @@
+"""A small synchronous httpx client for Evolution API v2 (Baileys), speaking the contract in docs/evolution.md.
+
+The `apikey` header carries the global key for server-wide calls (create, fetch all) and the instance token for
+per-instance routes. HTTP 200 with `{"error": true}` is an error. 4xx raise EvolutionClientError (permanent);
+5xx, timeouts and connection failures are retried with exponential backoff and full jitter, bounded in attempts and
+total time, and then raise EvolutionServerError (temporary, so an RQ job retries later).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from mirage import __version__
+from mirage.errors import PermanentError
+from mirage.integrations.evolution.errors import EvolutionClientError, EvolutionServerError, evolution_message
+from mirage.integrations.evolution.models import (
+    PRESENCES,
+    ConnectResult,
+    CreatedInstance,
+    InstanceInfo,
+    NumberCheck,
+    SentMessage,
+    WebhookConfig,
+    to_evolution_number,
+)
+from mirage.logs import register_secret
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 15.0
+CREATE_TIMEOUT_S = 30.0  # create with qrcode: true waits 5 s for the first QR before answering
+DELAY_MARGIN_S = 10.0  # sendText / sendPresence block for `delay`: the timeout must outlast it
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries: at most `attempts` tries, never sleeping past `total_time` seconds after the first."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    total_time: float = 30.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: uniform in [0, min(max_delay, base_delay * 2**(attempt-1))] after failed try `attempt`."""
+        return rng.uniform(0.0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+class EvolutionClient:
+    """One Evolution server; `api_key` is its global key (AUTHENTICATION_API_KEY), `token=` an instance's key."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        retry: RetryPolicy = RetryPolicy(),
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        delay_margin: float = DELAY_MARGIN_S,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        register_secret(api_key)
+        self.timeout = timeout
+        self.retry = retry
+        self.delay_margin = delay_margin
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"user-agent": f"mirage/{__version__}", "accept": "application/json"},
+        )
+
+    def __repr__(self) -> str:
+        return f"EvolutionClient({self.base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> EvolutionClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport ----------------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        retry_timeouts: bool = True,
+        auth: bool = True,
+    ) -> Any:
+        """One call with retries; returns the decoded JSON body (or text) of a 2xx answer."""
+        key = token if token is not None else self._api_key
+        register_secret(key)
+        headers = {"apikey": key} if auth and key else {}
+        deadline = self._clock() + self.retry.total_time
+        attempt = 0
+        while True:
+            attempt += 1
+            started = self._clock()
+            cause: Exception | None = None
+            try:
+                resp = self._http.request(
+                    method, path, json=json, params=params, headers=headers, timeout=timeout or self.timeout
+                )
+            except httpx.TimeoutException as e:
+                # A request that timed out may have been acted on; calls that are not safe to repeat
+                # (sendText) only retry when the connection itself never opened.
+                cause = e
+                err = EvolutionServerError(method, path, None, f"timed out ({type(e).__name__})")
+                retryable = retry_timeouts or isinstance(e, httpx.ConnectTimeout)
+            except httpx.TransportError as e:
+                cause = e
+                err = EvolutionServerError(method, path, None, f"cannot reach Evolution ({type(e).__name__})")
+                retryable = retry_timeouts or isinstance(e, httpx.ConnectError)
+            else:
+                body = _decode(resp)
+                log.debug(
+                    "evolution call",
+                    extra={
+                        "method": method,
+                        "path": path,
+                        "status": resp.status_code,
+                        "attempt": attempt,
+                        "ms": round((self._clock() - started) * 1000, 1),
+                    },
+                )
+                if resp.status_code >= 500:
+                    err = EvolutionServerError(method, path, resp.status_code, evolution_message(body))
+                    retryable = True
+                elif resp.status_code >= 400:
+                    raise EvolutionClientError(method, path, resp.status_code, evolution_message(body), body)
+                elif isinstance(body, dict) and body.get("error") is True:
+                    # connect and restart catch their own failures and answer 200 {"error": true, "message": ...}
+                    raise EvolutionClientError(method, path, resp.status_code, evolution_message(body), body)
+                else:
+                    return body
+            if not retryable or attempt >= self.retry.attempts:
+                raise err from cause
+            pause = self.retry.backoff(attempt, self._rng)
+            if self._clock() + pause > deadline:
+                raise err from cause
+            log.info(
+                "evolution call failed, retrying",
+                extra={"method": method, "path": path, "status": err.status, "attempt": attempt, "pause_s": pause},
+            )
+            self._sleep(pause)
+
+    # -- server-wide (global key) -------------------------------------------------------------------------
+
+    def welcome(self) -> dict[str, Any]:
+        """`GET /`: Evolution's banner with its `version` (no key needed)."""
+        body = self._request("GET", "/", auth=False)
+        return body if isinstance(body, dict) else {}
+
+    def create_instance(
+        self,
+        name: str,
+        *,
+        webhook: WebhookConfig,
+        token: str | None = None,
+        number: str | None = None,
+        qrcode: bool = True,
+        groups_ignore: bool = True,
+        reject_call: bool = False,
+        always_online: bool = False,
+        read_messages: bool = False,
+        read_status: bool = False,
+        sync_full_history: bool = False,
+    ) -> CreatedInstance:
+        """`POST /instance/create` with the nested webhook (events always explicit: none would mean all)."""
+        payload: dict[str, Any] = {
+            "instanceName": name,
+            "integration": "WHATSAPP-BAILEYS",
+            "qrcode": qrcode,
+            "rejectCall": reject_call,
+            "groupsIgnore": groups_ignore,
+            "alwaysOnline": always_online,
+            "readMessages": read_messages,
+            "readStatus": read_status,
+            "syncFullHistory": sync_full_history,
+            "webhook": webhook.body(),
+        }
+        if token is not None:
+            register_secret(token)
+            payload["token"] = token
+        if number is not None:
+            payload["number"] = to_evolution_number(number)
+        body = self._request("POST", "/instance/create", json=payload, timeout=max(self.timeout, CREATE_TIMEOUT_S))
+        created = CreatedInstance.parse(body if isinstance(body, dict) else {})
+        register_secret(created.token)
+        return created
+
+    def fetch_instances(self, *, instance_name: str | None = None, token: str | None = None) -> list[InstanceInfo]:
+        """`GET /instance/fetchInstances`: every instance (global key) or those owning `token`."""
+        params = {"instanceName": instance_name} if instance_name else None
+        body = self._request("GET", "/instance/fetchInstances", token=token, params=params)
+        rows = [InstanceInfo.parse(r) for r in body if isinstance(r, dict)] if isinstance(body, list) else []
+        for r in rows:
+            register_secret(r.token)
+        return rows
+
+    # -- per instance (instance token) --------------------------------------------------------------------
+
+    def connect(self, instance: str, *, token: str | None = None, number: str | None = None) -> ConnectResult:
+        """`GET /instance/connect/{instance}`: a QR (and a pairing code when `number` is given) or the state."""
+        params = {"number": to_evolution_number(number)} if number else None
+        body = self._request("GET", f"/instance/connect/{_segment(instance)}", token=token, params=params)
+        return ConnectResult.parse(body)
+
+    def connection_state(self, instance: str, *, token: str | None = None) -> str:
+        """`GET /instance/connectionState/{instance}`: open | connecting | close | refused."""
+        body = self._request("GET", f"/instance/connectionState/{_segment(instance)}", token=token)
+        inst = body.get("instance") if isinstance(body, dict) else None
+        state = inst.get("state") if isinstance(inst, dict) else None
+        return str(state or "close")
+
+    def restart(self, instance: str, *, token: str | None = None) -> ConnectResult:
+        """`POST /instance/restart/{instance}` (the docs say PUT; the code says POST)."""
+        return ConnectResult.parse(self._request("POST", f"/instance/restart/{_segment(instance)}", token=token))
+
+    def logout(self, instance: str, *, token: str | None = None) -> dict[str, Any]:
+        """`DELETE /instance/logout/{instance}`; 400 when it is not connected."""
+        body = self._request("DELETE", f"/instance/logout/{_segment(instance)}", token=token)
+        return body if isinstance(body, dict) else {}
+
+    def delete_instance(self, instance: str, *, token: str | None = None) -> dict[str, Any]:
+        """`DELETE /instance/delete/{instance}` (logs out first when connected)."""
+        body = self._request("DELETE", f"/instance/delete/{_segment(instance)}", token=token)
+        return body if isinstance(body, dict) else {}
+
+    def set_presence(self, instance: str, presence: str, *, token: str | None = None) -> dict[str, Any]:
+        """`POST /instance/setPresence/{instance}`: the account's own presence (available / unavailable)."""
+        _check_presence(presence)
+        body = self._request(
+            "POST", f"/instance/setPresence/{_segment(instance)}", token=token, json={"presence": presence}
+        )
+        return body if isinstance(body, dict) else {}
+
+    def set_webhook(
+        self, instance: str, webhook: WebhookConfig, *, token: str | None = None, enabled: bool = True
+    ) -> dict[str, Any]:
+        """`POST /webhook/set/{instance}` with the body wrapped in `webhook` and `byEvents` / `base64` keys."""
+        body = self._request(
+            "POST",
+            f"/webhook/set/{_segment(instance)}",
+            token=token,
+            json={"webhook": webhook.body(enabled=enabled)},
+        )
+        return body if isinstance(body, dict) else {}
+
+    def find_webhook(self, instance: str, *, token: str | None = None) -> dict[str, Any]:
+        """`GET /webhook/find/{instance}`: the stored webhook row (its headers hold the secrets in clear)."""
+        body = self._request("GET", f"/webhook/find/{_segment(instance)}", token=token)
+        return body if isinstance(body, dict) else {}
+
+    def send_text(
+        self,
+        instance: str,
+        number: str,
+        text: str,
+        *,
+        token: str | None = None,
+        delay_ms: int | None = None,
+        link_preview: bool | None = None,
+        quoted_id: str | None = None,
+        quoted_text: str | None = None,
+        mentions_everyone: bool | None = None,
+        mentioned: Sequence[str] | None = None,
+    ) -> SentMessage:
+        """`POST /message/sendText/{instance}` (top-level text / delay / linkPreview / quoted).
+
+        Evolution shows "typing…" for `delay_ms` and answers only after it, so the timeout grows with it. A read
+        timeout is not retried here (the message may have gone out); the caller's job decides with its own
+        idempotency key.
+        """
+        payload: dict[str, Any] = {"number": to_evolution_number(number), "text": text}
+        if delay_ms is not None:
+            payload["delay"] = int(delay_ms)
+        if link_preview is not None:
+            payload["linkPreview"] = link_preview
+        if quoted_id is not None:
+            quoted: dict[str, Any] = {"key": {"id": quoted_id}}
+            if quoted_text is not None:
+                quoted["message"] = {"conversation": quoted_text}
+            payload["quoted"] = quoted
+        if mentions_everyone is not None:
+            payload["mentionsEveryOne"] = mentions_everyone
+        if mentioned:
+            payload["mentioned"] = [to_evolution_number(m) for m in mentioned]
+        body = self._request(
+            "POST",
+            f"/message/sendText/{_segment(instance)}",
+            token=token,
+            json=payload,
+            timeout=self._delay_timeout(delay_ms),
+            retry_timeouts=False,
+        )
+        return SentMessage.parse(body if isinstance(body, dict) else {})
+
+    def send_presence(
+        self, instance: str, number: str, presence: str, delay_ms: int, *, token: str | None = None
+    ) -> str:
+        """`POST /chat/sendPresence/{instance}`: all three fields required; blocks `delay_ms`, then `paused`."""
+        _check_presence(presence)
+        body = self._request(
+            "POST",
+            f"/chat/sendPresence/{_segment(instance)}",
+            token=token,
+            json={"number": to_evolution_number(number), "presence": presence, "delay": int(delay_ms)},
+            timeout=self._delay_timeout(delay_ms),
+        )
+        return str(body.get("presence", presence)) if isinstance(body, dict) else presence
+
+    def mark_read(
+        self, instance: str, keys: Iterable[Mapping[str, Any]], *, token: str | None = None
+    ) -> dict[str, Any]:
+        """`POST /chat/markMessageAsRead/{instance}` with `{remoteJid, fromMe, id}` keys (`@lid` keys are dropped)."""
+        read = [{"remoteJid": k["remoteJid"], "fromMe": bool(k.get("fromMe", False)), "id": k["id"]} for k in keys]
+        body = self._request(
+            "POST", f"/chat/markMessageAsRead/{_segment(instance)}", token=token, json={"readMessages": read}
+        )
+        return body if isinstance(body, dict) else {}
+
+    def whatsapp_numbers(self, instance: str, numbers: Iterable[str], *, token: str | None = None) -> list[NumberCheck]:
+        """`POST /chat/whatsappNumbers/{instance}`: which numbers are on WhatsApp (check sparingly: ban risk)."""
+        body = self._request(
+            "POST",
+            f"/chat/whatsappNumbers/{_segment(instance)}",
+            token=token,
+            json={"numbers": [to_evolution_number(n) for n in numbers]},
+        )
+        return [NumberCheck.parse(r) for r in body if isinstance(r, dict)] if isinstance(body, list) else []
+
+    def _delay_timeout(self, delay_ms: int | None) -> float:
+        return self.timeout + max(0, delay_ms or 0) / 1000 + self.delay_margin
+
+
+def _check_presence(presence: str) -> None:
+    if presence not in PRESENCES:
+        raise PermanentError(f"presence {presence!r} is not one of {', '.join(PRESENCES)}")
+
+
+def _decode(resp: httpx.Response) -> Any:
+    if not resp.content:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text

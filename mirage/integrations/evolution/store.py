@@ -1,0 +1,325 @@
+"""SQL for Evolution sessions: numbers to provision, per-tenant Evolution access, encrypted session secrets.
+
+Every secret column of t_sessions is a MultiFernet ciphertext bound to (t_sessions, session id, field) with
+field in token | webhook_secret | jwt_key | last_qr | pairing_code (last_qr is the raw QR string, `2@…`, which
+any renderer turns into an image); `token_hash` finds a session by token without decrypting. Runs on the
+service (owner) connection, which RLS does not restrict.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from mirage.crypto import Keyring, keyring, secret_hash
+from mirage.errors import PermanentError
+from mirage.integrations.evolution.models import QrCode
+from mirage.settings import Settings, get_settings
+
+Conn = psycopg.Connection[dict[str, Any]]
+SESSIONS = "t_sessions"
+
+
+@dataclass(frozen=True)
+class NumberRow:
+    """A declared number and where its session stands."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    key: str
+    wa_number: str
+    active: bool
+    status: str
+    session_id: uuid.UUID | None
+
+    @property
+    def target(self) -> str:
+        return f"{self.tenant_slug}/{self.key}"
+
+
+@dataclass(frozen=True, repr=False)
+class EvolutionAccess:
+    """Which Evolution server a tenant uses and its global key (never printed)."""
+
+    base_url: str
+    api_key: str | None
+
+    def __repr__(self) -> str:
+        return f"EvolutionAccess({self.base_url!r})"
+
+
+@dataclass(repr=False)
+class Session:
+    """A t_sessions row with its secrets decrypted."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    number_id: uuid.UUID | None
+    instance_name: str
+    instance_id: str | None
+    base_url: str
+    token: str | None
+    webhook_secret: str | None
+    jwt_key: str | None
+    state: str
+    qr_count: int
+    deprovisioned_at: datetime | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Session({self.instance_name!r}, state={self.state!r})"
+
+
+def new_secret() -> str:
+    """A random secret for the webhook header, the JWT key or an instance token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+_NUMBER_SQL = """
+    select n.id, n.tenant_id, t.slug as tenant_slug, n.key, n.wa_number, n.active, n.status::text as status,
+           n.session_id
+    from t_numbers n join t_tenants t on t.id = n.tenant_id
+"""
+
+
+def load_number(conn: Conn, number_id: str | uuid.UUID) -> NumberRow | None:
+    row = conn.execute(_NUMBER_SQL + " where n.id = %s", (str(number_id),)).fetchone()
+    return NumberRow(**row) if row else None
+
+
+def find_number(conn: Conn, tenant_slug: str, number_key: str) -> NumberRow | None:
+    row = conn.execute(_NUMBER_SQL + " where t.slug = %s and n.key = %s", (tenant_slug, number_key)).fetchone()
+    return NumberRow(**row) if row else None
+
+
+def evolution_access(conn: Conn, tenant_id: uuid.UUID, settings: Settings | None = None) -> EvolutionAccess:
+    """The tenant's evolution.base_url / api_key, else EVOLUTION_BASE_URL / EVOLUTION_API_KEY."""
+    s = settings or get_settings()
+    row = conn.execute(
+        """
+        select st.evolution_base_url, ts.id as secret_id, ts.value_enc
+        from t_tenants t
+        left join t_settings_tenant st on st.tenant_id = t.id
+        left join t_tenant_secrets ts on ts.tenant_id = t.id and ts.name = 'evolution_api_key'
+        where t.id = %s
+        """,
+        (str(tenant_id),),
+    ).fetchone()
+    base_url = (row or {}).get("evolution_base_url") or s.evolution_base_url
+    if not base_url:
+        raise PermanentError("no Evolution URL: set evolution.base_url in tenant.yaml or EVOLUTION_BASE_URL")
+    api_key: str | None = None
+    if row and row.get("value_enc") is not None:
+        api_key = keyring().decrypt(row["value_enc"], table="t_tenant_secrets", row_id=row["secret_id"], field="value")
+    elif s.evolution_api_key is not None:
+        api_key = s.evolution_api_key.get_secret_value()
+    return EvolutionAccess(str(base_url), api_key)
+
+
+_SESSION_COLUMNS = """
+    id, tenant_id, number_id, instance_name, instance_id, base_url, token_enc, webhook_secret_enc, jwt_key_enc,
+    state, qr_count, deprovisioned_at
+"""
+
+
+def _decrypt(ring: Keyring, value: Any, session_id: uuid.UUID, name: str) -> str | None:
+    if value is None:
+        return None
+    return ring.decrypt(value, table=SESSIONS, row_id=session_id, field=name)
+
+
+def _session(row: dict[str, Any]) -> Session:
+    ring = keyring()
+    sid = row["id"]
+    return Session(
+        id=sid,
+        tenant_id=row["tenant_id"],
+        number_id=row["number_id"],
+        instance_name=row["instance_name"],
+        instance_id=row["instance_id"],
+        base_url=row["base_url"],
+        token=_decrypt(ring, row["token_enc"], sid, "token"),
+        webhook_secret=_decrypt(ring, row["webhook_secret_enc"], sid, "webhook_secret"),
+        jwt_key=_decrypt(ring, row["jwt_key_enc"], sid, "jwt_key"),
+        state=row["state"],
+        qr_count=row["qr_count"],
+        deprovisioned_at=row["deprovisioned_at"],
+    )
+
+
+def load_session(conn: Conn, session_id: str | uuid.UUID) -> Session | None:
+    row = conn.execute(f"select {_SESSION_COLUMNS} from t_sessions where id = %s", (str(session_id),)).fetchone()
+    return _session(row) if row else None
+
+
+def live_session(conn: Conn, number_id: uuid.UUID) -> Session | None:
+    """The number's current session (not deprovisioned), if any."""
+    row = conn.execute(
+        f"select {_SESSION_COLUMNS} from t_sessions where number_id = %s and deprovisioned_at is null",
+        (str(number_id),),
+    ).fetchone()
+    return _session(row) if row else None
+
+
+def session_by_instance(conn: Conn, instance_name: str) -> Session | None:
+    row = conn.execute(
+        f"select {_SESSION_COLUMNS} from t_sessions where instance_name = %s", (instance_name,)
+    ).fetchone()
+    return _session(row) if row else None
+
+
+def insert_session(conn: Conn, number: NumberRow, *, instance_name: str, base_url: str) -> Session:
+    """A new session row with fresh token, webhook secret and JWT key (encrypted), linked to the number.
+
+    Mirage chooses the instance token itself and passes it to `create`, so it is stored before Evolution
+    knows it: a crash between the two calls leaves a session that the next run completes.
+    """
+    ring = keyring()
+    sid = uuid.uuid4()
+    token, secret, jwt_key = new_secret(), new_secret(), new_secret()
+
+    def enc(value: str, name: str) -> bytes:
+        return ring.encrypt(value, table=SESSIONS, row_id=sid, field=name)
+
+    # instance_name is unique: a deprovisioned session of the same number gives its name up (history keeps it
+    # under a suffixed name) so the number can be linked again.
+    conn.execute(
+        "update t_sessions set instance_name = instance_name || '~' || left(id::text, 8), updated_at = now()"
+        " where instance_name = %s and deprovisioned_at is not null",
+        (instance_name,),
+    )
+    conn.execute(
+        """
+        insert into t_sessions (id, tenant_id, number_id, instance_name, base_url, token_enc, token_hash,
+                                webhook_secret_enc, jwt_key_enc, state)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'close')
+        """,
+        (
+            str(sid),
+            str(number.tenant_id),
+            str(number.id),
+            instance_name,
+            base_url,
+            enc(token, "token"),
+            secret_hash(token),
+            enc(secret, "webhook_secret"),
+            enc(jwt_key, "jwt_key"),
+        ),
+    )
+    conn.execute(
+        "update t_numbers set session_id = %s, status = 'provisioning', status_reason = null, updated_at = now()"
+        " where id = %s",
+        (str(sid), str(number.id)),
+    )
+    conn.commit()
+    return Session(
+        id=sid,
+        tenant_id=number.tenant_id,
+        number_id=number.id,
+        instance_name=instance_name,
+        instance_id=None,
+        base_url=base_url,
+        token=token,
+        webhook_secret=secret,
+        jwt_key=jwt_key,
+        state="close",
+        qr_count=0,
+        deprovisioned_at=None,
+    )
+
+
+def set_token(conn: Conn, session: Session, token: str) -> None:
+    """Replace the instance token (adopting an instance Evolution already had under this name)."""
+    enc = keyring().encrypt(token, table=SESSIONS, row_id=session.id, field="token")
+    conn.execute(
+        "update t_sessions set token_enc = %s, token_hash = %s, updated_at = now() where id = %s",
+        (enc, secret_hash(token), str(session.id)),
+    )
+    conn.commit()
+    session.token = token
+
+
+def number_status(state: str, *, has_qr: bool) -> str:
+    """Evolution connection state -> t_numbers.status."""
+    if state == "connecting":
+        return "qr" if has_qr else "connecting"
+    return state if state in ("open", "close", "refused") else "error"
+
+
+def record_state(
+    conn: Conn,
+    session: Session,
+    state: str,
+    *,
+    instance_id: str | None = None,
+    qr: QrCode | None = None,
+    status: str | None = None,
+    reason: str | None = None,
+) -> None:
+    """Store what Evolution said: session state / last_seen (and the latest QR, encrypted); the number's status."""
+    ring = keyring()
+    params: dict[str, Any] = {"id": str(session.id), "state": state, "instance_id": instance_id}
+    qr_sql = ""
+    if qr is not None:
+        qr_sql = ", last_qr_enc = %(qr)s, last_qr_at = now(), qr_count = %(count)s, pairing_code_enc = %(pairing)s"
+        params |= {
+            "qr": ring.encrypt(qr.code, table=SESSIONS, row_id=session.id, field="last_qr"),
+            "count": qr.count,
+            "pairing": (
+                ring.encrypt(qr.pairing_code, table=SESSIONS, row_id=session.id, field="pairing_code")
+                if qr.pairing_code
+                else None
+            ),
+        }
+    elif state in ("open", "close", "refused"):
+        # A QR is only worth keeping while someone can scan it.
+        qr_sql = ", last_qr_enc = null, pairing_code_enc = null, qr_count = 0"
+    conn.execute(
+        f"""
+        update t_sessions set state = %(state)s, last_seen = now(), updated_at = now(),
+               instance_id = coalesce(%(instance_id)s, instance_id){qr_sql}
+        where id = %(id)s
+        """,
+        params,
+    )
+    session.state = state
+    if session.number_id is not None:
+        new_status = status or number_status(state, has_qr=qr is not None or session.qr_count > 0)
+        conn.execute(
+            """
+            update t_numbers set status = %(status)s::number_status, status_reason = %(reason)s,
+                   connected_at = case when %(status)s = 'open' and status <> 'open' then now()
+                                       when %(status)s = 'open' then connected_at end,
+                   updated_at = now()
+            where id = %(number)s and session_id = %(session)s
+            """,
+            {"status": new_status, "reason": reason, "number": str(session.number_id), "session": str(session.id)},
+        )
+    if qr is not None:
+        session.qr_count = qr.count
+    conn.commit()
+
+
+def mark_deprovisioned(conn: Conn, session: Session, *, status: str = "removed") -> None:
+    """The instance is gone: forget its token and QR; webhook secrets stay so late events still authenticate."""
+    conn.execute(
+        """
+        update t_sessions set deprovisioned_at = now(), state = 'close', token_enc = null, token_hash = null,
+               last_qr_enc = null, pairing_code_enc = null, qr_count = 0, updated_at = now()
+        where id = %s
+        """,
+        (str(session.id),),
+    )
+    conn.execute(
+        "update t_numbers set session_id = null, status = %s::number_status, connected_at = null, updated_at = now()"
+        " where session_id = %s",
+        (status, str(session.id)),
+    )
+    conn.commit()
+    session.token = None

@@ -1,0 +1,184 @@
+"""Webhook delivery exactly as Evolution 2.3.6 does it (webhook.controller.ts#emit and retryWebhookRequest).
+
+Envelope `{event, instance, data, destination, date_time, sender?, server_url, apikey}`; the instance's
+`webhook.headers` as HTTP headers, with `jwt_key` replaced by `Authorization: Bearer <HS256 JWT>`; `/<event>`
+appended when byEvents is on; retries with exponential backoff and jitter except on 400/401/403/404/422.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import random
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from mirage.integrations.evolution_sim.config import SimConfig
+from mirage.integrations.evolution_sim.state import SimInstance, event_key, event_suffix, now_iso
+
+log = logging.getLogger(__name__)
+
+_HTTP_URL = re.compile(r"^(https?://)")
+USER_AGENT = "axios/1.7.9"
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def evolution_jwt(key: str, now: float | None = None) -> str:
+    """`jwt.sign({iat, exp: iat+600, app: 'evolution', action: 'webhook'}, key, {algorithm: 'HS256'})`.
+
+    Signed by hand (it is three lines) so short keys, which Evolution accepts, raise no PyJWT warning.
+    """
+    iat = int(now if now is not None else time.time())
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    payload = {"iat": iat, "exp": iat + 600, "app": "evolution", "action": "webhook"}
+    body = _b64url(json.dumps(payload, separators=(",", ":")).encode())
+    signing_input = f"{header}.{body}".encode()
+    signature = _b64url(hmac.new(key.encode(), signing_input, hashlib.sha256).digest())
+    return f"{header}.{body}.{signature}"
+
+
+def request_headers(webhook_headers: dict[str, str]) -> dict[str, str]:
+    """The HTTP headers of a delivery: the configured ones, `jwt_key` turned into a Bearer JWT."""
+    headers = {"content-type": "application/json", "user-agent": USER_AGENT, **webhook_headers}
+    if "jwt_key" in headers:
+        headers["Authorization"] = f"Bearer {evolution_jwt(headers.pop('jwt_key'))}"
+    return headers
+
+
+@dataclass
+class Delivery:
+    """One webhook POST as the simulator made it (kept for /sim/deliveries and tests)."""
+
+    event: str
+    instance: str
+    url: str
+    attempts: int = 0
+    status: int | None = None
+    ok: bool = False
+    error: str | None = None
+    duplicate: bool = False
+    started_at: str = field(default_factory=now_iso)
+    done: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class WebhookDispatcher:
+    """Builds envelopes and posts them in the background, one task per delivery (so order is not guaranteed)."""
+
+    def __init__(self, config: SimConfig, rng: random.Random) -> None:
+        self.config = config
+        self._rng = rng
+        self._client: httpx.AsyncClient | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.deliveries: list[Delivery] = []
+
+    def _http(self) -> httpx.AsyncClient:
+        # Created on first use so the app also works under httpx.ASGITransport, which runs no lifespan.
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                transport=self.config.webhook_transport, timeout=self.config.webhook_timeout_s, follow_redirects=False
+            )
+        return self._client
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def envelope(self, inst: SimInstance, event: str, data: Any) -> dict[str, Any]:
+        """The body Evolution posts; `sender` is absent until the instance was first connected."""
+        url = inst.webhook.url if inst.webhook else ""
+        body: dict[str, Any] = {
+            "event": event,
+            "instance": inst.name,
+            "data": data,
+            "destination": url,
+            "date_time": now_iso(),
+        }
+        if inst.wuid:
+            body["sender"] = inst.wuid
+        body["server_url"] = self.config.server_url
+        body["apikey"] = inst.token if self.config.expose_token and inst.token else None
+        return body
+
+    def emit(self, inst: SimInstance, event: str, data: Any, *, ignore_filter: bool = False) -> list[Delivery]:
+        """Queue `event` for `inst`'s webhook if it is enabled and subscribed; returns the deliveries started."""
+        hook = inst.webhook
+        if hook is None or not hook.enabled:
+            return []
+        if not ignore_filter and event_key(event) not in hook.events:
+            return []
+        url = self.config.webhook_url_override or hook.url
+        if not _HTTP_URL.match(url):
+            return []  # Evolution silently sends nothing to a URL without http(s)://
+        if hook.by_events:
+            url = f"{url.rstrip('/')}/{event_suffix(event)}"
+        body = self.envelope(inst, event, data)
+        headers = request_headers(hook.headers)
+        chaos = self.config.chaos
+        copies = 2 if chaos.duplicate_rate and self._rng.random() < chaos.duplicate_rate else 1
+        started = []
+        for n in range(copies):
+            hold = 0.0
+            if chaos.reorder_rate and self._rng.random() < chaos.reorder_rate:
+                hold = self._rng.uniform(0.0, chaos.reorder_max_s)
+            d = Delivery(event=event, instance=inst.name, url=url, duplicate=n > 0)
+            self.deliveries.append(d)
+            started.append(d)
+            task = asyncio.get_running_loop().create_task(self._deliver(d, url, body, headers, hold))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return started
+
+    async def _deliver(self, d: Delivery, url: str, body: dict[str, Any], headers: dict[str, str], hold: float) -> None:
+        cfg = self.config
+        if hold:
+            await asyncio.sleep(hold)
+        client = self._http()
+        content = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        for attempt in range(1, cfg.webhook_max_attempts + 1):
+            d.attempts = attempt
+            try:
+                resp = await client.post(url, content=content, headers=headers)
+                d.status, d.error = resp.status_code, None
+                if 200 <= resp.status_code < 300:
+                    d.ok = True
+                    break
+                if resp.status_code in cfg.non_retryable:
+                    break
+            except httpx.HTTPError as e:
+                d.status, d.error = None, type(e).__name__
+            if attempt < cfg.webhook_max_attempts:
+                await asyncio.sleep(cfg.scaled(self._retry_delay(attempt)))
+        d.done = True
+        log.debug("sim webhook", extra={"event": d.event, "instance": d.instance, "status": d.status, "ok": d.ok})
+
+    def _retry_delay(self, attempt: int) -> float:
+        """min(initial * 2^(n-1), max) ± jitter, never below initial (WEBHOOK_RETRY_* defaults)."""
+        cfg = self.config
+        base = min(cfg.webhook_initial_delay_s * 2 ** (attempt - 1), cfg.webhook_max_delay_s)
+        jitter = base * cfg.webhook_jitter * (self._rng.random() * 2 - 1)
+        return float(max(cfg.webhook_initial_delay_s, base + jitter))
+
+    async def wait(self, deliveries: list[Delivery], timeout: float = 30.0) -> None:
+        """Wait until these deliveries finished (delivered, refused, or out of attempts)."""
+        deadline = time.monotonic() + timeout
+        while not all(d.done for d in deliveries) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
