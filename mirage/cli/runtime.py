@@ -1,0 +1,81 @@
+"""`mirage serve` (the webhook service, uvicorn) and `mirage worker` (RQ workers over Mirage's queues)."""
+
+from __future__ import annotations
+
+import click
+
+from mirage.cli.base import cli
+from mirage.errors import MirageError
+from mirage.i18n import t
+from mirage.jobs.queues import ALL_QUEUES
+from mirage.settings import get_settings
+
+_SHORT_QUEUES = [name.removeprefix("mirage-") for name in ALL_QUEUES]
+
+
+@cli.command()
+@click.option("--host", help="Address to bind [env MIRAGE_HOST, default 127.0.0.1; 0.0.0.0 for every interface].")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on [env MIRAGE_PORT, default 8080].")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes; each has its own database pool and auth cache (the service is stateless).",
+)
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Serve Evolution webhooks (POST /api/webhooks/evolution) and /healthz, /readyz with uvicorn.
+
+    Put it behind a TLS-terminating reverse proxy in production; the proxy's X-Forwarded-* headers are
+    trusted from 127.0.0.1 only.
+    """
+    import uvicorn
+
+    from mirage.web.app import create_app, quiet_pool_logs
+
+    quiet_pool_logs()
+    s = get_settings()
+    host, port = host or s.host, port or s.port
+    click.echo(t("web.serving", url=f"http://{host}:{port}", workers=workers), err=True)
+    options = {"host": host, "port": port, "log_config": None, "access_log": False, "server_header": False}
+    if workers == 1:
+        uvicorn.run(create_app(s), **options)  # type: ignore[arg-type]
+    else:  # each process builds its own app from the environment the CLI options were copied into
+        uvicorn.run("mirage.web.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+
+
+@cli.command()
+@click.option(
+    "--queue",
+    "-q",
+    "queues",
+    multiple=True,
+    type=click.Choice(_SHORT_QUEUES + list(ALL_QUEUES)),
+    help=f"Queue to work on; repeat for several, earlier ones first [default: all: {', '.join(_SHORT_QUEUES)}].",
+)
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty instead of waiting for new jobs.")
+@click.option(
+    "--simple", is_flag=True, help="Run jobs in the worker process instead of a forked child (tests, debugging)."
+)
+@click.option(
+    "--scheduler/--no-scheduler",
+    default=True,
+    show_default=True,
+    help="Also move delayed jobs and retries onto their queues when they are due.",
+)
+def worker(queues: tuple[str, ...], burst: bool, simple: bool, scheduler: bool) -> None:
+    """Run an RQ worker over Mirage's queues (instances, events, rounds, messages) on REDIS_URL.
+
+    Every job logs with the correlation id of the request or job that enqueued it. Run as many workers
+    as you like, on as many hosts as you like: jobs have deterministic ids and are taken once.
+    """
+    from mirage.jobs.worker import queue_names, run_worker
+
+    try:
+        names = queue_names(queues)
+    except ValueError as e:
+        raise MirageError(str(e)) from e
+    click.echo(t("ingest.worker_start", queues=", ".join(names)), err=True)
+    ran = run_worker(names, burst=burst, simple=simple, scheduler=scheduler)
+    if burst:
+        click.echo(t("ingest.worker_burst_done" if ran else "ingest.worker_idle"), err=True)

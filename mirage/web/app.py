@@ -1,0 +1,96 @@
+"""The Starlette service: `create_app(settings)` wires the webhook routes, health checks and middleware."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mirage.integrations.evolution.models import WEBHOOK_PATH
+from mirage.logs import configure_logging
+from mirage.settings import Settings, get_settings
+from mirage.web.middleware import BodyLimitMiddleware, CorrelationIdMiddleware
+from mirage.web.state import WebState
+from mirage.web.webhooks import answer, evolution_webhook
+
+log = logging.getLogger(__name__)
+
+_REASONS = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Liveness: the process answers."""
+    return answer(200)
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: Postgres answers and holds the schema, so events can be stored."""
+    state: WebState = request.app.state.mirage
+    try:
+        await run_in_threadpool(state.check_database)
+    except Exception as e:  # any failure means "not ready"; the reason is logged, not returned
+        log.warning("not ready: %s", type(e).__name__)
+        return answer(503, reason="database_unavailable")
+    return answer(200, database="ok")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    code = exc.status_code if isinstance(exc, HTTPException) else 400
+    return answer(code, reason=_REASONS.get(code, "bad_request"))
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    return answer(500, reason="internal_error")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    state: WebState = app.state.mirage
+    try:
+        await run_in_threadpool(state.check_database)
+        await run_in_threadpool(state.ring)
+    except Exception as e:  # start anyway: /readyz reports it and webhooks answer 503 until it is fixed
+        log.error("webhook storage not ready at start-up: %s", e)
+    yield
+
+
+def create_app(settings: Settings | None = None, *, auth_ttl: float = 30.0) -> Starlette:
+    """The ASGI app. Nothing connects until start-up or the first request."""
+    settings = settings or get_settings()
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route(WEBHOOK_PATH, evolution_webhook, methods=["POST"]),
+            Route(WEBHOOK_PATH + "/{event}", evolution_webhook, methods=["POST"]),
+        ],
+        middleware=[
+            Middleware(CorrelationIdMiddleware),
+            Middleware(BodyLimitMiddleware, max_body=settings.webhook_max_body),
+        ],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
+    app.state.mirage = WebState(settings, auth_ttl=auth_ttl)
+    return app
+
+
+def quiet_pool_logs() -> None:
+    """psycopg_pool logs three INFO lines per checkout; at webhook rates that is most of the log."""
+    logging.getLogger("psycopg.pool").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
+
+
+def app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory` and `mirage serve --workers N`: settings and logging from the environment."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    quiet_pool_logs()
+    return create_app(settings)
