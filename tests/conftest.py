@@ -32,7 +32,8 @@ from psycopg.rows import dict_row
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_STATE_DIR = Path(os.environ.get("MIRAGE_TEST_STATE_DIR") or ROOT / ".mirage-test").resolve()
-SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+# The Evolution API v2 contract samples (copied verbatim from the team's shared/fixtures/, see its README).
+SHARED_FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def _worker_index() -> int:

@@ -9,7 +9,6 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,8 +18,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mirage.crypto import fingerprint, keyring
+from tests.conftest import SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "evolution"
+FIXTURES = SHARED_FIXTURES / "evolution"
 
 
 def fixture(name: str) -> Any:

@@ -162,7 +162,7 @@ def deleted(conn: Conn, seeded: Seeded, body: dict[str, Any]) -> None:
 
 
 EXPECT: dict[str, tuple[str, Check]] = {
-    # shared fixtures (../shared/fixtures/evolution/)
+    # shared fixtures (tests/fixtures/evolution/)
     "connection.update.close.json": ("processed", number_status("close", "401", "close")),
     "connection.update.connecting.json": ("processed", number_status("connecting", "200", "connecting")),
     "connection.update.open.json": ("processed", number_status("open", None, "open")),
