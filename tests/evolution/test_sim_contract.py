@@ -1,4 +1,4 @@
-"""The simulator answers the real Evolution 2.3.6 request fixtures with the fixtures' shapes (tests/fixtures/evolution)."""
+"""The simulator answers the real Evolution 2.3.6 request fixtures with their shapes (tests/fixtures/evolution)."""
 
 from __future__ import annotations
 
