@@ -13,6 +13,9 @@ from mirage.i18n import t
 from mirage.settings import get_settings
 
 FORMATS = ("text", "json", "markdown")
+_COMPACT = click.option(
+    "--compact", is_flag=True, help="Text plan with one line per change (updates name their fields, not values)."
+)
 _STRICT = click.option(
     "--strict", is_flag=True, help="Lint findings (`mirage lint`) block too: printed, exit 3, nothing applied."
 )
@@ -64,6 +67,7 @@ def _tenants(path: Path, tenants: tuple[str, ...]) -> list[str] | None:
 )
 @click.option("--allow-delete", is_flag=True, help="Deletions are allowed (otherwise they are shown and exit 3).")
 @click.option("--color/--no-color", default=None, help="Colour the text plan [default: only on a terminal].")
+@_COMPACT
 @_STRICT
 def plan(
     path: Path | None,
@@ -73,6 +77,7 @@ def plan(
     detailed_exitcode: bool,
     allow_delete: bool,
     color: bool | None,
+    compact: bool,
     strict: bool,
 ) -> None:
     """Show what `mirage apply` would change: + create, ~ update, - delete, per tenant.
@@ -98,6 +103,7 @@ def plan(
     paint = sys.stdout.isatty() if color is None else color
     if fmt == "text":
         kwargs["color"] = paint
+        kwargs["compact"] = compact
     click.echo(RENDERERS[fmt](p, **kwargs), nl=False, color=paint if fmt == "text" else None)
     ctx = click.get_current_context()
     for problem in findings:
@@ -137,6 +143,7 @@ def plan(
     metavar="MS",
     help="With --watch: wait this long for edits to settle before planning.",
 )
+@_COMPACT
 @_STRICT
 def apply(
     path: Path | None,
@@ -148,6 +155,7 @@ def apply(
     watch: bool,
     auto_approve: bool,
     debounce: int,
+    compact: bool,
     strict: bool,
 ) -> None:
     """Make the database match the YAML: shows the plan, asks, then applies it in one transaction.
@@ -173,6 +181,7 @@ def apply(
                 lock_timeout=lock_timeout,
                 strict=strict,
                 dry_run=not auto_approve,
+                compact=compact,
             )
 
         click.echo(t("plan.watching", path=root), err=True)
@@ -192,6 +201,7 @@ def apply(
         confirm=not yes,
         lock_timeout=lock_timeout,
         strict=strict,
+        compact=compact,
     )
 
 
@@ -205,6 +215,7 @@ def _apply_once(
     lock_timeout: float,
     strict: bool = False,
     dry_run: bool = False,
+    compact: bool = False,
 ) -> None:
     """One apply: migrate, plan (or load the saved plan), show it, confirm, apply, enqueue the effects."""
     from mirage.db.connect import connect
@@ -232,7 +243,7 @@ def _apply_once(
             confirm = False  # a saved plan was reviewed when it was made
         else:
             p = make_plan(conn, desired)
-        click.echo(render_text(p, allow_delete=allow_delete, color=color), nl=False)
+        click.echo(render_text(p, allow_delete=allow_delete, color=color, compact=compact), nl=False)
         if p.empty or dry_run:
             return
         if confirm and not p.blocked(allow_delete):

@@ -11,6 +11,8 @@ Decisions (docs/gitops.md#runtime-effects):
     back on needs no new QR scan;
   * a number whose wa_number changed is another WhatsApp account: old session out, provision again,
     as ONE job (reprovision) so several workers can never run the two steps out of order;
+  * a tenant whose `evolution.base_url` changed moves to that server: each active number is provisioned
+    there (provision retires the session on the old server first; the phones scan a new QR);
   * a conversation whose row or any child row (schedule, participants, pairings, topics, settings)
     changed or was deleted is rescheduled (its not-yet-started rounds are aborted and re-planned).
 """
@@ -96,6 +98,27 @@ def _number_effects(item: Item, sessions: Mapping[str, str | None], was_active: 
     return []
 
 
+def _moved_server_effects(plan: Plan, actual: ActualState, already: set[Any]) -> list[Effect]:
+    """A tenant whose Evolution URL changed moves to that server: provision each of its active numbers there."""
+    out = []
+    for item in plan.items:
+        if item.spec != "settings" or item.op is not Op.UPDATE or _changed(item, "evolution_base_url") is None:
+            continue
+        stamp = _short(item.applied_hash)
+        for row in actual.rows.get("numbers", ()):
+            if row.tenant_id == item.tenant_id and row.values.get("active") and row.id not in already:
+                out.append(
+                    Effect(
+                        INSTANCES,
+                        PROVISION,
+                        f"provision:{row.id}:moved:{stamp}",
+                        (row.id,),
+                        reason=f"{item.tenant}/evolution.base_url",
+                    )
+                )
+    return out
+
+
 def effects(plan: Plan, actual: ActualState) -> tuple[Effect, ...]:
     """The jobs `plan` implies, given the state it is applied to (read inside apply's transaction)."""
     sessions = {
@@ -120,6 +143,7 @@ def effects(plan: Plan, actual: ActualState) -> tuple[Effect, ...]:
                 touched[item.id].append(item)
         elif spec.parent == "conversations" and item.parent_id:
             touched[item.parent_id].append(item)
+    out.extend(_moved_server_effects(plan, actual, {e.args[0] for e in out if e.func in (PROVISION, REPROVISION)}))
     for conv_id in sorted(touched):
         if conv_id in created or conv_id in deleted:
             continue  # a new conversation has nothing planned yet; a deleted one is handled below

@@ -88,8 +88,19 @@ def summary_line(plan: Plan) -> str:
     return t("plan.summary", add=s.add, change=s.change, destroy=s.destroy)
 
 
-def render_text(plan: Plan, *, allow_delete: bool = False, color: bool = False) -> str:
-    """Terraform-like text: per tenant `+` / `~` / `-` items with changed fields, then the summary line."""
+def compact_line(item: Item, *, blocked: bool = False) -> str:
+    """One line for an item: its head, and for an update the names of the fields that change."""
+    head = _head(item, blocked)
+    if item.op is not Op.UPDATE:
+        return head
+    return f"{head}: {', '.join(_label(item, c) for c in item.changes)}"
+
+
+def render_text(plan: Plan, *, allow_delete: bool = False, color: bool = False, compact: bool = False) -> str:
+    """Terraform-like text: per tenant `+` / `~` / `-` items with changed fields, then the summary line.
+
+    `compact` prints one line per item (updates list the changed fields' names, not their values).
+    """
 
     def paint(style: str, text: str) -> str:
         code = _COLOURS.get(style)
@@ -106,6 +117,14 @@ def render_text(plan: Plan, *, allow_delete: bool = False, color: bool = False) 
         out.append("")
         out.append(paint("bold", _tenant_title(tp)))
         for item in tp.items:
+            if compact:
+                out.append(
+                    paint(
+                        item.op.symbol if not item.drift else "drift",
+                        "  " + compact_line(item, blocked=item.id in blocked),
+                    )
+                )
+                continue
             for style, line in item_lines(item, blocked=item.id in blocked):
                 out.append(paint(style, "  " + line))
     out.append("")

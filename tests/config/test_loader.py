@@ -70,7 +70,7 @@ def test_locate_points_at_the_yaml_that_set_a_value(examples: Fleet) -> None:
     # A weekday of a conversation that comes from the tenant defaults' `weekdays` group.
     assert examples.locate(slug, "conversations", "resenha-da-manha", "schedule", "days", "tue", "morning") == (
         f"{folder}/tenant.yaml",
-        48,
+        50,
         18,
     )
     assert examples.locate(slug, "conversations", "papo-de-familia", "schedule", "days", "tue", "evening") == (

@@ -181,6 +181,45 @@ def test_reprovision_retires_the_old_session_before_provisioning_a_new_one(
     assert number == {"session_id": sessions[1]["id"], "status": "qr"}
 
 
+def test_a_tenant_moved_to_another_evolution_server_gets_its_instances_there(
+    db: psycopg.Connection[Any],
+    redis: redis_lib.Redis,
+    sim: SimHandle,
+    make_sim: Callable[..., SimHandle],
+    public_url: str,
+) -> None:
+    number_id = setup_number(db, sim)
+    run_job(redis, "provision_number", number_id)
+    old_session = row(db, "select id from t_sessions")["id"]
+    new_sim = make_sim()
+    db.execute("update t_settings_tenant set evolution_base_url = %s", [new_sim.url])
+    db.commit()
+    assert run_job(redis, "provision_number", number_id).return_value()["action"] == "created"
+    assert "mirage-acme-sales" not in sim.world.instances  # logged out and deleted on the old server
+    assert "mirage-acme-sales" in new_sim.world.instances
+    sessions = db.execute("select id, base_url, deprovisioned_at from t_sessions order by created_at").fetchall()
+    db.rollback()
+    assert sessions[0]["id"] == old_session and sessions[0]["deprovisioned_at"] is not None
+    assert sessions[1]["base_url"] == new_sim.url and sessions[1]["deprovisioned_at"] is None
+
+
+def test_moving_away_from_a_dead_evolution_server_does_not_wait_for_it(
+    db: psycopg.Connection[Any],
+    redis: redis_lib.Redis,
+    sim: SimHandle,
+    make_sim: Callable[..., SimHandle],
+    public_url: str,
+) -> None:
+    number_id = setup_number(db, sim)
+    run_job(redis, "provision_number", number_id)
+    sim.stop()  # the old server is gone for good
+    new_sim = make_sim()
+    db.execute("update t_settings_tenant set evolution_base_url = %s", [new_sim.url])
+    db.commit()
+    assert run_job(redis, "provision_number", number_id).return_value()["action"] == "created"
+    assert "mirage-acme-sales" in new_sim.world.instances
+
+
 def test_an_evolution_outage_leaves_the_job_for_rq_to_retry(
     db: psycopg.Connection[Any], redis: redis_lib.Redis, sim: SimHandle, public_url: str
 ) -> None:

@@ -178,3 +178,20 @@ def test_a_deleted_conversation_is_rescheduled_with_its_tenant(env: Conn, fleet:
     [job] = _jobs(redis, ROUNDS)
     assert job.id == job_key(f"reschedule:{conv['id']}:deleted")
     assert job.args == (str(conv["id"]),) and job.kwargs == {"tenant_id": str(conv["tenant_id"])}
+
+
+def test_a_tenant_moved_to_another_evolution_server_provisions_its_active_numbers_there(
+    env: Conn, fleet: Path, redis: redis_lib.Redis
+) -> None:
+    _apply(fleet)
+    redis.flushdb()
+    edit(fleet / "padaria" / "tenant.yaml", "http://evolution.test:8080", "http://evolution-2.test:8080")
+    _apply(fleet)
+    jobs = _jobs(redis, INSTANCES)
+    numbers = _numbers(env)
+    active = {str(n["id"]) for n in env.execute("select id from t_numbers where active").fetchall()}
+    env.rollback()
+    assert {j.func_name for j in jobs} == {PROVISION}
+    assert {j.args[0] for j in jobs} == active and len(jobs) == len(active) <= len(numbers)
+    _apply(fleet)  # nothing changed since: nothing more to move
+    assert len(_jobs(redis, INSTANCES)) == len(jobs)

@@ -15,14 +15,13 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "tenants.d"
 
 @pytest.fixture
 def example_env(env: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch) -> psycopg.Connection[Any]:
-    values = {"EVOLUTION_API_KEY": "evo-example-global-key-01", "AURORA_OPENAI_API_KEY": "sk-example-aurora-key-0001"}
+    values = {"EVOLUTION_API_KEY": "evo-example-global-key-01"}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("EVOLUTION_BASE_URL", "http://evolution.example:8080")
     # What `mirage import` names the secrets of each tenant:
     for slug in ("PADARIA_DO_ZE", "AGENCIA_AURORA"):
         monkeypatch.setenv(f"{slug}_EVOLUTION_API_KEY", values["EVOLUTION_API_KEY"])
-    monkeypatch.setenv("AGENCIA_AURORA_OPENAI_API_KEY", values["AURORA_OPENAI_API_KEY"])
     return env
 
 

@@ -15,7 +15,7 @@ from mirage.reconcile.diff import build_plan
 from mirage.reconcile.render import MARKDOWN_LIMIT, MARKER, render_markdown, render_text
 from mirage.reconcile.resources import DesiredState, DesiredTenant, Resource
 from mirage.reconcile.state import ActualState
-from tests.reconcile.helpers import mirage
+from tests.reconcile.helpers import edit, mirage
 
 Conn = psycopg.Connection[Any]
 
@@ -106,3 +106,21 @@ def test_every_plan_string_exists_in_both_languages() -> None:
     en = {k for k in catalog("en") if k.startswith("plan.")}
     pt = {k for k in catalog("pt-BR") if k.startswith("plan.")}
     assert en == pt and len(en) > 20
+
+
+def test_compact_plan_has_one_line_per_change_and_names_changed_fields(env: Conn, fleet: Path) -> None:
+    full = mirage("plan", fleet).stdout
+    compact = mirage("plan", fleet, "--compact").stdout
+    heads = [line for line in full.splitlines() if re.match(r"^  [+~-] ", line)]
+    assert [line for line in compact.splitlines() if line.startswith("  ")] == heads
+    assert "Plan: 29 to add, 0 to change, 0 to destroy." in compact
+    mirage("apply", fleet, "--yes")
+    edit(fleet / "padaria" / "numbers.yaml", "Zeca reserva", "Zeca do caixa")
+    changed = mirage("plan", fleet, "--compact").stdout
+    assert "  ~ numbers.zeca: label\n" in changed
+    assert "Zeca do caixa" not in changed  # values stay out of the compact form
+
+
+def test_apply_can_show_its_plan_compact(env: Conn, fleet: Path) -> None:
+    out = mirage("apply", fleet, "--yes", "--compact").stdout
+    assert "  + numbers.zeca\n" in out and "    label" not in out

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 from mirage.errors import TemporaryError
 from mirage.integrations.evolution import store
-from mirage.integrations.evolution.client import EvolutionClient, RetryPolicy
+from mirage.integrations.evolution.client import NO_RETRY, EvolutionClient, RetryPolicy
 from mirage.integrations.evolution.errors import EvolutionClientError, EvolutionServerError
 from mirage.integrations.evolution.models import QrCode, WebhookConfig, webhook_url
 from mirage.integrations.evolution.naming import instance_name
@@ -91,6 +91,9 @@ def provision(
     with number_lock(conn, number.id, wait_s=lock_wait_s):
         access = store.evolution_access(conn, number.tenant_id)
         session = store.live_session(conn, number.id)
+        if session is not None and session.base_url.rstrip("/") != access.base_url.rstrip("/"):
+            _leave_old_server(conn, session, access.api_key)
+            session = None
         if session is None:
             name = instance_name(number.tenant_slug, number.key)
             session = store.insert_session(conn, number, instance_name=name, base_url=access.base_url)
@@ -98,6 +101,27 @@ def provision(
                 return _create(conn, client, number, session)
         with client_factory(session.base_url, access.api_key) as client:
             return _ensure(conn, client, number, session)
+
+
+def _leave_old_server(conn: Conn, session: Session, api_key: str | None) -> None:
+    """The tenant now points at another Evolution server: retire the session on the old one.
+
+    Best effort: the old server may be gone for good (that is often why the URL changed), so failures to
+    log out or delete there are logged, not raised. The number then gets a new instance on the new server,
+    which needs a new QR scan: WhatsApp sessions cannot move between servers.
+    """
+    log.warning(
+        "evolution base URL changed: moving the instance to the new server (a new QR scan is needed)",
+        extra={"instance": session.instance_name, "old_base_url": session.base_url},
+    )
+    # one quick try each: a server that is gone must not hold the move up for the retry budget
+    with EvolutionClient(session.base_url, api_key, retry=NO_RETRY, timeout=5.0) as old:
+        for call in (old.logout, old.delete_instance):
+            try:
+                call(session.instance_name, token=session.token)
+            except (EvolutionClientError, EvolutionServerError) as e:
+                log.info("old Evolution server did not take the call", extra={"reason": str(e)})
+    store.mark_deprovisioned(conn, session, status="pending")
 
 
 def _create(conn: Conn, client: EvolutionClient, number: NumberRow, session: Session) -> Outcome:

@@ -1,0 +1,294 @@
+"""`mirage demo`: the main job, end to end, on one machine: real Postgres and Redis, the Evolution simulator.
+
+Each step runs the same code production runs: the CLI commands (validate, lint, plan, apply), the RQ
+instance jobs against an Evolution API (here the simulator, over HTTP), and the webhook service that
+authenticates, stores and normalises what Evolution sends. Only the phones are simulated: scanning a QR
+code and people writing back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mirage.backends import postgres_backend, redis_backend
+from mirage.db.connect import connect
+from mirage.db.migrate import migrate
+from mirage.errors import MirageError, ServiceError
+from mirage.i18n import t
+from mirage.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class DemoOptions:
+    tenants_dir: Path
+    time_factor: float = 0.05  # the simulator's clock: human replies and delivery receipts 20x faster
+    timeout_s: float = 60.0
+    keep_running: bool = False
+    log_level: str = "WARNING"  # passed to every command the demo runs, so its narration stays readable
+    port: int = 8080  # the webhook service; stable ports keep the Evolution URL the same across runs
+    sim_port: int = 8090  # the Evolution simulator (0: any free port)
+
+
+@dataclass
+class DemoReport:
+    """What the demo did, for the closing summary (and for tests)."""
+
+    tenants: int = 0
+    numbers_open: int = 0
+    numbers_total: int = 0
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    webhook_events: int = 0
+
+
+class DemoError(MirageError):
+    """A demo step failed; the message names the step."""
+
+
+def _step(say: Say, n: int, key: str, **fields: Any) -> None:
+    say("")
+    say(click.style(f"[{n}/8] {t(f'demo.step.{key}', **fields)}", bold=True))
+
+
+def _run_cli(say: Say, options: DemoOptions, *args: str) -> int:
+    """Run one `mirage` command in process, as a user would type it; returns its exit code."""
+    from mirage.cli import cli
+
+    say(click.style(f"$ mirage {' '.join(args)}", fg="cyan"))
+    try:
+        # standalone_mode=False returns the exit code of ctx.exit() instead of raising SystemExit
+        code = cli.main(["--log-level", options.log_level, *args], prog_name="mirage", standalone_mode=False)
+    except SystemExit as e:
+        return int(e.code or 0)
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    return code if isinstance(code, int) else 0
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the demo's duration (settings are re-read), then restore them."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+
+
+def _wait(what: str, check: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise DemoError(t("demo.timeout", what=what, seconds=int(timeout_s)))
+        time.sleep(0.1)
+
+
+def _numbers(started: datetime) -> list[dict[str, Any]]:
+    with connect() as conn:
+        rows = conn.execute(
+            """select n.id, t.slug as tenant, n.key, n.wa_number, n.status::text as status, n.session_id,
+                      s.instance_name, (n.connected_at >= %s) as connected_now
+                 from t_numbers n join t_tenants t on t.id = n.tenant_id
+                 left join t_sessions s on s.id = n.session_id
+                where n.active and t.archived_at is null
+                order by t.slug, n.key""",
+            [started],
+        ).fetchall()
+    return list(rows)
+
+
+def run_demo(options: DemoOptions, say: Say) -> DemoReport:
+    """Run the demo; raises DemoError (or another MirageError) naming the step that failed."""
+    from mirage.integrations.evolution_sim import SimConfig
+    from mirage.integrations.evolution_sim.config import HumanConfig
+    from mirage.integrations.evolution_sim.runner import run_in_thread, serve_in_thread
+    from mirage.web.app import create_app
+
+    report = DemoReport()
+    started = datetime.now(UTC)
+    settings = get_settings()
+
+    _step(say, 1, "services")
+    pg, rd = postgres_backend(settings), redis_backend(settings)
+    for name, backend in (("Postgres", pg), ("Redis", rd)):
+        kind = t("doctor.embedded") if backend.embedded else t("services.external")
+        say(f"  {name:<9} {kind}: {backend.masked}")
+
+    _step(say, 2, "migrations")
+    with connect() as conn:
+        done = migrate(conn, progress=lambda m, s: say(f"  {m.name}  {s * 1000:.0f} ms"))
+    if not done:
+        say("  " + t("demo.migrations_current"))
+
+    _step(say, 3, "servers")
+    web = serve_in_thread(create_app(settings), port=options.port)
+    try:
+        sim = run_in_thread(
+            SimConfig(time_factor=options.time_factor, human=HumanConfig(reply_probability=1.0)),
+            port=options.sim_port,
+        )
+    except MirageError:
+        web.stop()
+        raise
+    say(f"  {t('demo.webhooks_at')}: {web.url}/api/webhooks/evolution")
+    say(f"  {t('demo.sim_at')}: {sim.url}  (Evolution API {sim.config.version})")
+    try:
+        with _environment(MIRAGE_PUBLIC_URL=web.url, EVOLUTION_BASE_URL=sim.url, EVOLUTION_API_KEY=sim.config.api_key):
+            _flow(options, say, report, started, sim)
+            if options.keep_running:
+                say("")
+                say(t("demo.keep_running", web=web.url, sim=sim.url))
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        time.sleep(1)
+    finally:
+        sim.stop()
+        web.stop()
+    return report
+
+
+def _flow(options: DemoOptions, say: Say, report: DemoReport, started: datetime, sim: Any) -> None:
+    from mirage.integrations.evolution import store
+    from mirage.jobs.queues import INSTANCES, enqueue_unique, queue
+    from mirage.jobs.worker import make_worker
+
+    root = str(options.tenants_dir)
+    _step(say, 4, "config", path=root)
+    for args in (("validate", root), ("lint", root, "--strict")):
+        if _run_cli(say, options, *args) != 0:
+            raise DemoError(t("demo.command_failed", command=" ".join(args)))
+
+    _step(say, 5, "plan_apply")
+    if _run_cli(say, options, "plan", root, "--compact", "--detailed-exitcode") not in (0, 2):
+        raise DemoError(t("demo.command_failed", command="plan"))
+    if _run_cli(say, options, "apply", root, "--yes", "--compact") != 0:
+        raise DemoError(t("demo.command_failed", command="apply"))
+
+    _step(say, 6, "provision")
+    numbers = _numbers(started)
+    report.numbers_total = len(numbers)
+    report.tenants = len({n["tenant"] for n in numbers})
+    # apply enqueued provision jobs for new numbers; on a re-run the simulator starts empty, so make sure
+    # every active number has its instance (provision is idempotent: it re-creates what is missing).
+    run = uuid.uuid4().hex[:8]
+    conn_redis = queue(INSTANCES).connection
+    with connect() as conn:
+        ids = [str(r["id"]) for r in conn.execute("select id from t_numbers where active").fetchall()]
+    for number_id in ids:
+        enqueue_unique(
+            INSTANCES, "mirage.jobs.instances.provision_number", job_id=f"demo:{run}:{number_id}", args=[number_id]
+        )
+    worker = make_worker([INSTANCES], simple=True, connection=conn_redis)
+    worker.work(burst=True, with_scheduler=False)
+    numbers = _numbers(started)
+    for n in numbers:
+        say(f"  {n['tenant']}/{n['key']:<14} {n['wa_number']:<15} {n['instance_name'] or '-':<32} {n['status']}")
+    missing = [f"{n['tenant']}/{n['key']}" for n in numbers if not n["instance_name"]]
+    if missing:
+        raise DemoError(t("demo.not_provisioned", numbers=", ".join(missing)))
+
+    _step(say, 7, "scan")
+    for n in numbers:
+        sim.scan(n["instance_name"], n["wa_number"])
+    _wait("connection.update open", lambda: all(r["connected_now"] for r in _numbers(started)), options.timeout_s)
+    numbers = _numbers(started)
+    report.numbers_open = sum(1 for n in numbers if n["status"] == "open")
+    say("  " + t("demo.all_open", n=report.numbers_open, total=len(numbers)))
+
+    _step(say, 8, "messages")
+    first, second = _pair(numbers)
+    with connect() as conn:
+        a, b = store.live_session(conn, first["id"]), store.live_session(conn, second["id"])
+    if a is None or b is None or a.token is None or b.token is None:
+        raise DemoError(t("demo.no_session"))
+    texts = [
+        (a, second, "Bom dia, meu querido! Tudo certo por aí? 🌞"),
+        (b, first, "Opa, tudo ótimo! Fica com Deus, abraço 🙏"),
+    ]
+    with sim.client() as client:
+        for session, to, text in texts:
+            sent = client.send_text(session.instance_name, to["wa_number"], text, token=session.token)
+            say(f"  {session.instance_name} -> {to['wa_number']}: {text}  (key.id {sent.id})")
+    sim.say("+5521987650001", first["instance_name"], "Oi! Quem fala? kkkk")
+    _wait("messages", lambda: _message_count(started) >= 5, options.timeout_s)
+    _wait("read receipts", lambda: _read_count(started) >= 2, options.timeout_s)
+    report.messages = _messages(started)
+    for m in report.messages:
+        say(f"  {m['direction']:<3} {m['status']:<9} {m['from_jid'] or '-':<30} {m['body']}")
+    report.webhook_events = _count("select count(*) as n from t_webhook_events where received_at >= %s", started)
+    say("")
+    say(
+        click.style(
+            t(
+                "demo.done",
+                tenants=report.tenants,
+                numbers=report.numbers_open,
+                messages=len(report.messages),
+                events=report.webhook_events,
+            ),
+            fg="green",
+            bold=True,
+        )
+    )
+    say(t("demo.next"))
+
+
+def _pair(numbers: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two connected numbers of the same tenant, to talk to each other."""
+    by_tenant: dict[str, list[dict[str, Any]]] = {}
+    for n in numbers:
+        if n["status"] == "open" and n["session_id"]:
+            by_tenant.setdefault(n["tenant"], []).append(n)
+    for rows in by_tenant.values():
+        if len(rows) >= 2:
+            return rows[0], rows[1]
+    raise ServiceError("demo", "no tenant has two connected numbers")
+
+
+def _count(sql: str, *params: Any) -> int:
+    with connect() as conn:
+        row: dict[str, Any] | None = conn.execute(sql, params).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _message_count(started: datetime) -> int:
+    return _count("select count(*) as n from t_messages where created_at >= %s", started)
+
+
+def _read_count(started: datetime) -> int:
+    return _count(
+        "select count(*) as n from t_messages where created_at >= %s and direction = 'out' and status = 'read'",
+        started,
+    )
+
+
+def _messages(started: datetime) -> list[dict[str, Any]]:
+    with connect() as conn:
+        rows = conn.execute(
+            """select direction::text, status::text, from_jid, to_jid, body, wa_msg_id
+                 from t_messages where created_at >= %s order by created_at, direction""",
+            [started],
+        ).fetchall()
+    return list(rows)

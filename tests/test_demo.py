@@ -1,0 +1,58 @@
+"""`mirage demo` runs the whole spine end to end against real Postgres and Redis and the Evolution simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis as redis_lib
+from click.testing import CliRunner
+
+from mirage.cli import cli
+from mirage.crypto import generate_key
+from mirage.demo import DemoOptions, run_demo
+from mirage.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def secret_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIRAGE_SECRET_KEYS", generate_key())
+    get_settings.cache_clear()
+
+
+def test_demo_applies_the_examples_connects_every_number_and_stores_the_messages(
+    db: psycopg.Connection[Any], redis: redis_lib.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines: list[str] = []
+    options = DemoOptions(tenants_dir=ROOT / "tenants.d", port=0, sim_port=0, timeout_s=60)
+    report = run_demo(options, lines.append)
+    commands = capsys.readouterr().out  # what the commands the demo runs printed
+    assert report.tenants == 2
+    assert report.numbers_total == report.numbers_open > 0
+    directions = sorted(m["direction"] for m in report.messages)
+    assert directions.count("out") == 2 and directions.count("in") == 3
+    assert {m["status"] for m in report.messages if m["direction"] == "out"} == {"read"}
+    assert report.webhook_events >= report.numbers_open  # at least one connection.update open each
+    assert "Apply complete: 102 added" in commands and any("[8/8]" in line for line in lines)
+    # A second run on another simulator port: the plan changes only the Evolution URL, every instance moves
+    # to the new server, and every number connects again there.
+    again = run_demo(options, lines.append)
+    out = capsys.readouterr().out
+    assert "Plan: 0 to add, 2 to change, 0 to destroy." in out and "~ settings: evolution_base_url" in out
+    assert again.numbers_open == report.numbers_open
+
+
+def test_demo_fails_clearly_when_a_port_is_taken(db: psycopg.Connection[Any], redis: redis_lib.Redis) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(cli, ["demo", "--port", str(port), "--sim-port", "0"])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
