@@ -71,8 +71,18 @@ def forget_embedded() -> None:
     _embedded_redis.cache_clear()
 
 
+# redis-py before 8.0 waits forever by default: a Redis that hangs (paused, partitioned) would hang the webhook
+# or job that enqueues. RQ workers raise the read timeout of their own connection above their blocking dequeue.
+REDIS_TIMEOUT_S = 5.0
+
+
 def redis_client(settings: Settings | None = None, *, decode_responses: bool = False):  # type: ignore[no-untyped-def]
-    """A redis-py client for this process's Redis (REDIS_URL or the embedded one)."""
+    """A redis-py client for this process's Redis (REDIS_URL or the embedded one), with connect and read timeouts."""
     import redis
 
-    return redis.Redis.from_url(redis_backend(settings).url, decode_responses=decode_responses)
+    return redis.Redis.from_url(
+        redis_backend(settings).url,
+        decode_responses=decode_responses,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+    )

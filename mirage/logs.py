@@ -181,5 +181,6 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
     handler._mirage = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "pgserver", "rq.worker", "watchfiles", "asyncio"):
+    # psycopg.pool logs three INFO lines per connection checkout: at webhook rates, most of the log.
+    for noisy in ("httpx", "httpcore", "pgserver", "psycopg.pool", "rq.worker", "watchfiles", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis as redis_lib
+
+from mirage.embedded.redis import socket_path
+from mirage.errors import ServiceError
 
 
 def test_embedded_postgres_is_a_real_server_with_roles_and_rls(server_url: str) -> None:
@@ -36,7 +41,7 @@ def test_embedded_postgres_is_a_real_server_with_roles_and_rls(server_url: str) 
 
 def test_embedded_redis_is_a_real_server(redis: redis_lib.Redis) -> None:
     info = redis.info("server")
-    assert info["redis_version"].split(".")[0] >= "6"
+    assert int(info["redis_version"].split(".")[0]) >= 6
     assert info["process_id"] > 0
     redis.set("probe", "1")
     assert redis.get("probe") == b"1"
@@ -97,3 +102,24 @@ def test_two_processes_share_one_postgres_and_one_redis_and_data_survives_restar
         assert third["redis_pid"] != first["redis_pid"]
     finally:
         _mirage(state, "down")
+
+
+@pytest.mark.parametrize("tamper", ["world-writable", "symlink"])
+def test_a_shared_temp_socket_folder_someone_else_could_swap_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tamper: str
+) -> None:
+    """A long state path puts the socket in a per-folder directory under the temp dir; another local user who
+    made that directory first could swap the socket for their own Redis (RQ jobs are pickles: code execution)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    state = tmp_path / ("long-state-folder-" * 6)
+    folder = socket_path(state).parent  # ours: made 0700 on first use
+    assert folder.parent == tmp_path / "tmp" and socket_path(state).parent == folder
+    if tamper == "world-writable":
+        folder.chmod(0o777)
+    else:
+        folder.rmdir()
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        os.symlink(tmp_path / "elsewhere", folder)
+    with pytest.raises(ServiceError, match="only you"):
+        socket_path(state)

@@ -79,3 +79,22 @@ def test_text_format_is_one_readable_line() -> None:
 
 def test_redact_text_leaves_ordinary_text_alone() -> None:
     assert redact_text("Bom dia, tudo bem? kkkk") == "Bom dia, tudo bem? kkkk"
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO"])
+def test_pool_checkouts_are_not_logged_but_pool_warnings_are(
+    database_url: str, level: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg_pool logs three INFO lines per checkout: at webhook rates that would be most of the log."""
+    from mirage.db.connect import get_pool
+
+    psycopg_logger = logging.getLogger("psycopg")
+    monkeypatch.setattr(psycopg_logger, "level", logging.NOTSET)  # as older psycopg 3.2 releases leave it
+    buf = io.StringIO()
+    configure_logging(level, "json", buf)
+    with get_pool(database_url).connection() as conn:
+        conn.execute("select 1")
+    logging.getLogger("psycopg.pool").warning("pool is running out of connections")
+    assert [line["msg"] for line in _lines(buf) if line["logger"] == "psycopg.pool"] == [
+        "pool is running out of connections"
+    ]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import redis as redis_lib
 from rq import Queue
 
+from mirage import backends
 from mirage.jobs.queues import ROUNDS, enqueue_unique, job_key
 from mirage.logs import log_context
+from mirage.settings import get_settings
+from tests.webhooks.helpers import SilentRedis
 
 
 def test_enqueue_unique_enqueues_a_job_id_once(redis: redis_lib.Redis) -> None:
@@ -23,3 +27,17 @@ def test_enqueued_job_carries_the_log_context(redis: redis_lib.Redis) -> None:
     job = Queue(ROUNDS, connection=redis).fetch_job(job_key("probe:ctx"))
     assert job is not None
     assert job.meta["log_context"] == {"tenant": "acme", "correlation_id": "cid-123"}
+
+
+def test_enqueueing_on_a_redis_that_hangs_fails_instead_of_waiting_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A webhook or a job enqueueing must not hang with the Redis (redis-py before 8 has no default timeout)."""
+    silent = SilentRedis()
+    monkeypatch.setenv("REDIS_URL", silent.url)
+    monkeypatch.setattr(backends, "REDIS_TIMEOUT_S", 0.2)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(redis_lib.TimeoutError):
+            enqueue_unique(ROUNDS, "mirage.jobs.queues.connection", job_id="probe:hung")
+        assert silent.accepted.is_set()
+    finally:
+        silent.close()

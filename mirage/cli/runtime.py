@@ -31,9 +31,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     """
     import uvicorn
 
-    from mirage.web.app import create_app, quiet_pool_logs
+    from mirage.web.app import create_app
 
-    quiet_pool_logs()
     s = get_settings()
     host, port = host or s.host, port or s.port
     click.echo(t("web.serving", url=f"http://{host}:{port}", workers=workers), err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import subprocess
 import tempfile
 import time
@@ -30,6 +31,10 @@ def socket_path(state_dir: Path) -> Path:
     digest = hashlib.sha256(str(redis_dir(state_dir)).encode()).hexdigest()[:12]
     short = Path(tempfile.gettempdir()) / f"mirage-{os.getuid()}-{digest}"
     short.mkdir(mode=0o700, exist_ok=True)
+    # Anyone may create this name first in a shared temp dir and later swap the socket for their own Redis.
+    st = os.lstat(short)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise ServiceError("embedded redis", f"{short} must be a folder only you can use (mode 0700); remove it")
     return short / "redis.sock"
 
 

@@ -46,7 +46,11 @@ class StorageUnavailable(ServiceError):
 
 
 def ingest_event(pool: ConnectionPool[Any], auth: SessionAuth, env: Envelope, signature: str, ring: Keyring) -> Outcome:
-    """Store and normalise one authenticated event; raises StorageUnavailable when nothing could be stored."""
+    """Store and normalise one authenticated event; raises StorageUnavailable when nothing could be stored.
+
+    An outcome `stored` still needs `schedule_reprocess(outcome.event_id)`: the caller enqueues it, off the
+    writer thread, so a Redis that hangs never holds up the events written after this one.
+    """
     failure: Exception | None = None
     try:
         with pool.connection(timeout=POOL_TIMEOUT_S) as conn:
@@ -67,8 +71,6 @@ def ingest_event(pool: ConnectionPool[Any], auth: SessionAuth, env: Envelope, si
                 outcome = store.store_only(conn, auth, env, signature, reason=f"deferred:{type(failure).__name__}")
     except psycopg.Error as e:
         raise StorageUnavailable(_first_line(e)) from e
-    if outcome.event_id is not None:
-        schedule_reprocess(outcome.event_id)
     return outcome
 
 

@@ -83,14 +83,8 @@ def create_app(settings: Settings | None = None, *, auth_ttl: float = 30.0) -> S
     return app
 
 
-def quiet_pool_logs() -> None:
-    """psycopg_pool logs three INFO lines per checkout; at webhook rates that is most of the log."""
-    logging.getLogger("psycopg.pool").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
-
-
 def app_from_env() -> Starlette:
     """Factory for `uvicorn --factory` and `mirage serve --workers N`: settings and logging from the environment."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    quiet_pool_logs()
     return create_app(settings)

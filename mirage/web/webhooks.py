@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from mirage.crypto import CryptoError
-from mirage.ingest.pipeline import StorageUnavailable
+from mirage.ingest.pipeline import StorageUnavailable, schedule_reprocess
 from mirage.ingest.sessions import SessionAuth
 from mirage.integrations.evolution.events import Envelope, EnvelopeError, parse_envelope, route_matches
 from mirage.logs import log_context
@@ -85,6 +85,8 @@ async def _store(state: WebState, request: Request, auth: SessionAuth, env: Enve
         return answer(503, reason="storage_unavailable")
     if outcome.status == "stored":
         state.auth.invalidate(env.instance)  # normalising failed: a stale cached session is the usual cause
+        if outcome.event_id is not None:  # here, not in the writer thread: only this request waits for Redis
+            await run_in_threadpool(schedule_reprocess, outcome.event_id)
     log.debug(
         "webhook %s", outcome.status, extra={"event": env.event, "auth": method, "outcome_reason": outcome.reason}
     )

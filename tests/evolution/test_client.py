@@ -312,6 +312,38 @@ def test_send_text_is_not_retried_after_a_read_timeout(make_sim: Callable[..., S
     assert len(sim.world.calls) - calls == 1 and clock.sleeps == []
 
 
+class FailingAfterSending(httpx.BaseTransport):
+    """Evolution behind a reverse proxy: every request reaches it, but sendText's answer is replaced by `status`
+    (the proxy gave up waiting: 504; the connection broke: 502; Evolution failed after sending: 500)."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self._upstream = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._upstream.handle_request(request)
+        if "/message/sendText/" not in request.url.path:
+            return response
+        response.read()
+        response.close()
+        return httpx.Response(self.status, json={"status": self.status, "error": "upstream"})
+
+    def close(self) -> None:
+        self._upstream.close()
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_send_text_is_not_retried_after_a_5xx_which_may_come_after_the_send(sim: SimHandle, status: int) -> None:
+    clock = Clock()
+    with fast_client(sim, clock, transport=FailingAfterSending(status)) as client:
+        token = open_instance(sim, client, "s5", PHONE_A)
+        calls = len(sim.world.calls)
+        with pytest.raises(EvolutionServerError) as err:
+            client.send_text("s5", PHONE_B, "oi, uma vez só", token=token)
+    assert err.value.status == status
+    assert len(sim.world.calls) - calls == 1 and clock.sleeps == []  # sent once; the send job decides what next
+
+
 def test_an_unreachable_server_is_a_temporary_error() -> None:
     clock = Clock()
     client = EvolutionClient(

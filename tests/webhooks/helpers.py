@@ -6,9 +6,12 @@ reconciler and the provision job will. Secrets are encrypted with the real keyri
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -187,3 +190,44 @@ def one(conn: Conn, sql: str, *args: Any) -> dict[str, Any]:
     row = conn.execute(sql, args).fetchone()
     assert row is not None, sql
     return row
+
+
+class SilentRedis:
+    """A TCP server that accepts connections and never answers: a Redis that hangs (paused, or cut off by a
+    network partition) rather than one that refuses connections."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self._server.getsockname()[1]}/0"
+        self.accepted = threading.Event()
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            self.accepted.set()
+
+    def first_still_open(self) -> bool:
+        """Whether the first client is still waiting for an answer (it has not given up and hung up)."""
+        conn = self._conns[0]
+        conn.setblocking(False)
+        try:
+            while conn.recv(65536):  # drain what it sent; b"" means it hung up
+                pass
+            return False
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread, which then ends
+        self._server.close()
+        for conn in self._conns:
+            conn.close()

@@ -19,11 +19,13 @@ import redis as redis_lib
 from click.testing import CliRunner
 from rq import Queue
 
+from mirage import backends
 from mirage.cli import cli
 from mirage.jobs.queues import EVENTS
 from mirage.jobs.worker import queue_names, run_worker
 from mirage.logs import configure_logging
-from tests.webhooks.helpers import WEBHOOK, Seeded, events, incoming_text, messages
+from mirage.settings import get_settings
+from tests.webhooks.helpers import WEBHOOK, Seeded, SilentRedis, events, incoming_text, messages
 
 Conn = psycopg.Connection[Any]
 
@@ -82,6 +84,28 @@ def test_reprocessing_twice_changes_nothing(
     assert reprocess_event(out["id"]) == "processed"
     assert reprocess_event(out["id"]) == "processed"  # already done: left alone
     assert len(messages(db)) == 2
+
+
+def test_an_event_deferred_while_redis_hung_is_picked_up_by_the_sweep(
+    client: httpx.Client, db: Conn, acme: Seeded, redis: redis_lib.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mirage.ingest.jobs import reprocess_pending
+
+    silent = SilentRedis()
+    monkeypatch.setattr(backends, "REDIS_TIMEOUT_S", 0.2)
+    try:
+        with monkeypatch.context() as m:
+            m.setenv("REDIS_URL", silent.url)
+            get_settings.cache_clear()
+            out = _defer_one(client, db, acme)  # stored; its job could not be enqueued
+    finally:
+        silent.close()
+    get_settings.cache_clear()
+    assert out["status"] == "stored" and Queue(EVENTS, connection=redis).job_ids == []
+
+    assert reprocess_pending(older_than_s=0) == 1
+    assert run_worker(["events"], burst=True, simple=True, scheduler=False, connection=redis)
+    assert [e["status"] for e in events(db) if str(e["id"]) == out["id"]] == ["processed"]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ gives 503 (Evolution retries) instead of a 500 or a lost event."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -14,12 +15,12 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from mirage.db.connect import get_pool
-from mirage.settings import Settings
+from mirage.settings import Settings, get_settings
 from mirage.web import state as web_state
 from mirage.web.app import create_app
 from mirage.web.auth import AuthCache
 from tests.webhooks.conftest import post_many
-from tests.webhooks.helpers import WEBHOOK, Seeded, events, incoming_text, messages, seed_instance
+from tests.webhooks.helpers import WEBHOOK, Seeded, SilentRedis, events, incoming_text, messages, seed_instance
 
 Conn = psycopg.Connection[Any]
 
@@ -81,3 +82,37 @@ def test_the_auth_cache_expires_and_reloads() -> None:
     assert cache.peek("i") is None
     assert cache.get("i") is not first and loads == ["i", "i"]
     assert cache.get("i", max_age=0) is not None and loads == ["i", "i", "i"]
+
+
+def test_a_hung_redis_never_holds_up_other_webhooks(
+    app: Starlette, client: httpx.Client, db: Conn, acme: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event whose normalising fails is stored and its reprocess job enqueued; while Redis hangs on that,
+    other webhooks are still written and answered (the writer thread only ever waits for Postgres)."""
+    silent = SilentRedis()
+    monkeypatch.setenv("REDIS_URL", silent.url)
+    get_settings.cache_clear()
+    other = seed_instance(db, "other", instance="other-main", number="+5511944440000")
+    for seeded in (acme, other):  # cache both sessions
+        r = client.post(WEBHOOK, content=incoming_text("warm", instance=seeded.instance), headers=seeded.headers())
+        assert r.status_code == 200
+    db.execute("delete from t_numbers where id = %s", (other.number_id,))  # other's next event cannot normalise
+    db.commit()
+
+    async def run() -> tuple[httpx.Response, bool, httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mirage.test") as c:
+            bad = incoming_text("stale number", "BAD1", instance=other.instance)
+            deferred = asyncio.create_task(c.post(WEBHOOK, content=bad, headers=other.headers()))
+            assert await asyncio.to_thread(silent.accepted.wait, 10)  # enqueueing its job: Redis does not answer
+            meanwhile = await c.post(WEBHOOK, content=incoming_text("meanwhile", "GOOD1"), headers=acme.headers())
+            still_hung = silent.first_still_open()
+            silent.close()
+            return meanwhile, still_hung, await deferred
+
+    try:
+        meanwhile, still_hung, deferred = asyncio.run(run())
+    finally:
+        silent.close()
+    assert meanwhile.json()["status"] == "processed"
+    assert still_hung, "the webhook waited for the hung Redis"
+    assert deferred.status_code == 200 and deferred.json()["status"] == "stored"

@@ -116,10 +116,13 @@ class EvolutionClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
         timeout: float | None = None,
-        retry_timeouts: bool = True,
+        repeatable: bool = True,
         auth: bool = True,
     ) -> Any:
-        """One call with retries; returns the decoded JSON body (or text) of a 2xx answer."""
+        """One call with retries; returns the decoded JSON body (or text) of a 2xx answer.
+
+        A call that is not `repeatable` (sendText) is retried only when it certainly never reached Evolution.
+        """
         key = token if token is not None else self._api_key
         register_secret(key)
         headers = {"apikey": key} if auth and key else {}
@@ -134,15 +137,14 @@ class EvolutionClient:
                     method, path, json=json, params=params, headers=headers, timeout=timeout or self.timeout
                 )
             except httpx.TimeoutException as e:
-                # A request that timed out may have been acted on; calls that are not safe to repeat
-                # (sendText) only retry when the connection itself never opened.
+                # A request that timed out may have been acted on: repeat it only if the connection never opened.
                 cause = e
                 err = EvolutionServerError(method, path, None, f"timed out ({type(e).__name__})")
-                retryable = retry_timeouts or isinstance(e, httpx.ConnectTimeout)
+                retryable = repeatable or isinstance(e, httpx.ConnectTimeout)
             except httpx.TransportError as e:
                 cause = e
                 err = EvolutionServerError(method, path, None, f"cannot reach Evolution ({type(e).__name__})")
-                retryable = retry_timeouts or isinstance(e, httpx.ConnectError)
+                retryable = repeatable or isinstance(e, httpx.ConnectError)
             else:
                 body = _decode(resp)
                 log.debug(
@@ -157,7 +159,7 @@ class EvolutionClient:
                 )
                 if resp.status_code >= 500:
                     err = EvolutionServerError(method, path, resp.status_code, evolution_message(body))
-                    retryable = True
+                    retryable = repeatable  # a proxy's 504, or a failure after sending: it may have been acted on
                 elif resp.status_code >= 400:
                     raise EvolutionClientError(method, path, resp.status_code, evolution_message(body), body)
                 elif isinstance(body, dict) and body.get("error") is True:
@@ -301,8 +303,8 @@ class EvolutionClient:
         """`POST /message/sendText/{instance}` (top-level text / delay / linkPreview / quoted).
 
         Evolution shows "typing…" for `delay_ms` and answers only after it, so the timeout grows with it. A read
-        timeout is not retried here (the message may have gone out); the caller's job decides with its own
-        idempotency key.
+        timeout or a 5xx is not retried here (the message may have gone out); the caller's job decides with its
+        own idempotency key.
         """
         payload: dict[str, Any] = {"number": to_evolution_number(number), "text": text}
         if delay_ms is not None:
@@ -324,7 +326,7 @@ class EvolutionClient:
             token=token,
             json=payload,
             timeout=self._delay_timeout(delay_ms),
-            retry_timeouts=False,
+            repeatable=False,
         )
         return SentMessage.parse(body if isinstance(body, dict) else {})
 
