@@ -121,12 +121,18 @@ def contact_checks(contacts: list[Contact], numbers: Mapping[str, Number]) -> It
         first[c.number] = i
         if c.number in bots:
             yield Issue(("contacts", i, "number"), f"{c.number} is the tenant's bot number '{bots[c.number]}'")
+    claimed: dict[str, str] = {}
     for i, c in enumerate(contacts):
         for j, old in enumerate(c.previous_numbers):
             if old in first and first[old] != i:
                 yield Issue(
                     ("contacts", i, "previous_numbers", j), f"previous number {old} is another contact's current number"
                 )
+            elif claimed.get(old, c.number) != c.number:  # two contacts cannot both be the renamed row
+                yield Issue(
+                    ("contacts", i, "previous_numbers", j), f"previous number {old} is also claimed by {claimed[old]}"
+                )
+            claimed.setdefault(old, c.number)
 
 
 def _contact_set(d: Draft) -> set[str] | None:

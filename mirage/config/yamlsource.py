@@ -150,10 +150,13 @@ def plain_scalar(text: str) -> Any:
         return _SPECIAL[text]
     if text[0] not in _NUMERIC_START or text[0] == "+":
         return text
-    if _INT.match(text):
-        return _int(text)
-    if _FLOAT.match(text):
-        return float(text.replace("_", ""))
+    try:
+        if _INT.match(text):
+            return _int(text)
+        if _FLOAT.match(text):
+            return float(text.replace("_", ""))
+    except ValueError:  # `0x_`, `._`, or more digits than int() converts: no number, so the text itself
+        return text
     if m := _DATE.match(text):
         try:
             return date(int(m[1]), int(m[2]), int(m[3]))
@@ -345,7 +348,8 @@ class Source:
         return m.line + 1, m.column + 1, matched
 
 
-def _child(node: Node, step: str | int) -> tuple[Node | None, Node] | None:
+def _child(node: Node, step: str | int, merging: frozenset[int] = frozenset()) -> tuple[Node | None, Node] | None:
+    """The (key node, value node) of `step` under `node`, following `<<` merges (a merge cycle is not followed)."""
     if node.__class__ is SequenceNode:
         if isinstance(step, int) and 0 <= step < len(node.value):
             return None, node.value[step]
@@ -360,8 +364,9 @@ def _child(node: Node, step: str | int) -> tuple[Node | None, Node] | None:
                 return k, v
             if k.value == _MERGE_KEY:
                 merges.append(v)
+    merging = merging | {id(node)}
     for merge in merges:
         for src in merge.value if merge.__class__ is SequenceNode else [merge]:
-            if (found := _child(src, step)) is not None:
+            if id(src) not in merging and (found := _child(src, step, merging)) is not None:
                 return found
     return None

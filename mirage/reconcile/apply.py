@@ -1,8 +1,8 @@
 """apply: execute exactly the items of a Plan in one transaction, under an advisory lock; effects after commit.
 
 Order inside the transaction: take the lock (waiting up to a timeout, then naming the holder), re-read
-the actual state and refuse a stale plan, delete children -> parents, then per table parents -> children
-update and insert (COPY), then one t_applies row per tenant. Any error rolls everything back. Only after
+the actual state and refuse a stale plan, per table parents -> children update and insert (COPY), then
+delete children -> parents, then one t_applies row per tenant. Any error rolls everything back. Only after
 COMMIT are the runtime jobs enqueued (a rolled-back apply never provisions anything).
 """
 
@@ -27,7 +27,7 @@ from mirage.crypto import Keyring, fingerprint, keyring
 from mirage.errors import MirageError, PolicyError
 from mirage.reconcile.diff import desired_fingerprint
 from mirage.reconcile.effects import Effect, effects
-from mirage.reconcile.plan import Item, Op, Plan, Summary
+from mirage.reconcile.plan import Item, Op, Plan, Summary, seal_secret
 from mirage.reconcile.resources import (
     JSON,
     SPEC_BY_NAME,
@@ -52,6 +52,10 @@ SECRETS = SPEC_BY_NAME["secrets"]
 
 class StalePlanError(MirageError):
     """The YAML, a secret or the database changed since the plan was made: plan again."""
+
+
+class RefusedByDatabaseError(MirageError):
+    """Postgres refused a value or a constraint of the plan (a number out of range, a NUL character); rolled back."""
 
 
 class MissingSecretError(MirageError):
@@ -172,7 +176,7 @@ def _secret_name(item: Item) -> str:
     return item.address.split(".", 1)[1]
 
 
-def _resolve_secrets(plan: Plan, desired: DesiredState) -> dict[str, _Secret]:
+def _resolve_secrets(plan: Plan, desired: DesiredState, ring: Callable[[], Keyring]) -> dict[str, _Secret]:
     """Secret values for the plan's secret rows, from the environment now; refuse unset or changed ones."""
     have: dict[str, SecretValue] = {}
     for slug, t in desired.tenants.items():
@@ -199,7 +203,8 @@ def _resolve_secrets(plan: Plan, desired: DesiredState) -> dict[str, _Secret]:
         if planned is None or sv is None or sv.value is None:
             continue
         slug, name = key.split("/", 1)
-        if fingerprint(by_tenant_id.get(slug, ""), name, sv.value) != planned:
+        fp = fingerprint(by_tenant_id.get(slug, ""), name, sv.value)
+        if planned not in {seal_secret(k, fp) for k in ring().keys}:  # any key: a rotation is no change
             raise StalePlanError(f"the value of {sv.env} ({key}) changed since the plan was made: plan again")
     return out
 
@@ -278,6 +283,16 @@ def _write(
     by: dict[tuple[str, Op], list[Item]] = defaultdict(list)
     for item in plan.items:
         by[item.spec, item.op].append(item)
+    # Deletes run last: an ON DELETE CASCADE (a policy's number) must never reach a row this plan moves
+    # elsewhere. The one unique column that is not a natural key, wa_number, is checked at commit instead.
+    conn.execute("set constraints t_numbers_tenant_id_wa_number_key deferred")
+    for spec in SPECS:
+        if ups := by.get((spec.name, Op.UPDATE)):
+            fault(f"update {spec.table}")
+            _update(conn, spec, ups, secrets, ring)
+        if ins := by.get((spec.name, Op.CREATE)):
+            fault(f"insert {spec.table}")
+            _insert(conn, spec, ins, secrets, ring)
     for spec in reversed(SPECS):
         if dels := by.get((spec.name, Op.DELETE)):
             fault(f"delete {spec.table}")
@@ -288,13 +303,6 @@ def _write(
                 )
             else:
                 conn.execute(f"delete from {spec.table} where id = any(%s::uuid[])", [ids])
-    for spec in SPECS:
-        if ups := by.get((spec.name, Op.UPDATE)):
-            fault(f"update {spec.table}")
-            _update(conn, spec, ups, secrets, ring)
-        if ins := by.get((spec.name, Op.CREATE)):
-            fault(f"insert {spec.table}")
-            _insert(conn, spec, ins, secrets, ring)
 
 
 def _audit(conn: psycopg.Connection[Any], plan: Plan, apply_id: str, actor: str) -> None:
@@ -364,9 +372,6 @@ def apply_plan(
         )
     if desired_fingerprint(desired) != plan.desired_fingerprint:
         raise StalePlanError("the YAML changed since the plan was made: plan again")
-    secrets = _resolve_secrets(plan, desired)
-    if secrets and ring is None:
-        ring = keyring()  # fail before the transaction when no key is configured
     keys: list[Keyring] = [ring] if ring else []
 
     def get_ring() -> Keyring:
@@ -374,24 +379,31 @@ def apply_plan(
             keys.append(keyring())
         return keys[0]
 
+    secrets = _resolve_secrets(plan, desired, get_ring)
+    if secrets:
+        get_ring()  # fail before the transaction when no key is configured
+
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.rollback()
     conn.execute("select set_config('application_name', %s, false)", [application_name(who)])
     conn.commit()
     apply_id = str(uuid.uuid4())
-    with conn.transaction():
-        take_lock(conn, lock_timeout, on_wait)
-        actual = read_for(conn, desired)
-        if actual.fingerprint() != plan.actual_fingerprint:
-            raise StalePlanError(
-                "the database changed since the plan was made (another apply, or a manual edit): plan again"
-            )
-        if plan.empty:
-            return ApplyResult(None, plan.plan_hash, who, summary)
-        todo = effects(plan, actual)
-        _write(conn, plan, secrets, get_ring, fault)
-        fault("audit")
-        _audit(conn, plan, apply_id, who)
+    try:
+        with conn.transaction():
+            take_lock(conn, lock_timeout, on_wait)
+            actual = read_for(conn, desired)
+            if actual.fingerprint() != plan.actual_fingerprint:
+                raise StalePlanError(
+                    "the database changed since the plan was made (another apply, or a manual edit): plan again"
+                )
+            if plan.empty:
+                return ApplyResult(None, plan.plan_hash, who, summary)
+            todo = effects(plan, actual)
+            _write(conn, plan, secrets, get_ring, fault)
+            fault("audit")
+            _audit(conn, plan, apply_id, who)
+    except (psycopg.DataError, psycopg.IntegrityError) as refused:  # rolled back: a clear error, no traceback
+        raise RefusedByDatabaseError(f"the database refused this plan, nothing was written: {refused}") from refused
     log.info("applied", extra={"apply_id": apply_id, "plan_hash": plan.plan_hash, "actor": who, **summary.to_dict()})
     done: list[Effect] = []
     errors: list[tuple[Effect, str]] = []

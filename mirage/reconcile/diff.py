@@ -59,8 +59,10 @@ class _TenantDiff:
         rows: Mapping[str, list[Row]],
         tenant_row: Row | None,
         new_id: Callable[[], str],
+        seal: Callable[[str], str] | None = None,
     ) -> None:
         self.slug = slug
+        self.seal = seal
         self.desired = desired
         self.rows = rows
         self.new_id = new_id
@@ -130,7 +132,7 @@ class _TenantDiff:
                 self._create(spec, res, rid, values)
             else:
                 self._update(spec, res, row, values, renamed_from)
-        for addr, row in by_addr.items():
+        for addr, row in sorted(by_addr.items()):  # rows come in heap order: name deletions in a stable one
             self.addr_of[row.id] = addr
             self.key_of[row.id] = key_str[row.id]
             self.items.append(Item(Op.DELETE, self.slug, spec.name, addr, row.id, self.tenant_id, row.parent_id))
@@ -153,7 +155,7 @@ class _TenantDiff:
             name = str(res.values.get("name"))
             fp = secret_fingerprint(self.tenant_id, name, res.secret.value) if res.secret.value is not None else None
             out["fingerprint"] = fp
-            self.secrets[f"{self.slug}/{name}"] = fp
+            self.secrets[f"{self.slug}/{name}"] = self.seal(fp) if fp is not None and self.seal else None
         return out
 
     def _parent_id(self, spec: TableSpec, res: Resource) -> str | None:
@@ -250,8 +252,17 @@ def desired_fingerprint(desired: DesiredState) -> str:
     return digest(out)
 
 
-def build_plan(desired: DesiredState, actual: ActualState, *, new_id: Callable[[], str] = new_uuid) -> Plan:
-    """Diff desired against actual; pure apart from `new_id` (inject a deterministic one in tests)."""
+def build_plan(
+    desired: DesiredState,
+    actual: ActualState,
+    *,
+    new_id: Callable[[], str] = new_uuid,
+    seal: Callable[[str], str] | None = None,
+) -> Plan:
+    """Diff desired against actual; pure apart from `new_id` (inject a deterministic one in tests).
+
+    `seal` keys a secret's fingerprint (plan.seal_secret) for the plan's `secrets`; without it they are None.
+    """
     by_tenant: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for spec in SPECS[1:]:
         for row in actual.rows.get(spec.name, ()):
@@ -268,7 +279,7 @@ def build_plan(desired: DesiredState, actual: ActualState, *, new_id: Callable[[
     for slug in sorted(slugs - skipped):
         tenant_row = tenant_rows.get(slug)
         rows = by_tenant.get(tenant_row.id, {}) if tenant_row else {}
-        diff = _TenantDiff(slug, desired.tenants.get(slug), rows, tenant_row, new_id)
+        diff = _TenantDiff(slug, desired.tenants.get(slug), rows, tenant_row, new_id, seal)
         tenants.append(diff.run())
         secrets.update(diff.secrets)
     return Plan(

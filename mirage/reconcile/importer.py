@@ -7,6 +7,7 @@ come back as the contacts they selected; day groups come back as the seven weekd
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping
 from decimal import Decimal
@@ -16,12 +17,14 @@ from typing import Any
 import psycopg
 import yaml
 
+from mirage.config.types import KEY_PATTERN
 from mirage.errors import MirageError
 from mirage.reconcile.state import ActualState, Row, read_state
 
 DOWS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 PARTS = ("morning", "afternoon", "evening")
 PHRASE_KINDS = ("comments", "questions", "answers", "goodbyes")
+_KEY = re.compile(KEY_PATTERN)
 
 
 class ImportError_(MirageError):
@@ -254,7 +257,10 @@ def render_tenant(slug: str, actual: ActualState) -> dict[str, str]:
     if t.rows.get("policies"):
         files["outreach.yaml"] = _dump(_schema("outreach"), t.outreach_doc())
     for conv in t.rows.get("conversations", []):
-        files[f"conversations/{conv.values['key']}.yaml"] = _dump(_schema("conversation", 3), t.conversation_doc(conv))
+        key = str(conv.values["key"])
+        if not _KEY.match(key):  # it names a file: never let a row written past `mirage apply` pick the path
+            raise ImportError_(f"conversation key {key!r} is not a valid key (1-63 lower-case letters, digits, - or _)")
+        files[f"conversations/{key}.yaml"] = _dump(_schema("conversation", 3), t.conversation_doc(conv))
     return files
 
 

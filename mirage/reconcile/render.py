@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mirage.i18n import t
-from mirage.reconcile.plan import Change, Item, Op, Plan, TenantPlan
+from mirage.reconcile.plan import Change, Item, Op, Plan, Summary, TenantPlan
 from mirage.reconcile.resources import NUM2, SPEC_BY_NAME
 
 MARKDOWN_LIMIT = 60_000
@@ -163,7 +163,15 @@ def render_markdown(plan: Plan, *, allow_delete: bool = False, limit: int = MARK
         head += [f"> :no_entry: {t('plan.blocked_summary', n=len(blocked))}", ""]
     changed = [tp for tp in plan.tenants if tp.items]
     head += [f"| {t('plan.md_tenant')} | add | change | destroy |", "|---|---:|---:|---:|"]
-    head += [f"| `{tp.slug}` | {tp.summary.add} | {tp.summary.change} | {tp.summary.destroy} |" for tp in changed]
+    rows = [f"| `{tp.slug}` | {tp.summary.add} | {tp.summary.change} | {tp.summary.destroy} |" for tp in changed]
+    kept, size = 0, 0
+    while kept < len(rows) and size + len(rows[kept]) < limit // 4:  # thousands of tenants: the table is cut too
+        size += len(rows[kept]) + 1
+        kept += 1
+    head += rows[:kept]
+    if rest := changed[kept:]:
+        s = Summary.of([i for tp in rest for i in tp.items])
+        head.append(f"| … +{len(rest)} | {s.add} | {s.change} | {s.destroy} |")
     text = "\n".join(head) + "\n\n"
     reserve = 600  # room for the truncation notice and the closing tags
     hidden = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,13 @@ import psycopg
 
 from mirage.config import Fleet, load_fleet
 from mirage.config.lint import lint_tenant
+from mirage.crypto import CryptoError, keyring
 from mirage.db.migrate import status
 from mirage.engine.calendar import local_date
 from mirage.errors import MirageError, Problem
 from mirage.reconcile.desired import desired_state
 from mirage.reconcile.diff import build_plan, new_uuid
-from mirage.reconcile.plan import Plan
+from mirage.reconcile.plan import Plan, seal_secret
 from mirage.reconcile.resources import DesiredState
 from mirage.reconcile.state import ActualState, read_for
 
@@ -66,6 +68,17 @@ def read_actual(conn: psycopg.Connection[Any], desired: DesiredState) -> tuple[A
         conn.rollback()
 
 
+def secret_sealer(desired: DesiredState) -> Callable[[str], str] | None:
+    """Seals secret fingerprints with the first MIRAGE_SECRET_KEYS key; None when there is no value or no key."""
+    if not any(r.secret is not None and r.secret.value for t in desired.tenants.values() for r in t.resources):
+        return None
+    try:
+        key = keyring().keys[0]
+    except CryptoError:
+        return None  # a plan-only job without the key: apply then cannot tell whether these secrets changed
+    return partial(seal_secret, key)
+
+
 def make_plan(
     conn: psycopg.Connection[Any],
     desired: DesiredState,
@@ -74,5 +87,5 @@ def make_plan(
 ) -> Plan:
     """Plan `desired` against the database behind `conn`."""
     actual, notes = read_actual(conn, desired)
-    plan = build_plan(desired, actual, new_id=new_id)
+    plan = build_plan(desired, actual, new_id=new_id, seal=secret_sealer(desired))
     return replace(plan, warnings=(*plan.warnings, *notes)) if notes else plan

@@ -40,13 +40,19 @@ class ActualState:
         return self.rows.get(TENANT.name, ())
 
     def fingerprint(self) -> str:
-        """A digest of every compared value, id and applied_hash (runtime columns excluded)."""
+        """A digest of every compared value, id, applied_hash and tenant slug (other runtime columns excluded)."""
         return digest(
             [
                 [
                     spec.name,
                     [
-                        [r.id, r.parent_id, [r.values.get(f.name) for f in spec.fields], r.applied_hash]
+                        [
+                            r.id,
+                            r.parent_id,
+                            [r.values.get(f.name) for f in spec.fields],
+                            r.applied_hash,
+                            *([r.runtime.get("slug")] if spec is TENANT else []),
+                        ]
                         for r in sorted(self.rows.get(spec.name, ()), key=lambda r: r.id)
                     ],
                 ]

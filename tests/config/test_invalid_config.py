@@ -679,6 +679,42 @@ CASES = [
         ],
         id="unexpected-file",
     ),
+    pytest.param(
+        {
+            "tenant.yaml": BASE_T + "defaults: &d\n  <<: *d\n",
+            "conversations/chat.yaml": textwrap.dedent(BASE["conversations/chat.yaml"]) + "bogus: 1\n",
+        },
+        [
+            "tenants.d/acme/conversations/chat.yaml:11:1: unknown key 'bogus'",
+            "tenants.d/acme/tenant.yaml:13:11: nesting deeper than 64 levels",
+        ],
+        id="self-merging-mapping",
+    ),
+    pytest.param(
+        {
+            "contacts.yaml": """\
+        contacts:
+          - {number: "+5511888880001", name: Rosa, tags: [vip], previous_numbers: ["+5511888889999"]}
+          - {number: "+5511888880002", name: Antonio, tags: [vip], previous_numbers: ["+5511888889999"]}
+        """
+        },
+        [
+            "tenants.d/acme/contacts.yaml:3:79: previous number +5511888889999 is also claimed by +5511888880001",
+        ],
+        id="previous-number-claimed-twice",
+    ),
+    pytest.param(
+        {
+            "personas.yaml": "personas:\n  tio: {name: Tio, emoji_rate: 0x_}\n  tia: {name: Tia, emoji_rate: "
+            + "9" * 5000
+            + "}\n"
+        },
+        [
+            "tenants.d/acme/personas.yaml:2:32: emoji_rate: expected a number",
+            "tenants.d/acme/personas.yaml:3:32: emoji_rate: should be less than or equal to 1",
+        ],
+        id="numbers-python-cannot-convert",
+    ),
 ]
 
 

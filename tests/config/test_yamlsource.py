@@ -145,3 +145,18 @@ def test_the_pure_python_composer_gives_the_same_values_and_positions() -> None:
         assert [(k.start_mark.line, k.start_mark.column) for k, _ in fast.value] == [
             (k.start_mark.line, k.start_mark.column) for k, _ in slow.value
         ]
+
+
+@pytest.mark.parametrize("text", ["0x_", "-0b_", "._", "9" * 5000, "-" + "1_" * 4400])
+def test_number_like_text_that_converts_to_no_number_stays_text(text: str) -> None:
+    """PyYAML's int/float patterns accept these, but int()/float() raise: text, never a crash."""
+    assert plain_scalar(text) == text
+    assert load(f"a: !!int {text}\n") == ({"a": text}, [])
+
+
+def test_find_survives_a_mapping_that_merges_itself(tmp_path: Any) -> None:
+    """`<<: *x` inside the node anchored as x is legal YAML (build stops it by depth); looking up a key must end."""
+    text = "a: &r\n  x: 1\n  <<: *r\n"
+    src = Source(tmp_path / "t.yaml", "t.yaml", text, "tenant", compose(text))
+    assert src.find(("a", "missing")) == (1, 4, 1)  # the anchored mapping starts at its anchor
+    assert src.find(("a", "x")) == (2, 6, 2)

@@ -86,8 +86,10 @@ def test_every_write_step_is_reached_by_the_mixed_change(env: Conn, fleet: Path)
     seen: list[str] = []
     _apply(env, fleet, allow_delete=True, fault=seen.append)
     assert set(STEPS) <= set(seen)
-    assert seen.index("delete t_topics") < seen.index("delete t_numbers") < seen.index("insert t_numbers")
-    assert seen.index("insert t_numbers") < seen.index("insert t_topics") < seen.index("audit")
+    # parents before children for writes, then deletes children first (a cascade never reaches a moved row)
+    assert seen.index("update t_numbers") < seen.index("insert t_numbers") < seen.index("insert t_topics")
+    assert seen.index("insert t_topics") < seen.index("delete t_topics") < seen.index("delete t_numbers")
+    assert seen.index("delete t_numbers") < seen.index("audit")
 
 
 def _hold_lock(url: str, name: str) -> psycopg.Connection[Any]:
@@ -153,3 +155,53 @@ def test_two_concurrent_applies_in_two_processes_serialise(
     assert all("Waiting for the apply lock, held by lock-holder-test" in err for _, err in outs)
     assert count(env, "t_tenants") == 1 and count(env, "t_applies") == 1 and count(env, "t_numbers") == 3
     assert len(Queue(INSTANCES, connection=redis).job_ids) == 3 and not Queue(ROUNDS, connection=redis).job_ids
+
+
+def test_policy_moved_off_a_deleted_number_keeps_its_row_and_targets(env: Conn, fleet: Path) -> None:
+    """The old number's ON DELETE CASCADE must not take the policy the same plan moves to another number."""
+    p = fleet / "padaria"
+    edit(p / "outreach.yaml", "number: joao", "number: zeca")
+    _apply(env, fleet)
+    before = env.execute(
+        "select p.id as policy, array_agg(t.id order by t.id) as targets"
+        " from t_outreach_policies p join t_outreach_targets t on t.policy_id = p.id"
+        " group by p.id"
+    ).fetchall()
+    env.rollback()
+    edit(p / "outreach.yaml", "number: zeca", "number: joao")
+    edit(p / "numbers.yaml", '  zeca:\n    label: Zeca reserva\n    number: "+5511999990003"\n    active: true\n', "")
+    plan, _ = _plan(env, fleet)
+    assert sorted((i.op.value, i.address) for i in plan.items) == [
+        ("delete", "numbers.zeca"),
+        ("update", "outreach.vip"),
+    ]
+    _apply(env, fleet, allow_delete=True)
+    after = env.execute(
+        "select p.id as policy, array_agg(t.id order by t.id) as targets"
+        " from t_outreach_policies p join t_outreach_targets t on t.policy_id = p.id"
+        " group by p.id"
+    ).fetchall()
+    env.rollback()
+    assert after == before  # the same policy row and the same target rows (their runtime progress stays)
+    assert _plan(env, fleet)[0].empty
+
+
+@pytest.mark.parametrize("change", ["swap", "shift to a deleted number's", "shift to a created number's"])
+def test_numbers_may_trade_whatsapp_numbers_in_one_apply(env: Conn, fleet: Path, change: str) -> None:
+    """wa_number is unique per tenant, but only the state after the apply has to satisfy that."""
+    p = fleet / "padaria"
+    _apply(env, fleet)
+    if change == "swap":
+        edit(p / "numbers.yaml", '"+5511999990001"', '"+5511999990009"')
+        edit(p / "numbers.yaml", '"+5511999990002"', '"+5511999990001"')
+        edit(p / "numbers.yaml", '"+5511999990009"', '"+5511999990002"')
+    elif change == "shift to a deleted number's":  # zeca leaves, maria takes its WhatsApp number
+        edit(
+            p / "numbers.yaml", '  zeca:\n    label: Zeca reserva\n    number: "+5511999990003"\n    active: true\n', ""
+        )
+        edit(p / "numbers.yaml", '"+5511999990002"', '"+5511999990003"')
+    else:  # maria moves to a new SIM and a new number takes her old one
+        edit(p / "numbers.yaml", '"+5511999990002"', '"+5511999990004"')
+        edit(p / "numbers.yaml", "  zeca:\n", '  nova:\n    label: Nova\n    number: "+5511999990002"\n  zeca:\n')
+    _apply(env, fleet, allow_delete=True)
+    assert _plan(env, fleet)[0].empty

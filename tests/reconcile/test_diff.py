@@ -195,3 +195,16 @@ def test_drift_is_marked_only_when_the_row_no_longer_matches_its_applied_hash() 
     changed_yaml = desired(number("joao", "Joãozinho", None))
     [item] = build_plan(changed_yaml, state).items
     assert not item.drift
+
+
+def test_the_plan_does_not_depend_on_the_order_rows_come_back_from_the_database() -> None:
+    """Queries have no ORDER BY (heap order changes with updates): the same rows must give the same plan."""
+    state = simulate(
+        ActualState.empty(),
+        build_plan(desired(*(number(k, k.upper(), None, phone=i) for i, k in enumerate("abcd"))), ActualState.empty()),
+    )
+    shuffled = replace(state, rows={**state.rows, "numbers": tuple(reversed(state.rows["numbers"]))})
+    d = desired(number("b", "B", None, phone=1))
+    plans = [build_plan(d, s, new_id=ids()) for s in (state, shuffled)]
+    assert [(i.op, i.address) for i in plans[0].items] == [(i.op, i.address) for i in plans[1].items]
+    assert plans[0].plan_hash == plans[1].plan_hash

@@ -52,6 +52,19 @@ def test_import_refuses_to_overwrite_and_unknown_tenants(env: Conn, fleet: Path,
     assert missing.exit_code == 1 and "'nobody' is not in the database" in missing.output
 
 
+def test_import_never_writes_outside_its_folder_whatever_a_key_in_the_database_says(
+    env: Conn, fleet: Path, tmp_path: Path
+) -> None:
+    """Tenant admins may write configuration rows through the Data API (RLS allows it): a key is untrusted."""
+    assert mirage("apply", fleet, "--yes").exit_code == 0
+    env.execute("update t_conversations set key = '../../escaped'")
+    env.commit()
+    out = tmp_path / "imported" / "padaria"
+    result = mirage("import", "padaria", "--out", out)
+    assert result.exit_code == 1 and "'../../escaped' is not a valid key" in result.output
+    assert not list(tmp_path.rglob("escaped*")) and not out.exists()
+
+
 def test_watch_runs_again_after_a_saved_change_and_survives_invalid_yaml(fleet: Path) -> None:
     runs: list[float] = []
     errors: list[str] = []

@@ -309,6 +309,19 @@ def test_a_known_secret_value_never_appears_in_any_output(
         assert "(sensitive)" in changed.stdout
 
 
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_no_output_lets_anyone_confirm_a_guess_of_a_secret(env: Conn, fleet: Path, tmp_path: Path, fmt: str) -> None:
+    """The plan shows the tenant id and the secret's name: an unkeyed hash of them and the value is a guess oracle."""
+    from mirage.crypto import fingerprint
+
+    saved = tmp_path / "plan.json"
+    result = mirage("plan", fleet, "--format", fmt, "--out", saved)
+    tenant_id = json.loads(saved.read_text())["tenants"][0]["id"]
+    for name, var in (("evolution_api_key", "PADARIA_EVOLUTION_API_KEY"), ("openai_api_key", "PADARIA_OPENAI_API_KEY")):
+        guess = fingerprint(tenant_id, name, SECRETS[var])
+        assert guess not in result.output and guess not in saved.read_text()
+
+
 def test_unset_secret_is_known_after_apply_and_apply_names_the_variable(
     env: Conn, fleet: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -370,4 +383,21 @@ def test_lint_findings_block_plan_and_apply_under_strict(env: Conn, fleet: Path)
     assert "Plan: 29 to add" in planned.stdout  # the plan is still shown
     applied = mirage("apply", fleet, "--yes", "--strict")
     assert applied.exit_code == 3 and "lint finding(s) under --strict" in applied.output
+    assert count(env, "t_tenants") == 0
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "reason"),
+    [
+        ("outreach.yaml", "daily_limit: 20", "daily_limit: 3000000000", "out of range for type integer"),
+        ("numbers.yaml", "label: Tia Maria", 'label: "Tia\\0Maria"', "NUL"),
+    ],
+)
+def test_a_value_the_database_refuses_is_a_clear_error_and_nothing_is_written(
+    env: Conn, fleet: Path, file: str, old: str, new: str, reason: str
+) -> None:
+    edit(fleet / "padaria" / file, old, new)
+    result = mirage("apply", fleet, "--yes")  # no traceback: catch_exceptions=False would raise it here
+    assert result.exit_code == 1
+    assert "the database refused this plan, nothing was written" in result.stderr and reason in result.stderr
     assert count(env, "t_tenants") == 0

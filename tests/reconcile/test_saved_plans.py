@@ -37,7 +37,7 @@ def test_saved_plan_applies_exactly_the_rows_and_ids_it_shows(env: Conn, fleet: 
     assert audit["plan_hash"] == doc["plan_hash"]
 
 
-@pytest.mark.parametrize("change", ["another apply", "manual sql"])
+@pytest.mark.parametrize("change", ["another apply", "manual sql", "tenant slug changed by hand"])
 def test_stale_saved_plan_is_refused_when_the_database_changed(
     env: Conn, fleet: Path, tmp_path: Path, change: str
 ) -> None:
@@ -46,8 +46,11 @@ def test_stale_saved_plan_is_refused_when_the_database_changed(
     out = _save(fleet, tmp_path)
     if change == "another apply":
         assert mirage("apply", fleet, "--yes").exit_code == 0
-    else:
+    elif change == "manual sql":
         env.execute("update t_personas set style = 'changed by hand'")
+        env.commit()
+    else:  # the plan's rows now belong to another tenant name: its slug is part of what the plan was made from
+        env.execute("update t_tenants set slug = 'outra-padaria'")
         env.commit()
     before = snapshot(env)
     result = mirage("apply", fleet, "--plan", out)
