@@ -78,3 +78,21 @@ def worker(queues: tuple[str, ...], burst: bool, simple: bool, scheduler: bool) 
     ran = run_worker(names, burst=burst, simple=simple, scheduler=scheduler)
     if burst:
         click.echo(t("ingest.worker_burst_done" if ran else "ingest.worker_idle"), err=True)
+
+
+@cli.command()
+@click.option("--list", "list_only", is_flag=True, help="Print the periodic jobs and their intervals, then exit.")
+def cron(list_only: bool) -> None:
+    """Run the scheduler of Mirage's periodic jobs (rq 3 CronScheduler); run exactly one per deployment.
+
+    It only enqueues: `mirage worker` processes run the jobs. Today: re-normalising webhook events left
+    `stored` while Redis was down, and refreshing the metrics views (on Supabase, pg_cron can do the
+    latter instead: docs/database.md).
+    """
+    from mirage.jobs.cron import SCHEDULE, build_scheduler
+
+    for p in SCHEDULE:
+        click.echo(f"{p.func.__module__}.{p.func.__name__:<20} every {p.interval_s:>4}s on {p.queue}  ({p.why})")
+    if list_only:
+        return
+    build_scheduler().start()  # type: ignore[no-untyped-call]  # rq leaves it unannotated

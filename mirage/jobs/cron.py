@@ -1,0 +1,41 @@
+"""Periodic jobs, scheduled by rq 3's CronScheduler: `mirage cron` runs one scheduler per deployment.
+
+Every job here is idempotent, so the rare double enqueue of two schedulers (RQ's schedulers do not
+coordinate) costs a little work and nothing else. The 60-second conversation and outreach schedulers
+join this table with the engine issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from rq.cron import CronScheduler
+
+from mirage.ingest.jobs import reprocess_pending
+from mirage.jobs import queues
+from mirage.jobs.maintenance import refresh_metrics
+
+
+@dataclass(frozen=True)
+class Periodic:
+    func: Callable[..., Any]
+    queue: str
+    interval_s: int
+    why: str
+
+
+SCHEDULE: tuple[Periodic, ...] = (
+    Periodic(reprocess_pending, queues.EVENTS, 300, "normalise webhook events left `stored` while Redis was down"),
+    Periodic(refresh_metrics, queues.EVENTS, 300, "refresh mv_stats_messages and mv_number_stats"),
+)
+
+
+def build_scheduler(connection: Redis | None = None, schedule: tuple[Periodic, ...] = SCHEDULE) -> CronScheduler:
+    """A CronScheduler with Mirage's periodic jobs registered (not started)."""
+    scheduler = CronScheduler(connection=connection or queues.connection(), name="")
+    for p in schedule:
+        scheduler.register(p.func, p.queue, interval=p.interval_s, result_ttl=3600, failure_ttl=7 * 24 * 3600)
+    return scheduler
