@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,11 +141,25 @@ def keyring(settings: Settings | None = None) -> Keyring:
         raise CryptoError("MIRAGE_SECRET_KEYS is unset (required with DATABASE_URL); run `mirage keys generate`")
     path = _state_key_file(s)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(generate_key() + "\n")
-        log.warning(
-            "MIRAGE_SECRET_KEYS is unset: created a local key for the embedded database", extra={"path": str(path)}
-        )
+        _create_local_key(path)
     return Keyring(tuple(k.strip() for k in path.read_text().split(",") if k.strip()))
+
+
+def _create_local_key(path: Path) -> None:
+    """Write a new key file atomically: written aside, then linked into place only if none exists yet.
+
+    Two processes starting together on a fresh state folder both end up reading the one key that won;
+    neither can see a half-written file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mode 0600
+    tmp = Path(name)
+    with os.fdopen(fd, "w") as f:
+        f.write(generate_key() + "\n")
+    try:
+        os.link(tmp, path)  # fails if another process got there first: its key wins
+    except FileExistsError:
+        return
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.warning("MIRAGE_SECRET_KEYS is unset: created a local key for the embedded database", extra={"path": str(path)})

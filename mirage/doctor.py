@@ -89,9 +89,8 @@ def check_redis(settings: Settings) -> Check:
         return Check("redis", Level.FAIL, _one_line(e))
     kind = t("doctor.embedded") if backend.embedded else "REDIS_URL"
     try:
-        client = redis.Redis.from_url(backend.url, socket_connect_timeout=3, socket_timeout=3)
-        info = client.info("server")
-        client.close()
+        with redis.Redis.from_url(backend.url, socket_connect_timeout=3, socket_timeout=3) as client:
+            info = client.info("server")
     except (redis.RedisError, OSError, ValueError) as e:
         return Check("redis", Level.FAIL, f"{kind} {backend.masked}: {_one_line(e)}", {"url": backend.masked})
     version = info.get("redis_version", "?")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import click
@@ -40,12 +41,17 @@ def render_qr(qr: QrCode) -> str:
 
 
 def save_png(qr: QrCode, path: Path) -> None:
-    """Evolution's own PNG when it decodes, else one drawn from the QR string."""
+    """Evolution's own PNG when it decodes, else one drawn from the QR string; readable by the owner only
+    (whoever scans it owns the WhatsApp session)."""
     data = qr.png()
-    if data.startswith(b"\x89PNG"):
-        path.write_bytes(data)
-    else:
-        segno.make(qr.code, error="l", micro=False).save(str(path), kind="png", scale=8, border=4)
+    if not data.startswith(b"\x89PNG"):
+        buf = io.BytesIO()
+        segno.make(qr.code, error="l", micro=False).save(buf, kind="png", scale=8, border=4)
+        data = buf.getvalue()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_TRUNC
 
 
 @cli.command("connect")

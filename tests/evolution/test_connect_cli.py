@@ -38,6 +38,7 @@ def test_connect_shows_refreshed_qrs_until_the_phone_scans_then_prints_the_numbe
     assert "█" in result.output and f"QR saved to {png}" in result.output
     assert result.output.rstrip().endswith(f"Connected: acme/sales is {PHONE}.")
     assert png.read_bytes().startswith(b"\x89PNG")
+    assert png.stat().st_mode & 0o777 == 0o600  # whoever scans it owns the session: owner-only
     number = row(db, "select status::text, connected_at from t_numbers")
     session = row(db, "select state, last_seen, last_qr_enc, instance_name from t_sessions")
     assert number["status"] == "open" and number["connected_at"] is not None

@@ -195,3 +195,29 @@ def test_debug_logs_never_carry_a_token_secret_or_key(
     for record in caplog.records:
         text = record.getMessage() + repr(vars(record))
         assert not [s for s in secrets if s and s in text], record.getMessage()
+
+
+def test_a_qr_code_never_shows_in_a_repr() -> None:
+    from mirage.integrations.evolution.models import QrCode
+
+    qr = QrCode(code="2@secret-qr-string", base64="data:image/png;base64,AAAA", pairing_code="WZYEH1YY", count=3)
+    assert "secret-qr" not in repr(qr) and "WZYEH1YY" not in repr(qr) and "count=3" in repr(qr)
+
+
+def test_processes_racing_to_create_the_local_key_all_read_the_same_one(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from mirage.crypto import keyring
+    from mirage.settings import Settings
+
+    settings = Settings.from_env({"MIRAGE_STATE_DIR": str(tmp_path / "state")})
+    keys: list[tuple[str, ...]] = []
+    threads = [threading.Thread(target=lambda: keys.append(keyring(settings).keys)) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(set(keys)) == 1 and len(keys) == 8
+    key_file = tmp_path / "state" / "secret_keys"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in key_file.parent.iterdir()] == ["secret_keys"]  # no temporary files left

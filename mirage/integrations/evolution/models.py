@@ -74,9 +74,10 @@ class WebhookConfig:
 class QrCode:
     """One QR as Evolution returns it: the raw string, a PNG data URL, the pairing code and how many so far."""
 
-    code: str
-    base64: str
-    pairing_code: str | None
+    # Whoever scans the QR (or types the pairing code) owns the session: never in a repr, hence never in a log.
+    code: str = field(repr=False)
+    base64: str = field(repr=False)
+    pairing_code: str | None = field(repr=False)
     count: int
 
     @classmethod
