@@ -16,7 +16,7 @@ from rq.cron import CronScheduler
 
 from mirage.ingest.jobs import reprocess_pending
 from mirage.jobs import queues
-from mirage.jobs.maintenance import refresh_metrics
+from mirage.jobs.maintenance import link_auth_users, refresh_metrics
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Periodic:
 SCHEDULE: tuple[Periodic, ...] = (
     Periodic(reprocess_pending, queues.EVENTS, 300, "normalise webhook events left `stored` while Redis was down"),
     Periodic(refresh_metrics, queues.EVENTS, 300, "refresh mv_stats_messages and mv_number_stats"),
+    Periodic(link_auth_users, queues.EVENTS, 300, "give members who signed up since their tenant claim"),
 )
 
 

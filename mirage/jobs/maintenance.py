@@ -17,3 +17,14 @@ def refresh_metrics() -> dict[str, int]:
     timings = {str(r["view_name"]): int(str(r["duration_ms"])) for r in rows}
     log.info("metrics views refreshed", extra={"timings_ms": timings})
     return timings
+
+
+def link_auth_users() -> int:
+    """Link members who signed up since (confirmed e-mail) to their t_users rows, so their next token carries
+    the tenant claim; 0 on plain Postgres, which has no auth.users."""
+    with connect() as conn, conn.transaction():
+        row = conn.execute("select mirage_private.link_auth_users() as n").fetchone()
+    linked = int(str(row["n"])) if row else 0
+    if linked:
+        log.info("members linked to their sign-ins", extra={"linked": linked})
+    return linked

@@ -400,6 +400,10 @@ def apply_plan(
                 return ApplyResult(None, plan.plan_hash, who, summary)
             todo = effects(plan, actual)
             _write(conn, plan, secrets, get_ring, fault)
+            if any(i.spec == "members" and i.op is not Op.DELETE for i in plan.items):
+                # New members who already signed up (with a confirmed e-mail) get their tenant claim now,
+                # not at the next scheduled link; a no-op on plain Postgres, which has no auth.users.
+                conn.execute("select mirage_private.link_auth_users()")
             fault("audit")
             _audit(conn, plan, apply_id, who)
     except (psycopg.DataError, psycopg.IntegrityError) as refused:  # rolled back: a clear error, no traceback

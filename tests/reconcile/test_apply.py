@@ -18,7 +18,7 @@ from rq import Queue
 from mirage.jobs.queues import INSTANCES, ROUNDS
 from mirage.reconcile.apply import LOCK_KEYS, LockBusyError, apply_plan
 from mirage.reconcile.service import load_desired, make_plan
-from tests.reconcile.helpers import count, edit, snapshot
+from tests.reconcile.helpers import count, edit, mirage, snapshot
 
 Conn = psycopg.Connection[Any]
 
@@ -205,3 +205,28 @@ def test_numbers_may_trade_whatsapp_numbers_in_one_apply(env: Conn, fleet: Path,
         edit(p / "numbers.yaml", "  zeca:\n", '  nova:\n    label: Nova\n    number: "+5511999990002"\n  zeca:\n')
     _apply(env, fleet, allow_delete=True)
     assert _plan(env, fleet)[0].empty
+
+
+def test_apply_links_members_who_already_signed_up_with_a_confirmed_email(env: Conn, fleet: Path) -> None:
+    """On Supabase, auth.users holds the sign-ins; a stand-in with the columns the link reads shows apply links
+    a new member at once, and never an unconfirmed address."""
+    env.execute("create table auth.users (id uuid primary key, email text, email_confirmed_at timestamptz)")
+    env.commit()
+    try:
+        confirmed, unconfirmed = "ana@padaria.com.br", "socio@padaria.com.br"  # the fixture's member and viewer
+        env.execute(
+            "insert into auth.users values (gen_random_uuid(), upper(%s), now()), (gen_random_uuid(), %s, null)",
+            [confirmed, unconfirmed],
+        )
+        env.commit()
+        assert mirage("apply", fleet, "--yes").exit_code == 0
+        linked = {
+            r["email"]: r["auth_user_id"] is not None
+            for r in env.execute("select email, auth_user_id from t_users").fetchall()
+        }
+        env.rollback()
+        assert linked[confirmed] is True and linked[unconfirmed] is False
+    finally:
+        env.rollback()
+        env.execute("drop table auth.users")
+        env.commit()
