@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from mirage.config.types import E164, Model, Tag
+from mirage.config.types import E164, NUL, NUL_MESSAGE, Model, Tag
 
 CSV_HEADER = ("number", "name", "tags", "notes")
 
@@ -73,6 +73,8 @@ def parse_contacts_csv(text: str) -> list[CsvRow]:
             cols: dict[str, int] = {}
             col = 1
             for name, raw in zip(header, fields, strict=True):
+                if NUL in raw:
+                    raise CsvProblem(line, col, NUL_MESSAGE)
                 cols[name] = col
                 col += len(raw) + 1
                 v = raw.strip()

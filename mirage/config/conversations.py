@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from mirage.config.schedule import ScheduleSpec, WeekSchedule
-from mirage.config.types import E164, Key, Model, previous_keys
+from mirage.config.types import E164, Int32, Key, Model, previous_keys
 
 Mode = Literal["pair", "round_robin", "random"]
 TopicStrategy = Literal["rotate", "random", "sticky"]
@@ -19,9 +19,9 @@ Starts = Literal["a", "b", "either"]
 class ConversationSettings(Model):
     """Per-conversation overrides of the tenant settings (t_settings_conversation); unset = inherit the tenant's."""
 
-    min_delay_ms: int | None = Field(None, ge=0, description="Shortest delay before a reply, ms. Default: tenant's.")
-    max_delay_ms: int | None = Field(None, ge=0, description="Longest delay before a reply, ms. Default: tenant's.")
-    hourly_burst_limit: int | None = Field(
+    min_delay_ms: Int32 | None = Field(None, ge=0, description="Shortest delay before a reply, ms. Default: tenant's.")
+    max_delay_ms: Int32 | None = Field(None, ge=0, description="Longest delay before a reply, ms. Default: tenant's.")
+    hourly_burst_limit: Int32 | None = Field(
         None, gt=0, description="Most messages per number per hour in this conversation. Default: tenant's."
     )
     humanize: bool | None = Field(None, description="Typing presence and jitter. Default: tenant's.")
@@ -32,8 +32,8 @@ class ConversationSettings(Model):
 class Exchanges(Model):
     """How many exchanges a round has, drawn between min and max."""
 
-    min: int = Field(2, ge=1, le=10, description="Fewest exchanges in a round (1-10). Default 2.")
-    max: int = Field(4, ge=1, le=20, description="Most exchanges in a round (>= min, <= 20). Default 4.")
+    min: Int32 = Field(2, ge=1, le=10, description="Fewest exchanges in a round (1-10). Default 2.")
+    max: Int32 = Field(4, ge=1, le=20, description="Most exchanges in a round (>= min, <= 20). Default 4.")
 
 
 class Participant(Model):
@@ -44,7 +44,7 @@ class Participant(Model):
         None, description="E.164 number of a contact (a human; needs an outreach policy). Set this or number."
     )
     role: ParticipantRole = Field("any", description="starter | responder | any. Default any.")
-    start_order: int = Field(0, ge=0, description="Order in which starters open rounds (round_robin). Default 0.")
+    start_order: Int32 = Field(0, ge=0, description="Order in which starters open rounds (round_robin). Default 0.")
 
     @model_validator(mode="after")
     def _one_of(self) -> Participant:
@@ -95,7 +95,7 @@ class Topic(Model):
     system_prompt: str = Field("", description="Extra instructions for the AI on this topic. Default ''.")
     active_from: date | None = Field(None, description="First day the topic may be used. Default: no limit.")
     active_to: date | None = Field(None, description="Last day the topic may be used (>= active_from). Default: none.")
-    weight: int = Field(1, gt=0, description="Relative weight for the random strategy. Default 1.")
+    weight: Int32 = Field(1, gt=0, description="Relative weight for the random strategy. Default 1.")
     previous_keys: list[Key] = previous_keys()
 
 
@@ -108,11 +108,15 @@ class ConversationDefaults(Model):
     temperature: float | None = Field(None, ge=0, le=2, description="Default temperature. Default: none (0.8).")
     exchanges: Exchanges | None = Field(None, description="Default exchanges. Default: none ({min: 2, max: 4}).")
     topic_strategy: TopicStrategy | None = Field(None, description="Default topic strategy. Default: none (rotate).")
-    topic_refresh_minutes: int | None = Field(None, gt=0, description="Default refresh. Default: none (180).")
+    topic_refresh_minutes: Int32 | None = Field(None, gt=0, description="Default refresh. Default: none (180).")
     settings: ConversationSettings | None = Field(
         None, description="Default overrides, merged key by key. Default: none."
     )
-    schedule: ScheduleSpec | None = Field(None, description="Default schedule, merged key by key. Default: none.")
+    schedule: ScheduleSpec | None = Field(
+        None,
+        description="Default schedule, under the conversation's own: any window, round cap or pause the "
+        "conversation sets (even for every_day) beats this one. Default: none.",
+    )
 
 
 class _ConversationBase(Model):
@@ -123,7 +127,7 @@ class _ConversationBase(Model):
     temperature: float = Field(0.8, ge=0, le=2, description="Sampling temperature 0-2. Default 0.8.")
     exchanges: Exchanges = Field(default_factory=Exchanges, description="Exchanges per round. Default {min 2, max 4}.")
     topic_strategy: TopicStrategy = Field("rotate", description="rotate | random | sticky. Default rotate.")
-    topic_refresh_minutes: int = Field(180, gt=0, description="Minutes before the topic changes. Default 180.")
+    topic_refresh_minutes: Int32 = Field(180, gt=0, description="Minutes before the topic changes. Default 180.")
     participants: list[Participant] = Field(default_factory=list, description="Bots and humans taking part.")
     pairings: list[Pairing] = Field(
         default_factory=list, description="Explicit pairs (all among the participants). Default []: any two."
@@ -139,7 +143,9 @@ class ConversationSpec(_ConversationBase):
     """A conversation file as written in YAML (the key is the file name without .yaml)."""
 
     schedule: ScheduleSpec | None = Field(
-        None, description="Weekly calendar; days may be groups (every_day, weekdays, weekend). Default: never runs."
+        None,
+        description="Weekly calendar; days may be groups (every_day, weekdays, weekend). Laid over the tenant's "
+        "defaults.schedule, daypart by daypart. Default: the defaults' schedule, else never runs; null: never runs.",
     )
 
 

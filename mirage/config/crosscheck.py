@@ -18,7 +18,7 @@ from mirage.config.messages import Issue
 from mirage.config.numbers import Number
 from mirage.config.outreach import OutreachPolicySpec
 from mirage.config.personas import Persona
-from mirage.config.schedule import ScheduleSpec, WeekSchedule, WindowSpec, expand_schedule
+from mirage.config.schedule import ScheduleSpec, WeekSchedule, WindowSpec
 from mirage.config.tenant import TenantFile
 from mirage.config.types import DAYPARTS
 from mirage.engine.calendar import minute_of_day, overlaps
@@ -36,7 +36,7 @@ class Draft:
     numbers: dict[str, Number] | None = None
     personas: dict[str, Persona] | None = None
     conversations: dict[str, ConversationSpec] = field(default_factory=dict)
-    weeks: dict[str, WeekSchedule] = field(default_factory=dict)  # expanded schedules, by conversation
+    weeks: dict[str, WeekSchedule] = field(default_factory=dict)  # resolved (over tenant defaults), by conversation
     conversations_failed: bool = False
     contacts: list[Contact] | None = None
     outreach: dict[str, OutreachPolicySpec] | None = None
@@ -61,14 +61,18 @@ def unknown(kind: str, value: str, known: Iterable[str], where: str) -> str:
 def check(d: Draft) -> list[Issue]:
     """Every cross-file problem of the tenant."""
     out: list[Issue] = []
+    defaults_ok = True
     if d.tenant is not None:
         out += tenant_checks(d.tenant)
+        if d.tenant.defaults.schedule is not None:
+            found, defaults_ok = schedule_spec_checks(("defaults", "schedule"), d.tenant.defaults.schedule)
+            out += found
     if d.numbers is not None:
         out += number_checks(d.numbers, d.personas)
     if d.contacts is not None:
         out += contact_checks(d.contacts, d.numbers or {})
     for key, conv in d.conversations.items():
-        out += conversation_checks(d, key, conv)
+        out += conversation_checks(d, key, conv, defaults_ok)
     if d.outreach is not None:
         out += outreach_checks(d, d.outreach)
     out += previous_key_checks(d)
@@ -143,7 +147,8 @@ def _active_policy_numbers(d: Draft) -> set[str] | None:
     return None if d.outreach is None else {p.number for p in d.outreach.values() if p.active}
 
 
-def conversation_checks(d: Draft, key: str, c: ConversationSpec) -> Iterator[Issue]:
+def conversation_checks(d: Draft, key: str, c: ConversationSpec, defaults_ok: bool = True) -> Iterator[Issue]:
+    """`defaults_ok`: the tenant's defaults.schedule has sound windows (else its overlaps are not judged)."""
     base: Loc = ("conversations", key)
     yield from participant_checks(d, base, c)
     if c.exchanges.min > c.exchanges.max:
@@ -157,8 +162,14 @@ def conversation_checks(d: Draft, key: str, c: ConversationSpec) -> Iterator[Iss
                 (*base, "topics", tk, "active_to"),
                 f"active_to ({topic.active_to}) is before active_from ({topic.active_from})",
             )
+    windows_ok = defaults_ok
     if c.schedule is not None:
-        yield from schedule_checks((*base, "schedule"), c.schedule, d.weeks.get(key) or expand_schedule(c.schedule))
+        found, own_ok = schedule_spec_checks((*base, "schedule"), c.schedule)
+        yield from found
+        windows_ok = windows_ok and own_ok
+    week = d.weeks.get(key)
+    if week is not None and windows_ok:
+        yield from overlap_checks((*base, "schedule"), week)
 
 
 def participant_checks(d: Draft, base: Loc, c: ConversationSpec) -> Iterator[Issue]:
@@ -242,25 +253,32 @@ def _window_issue(loc: Loc, w: WindowSpec | None) -> Issue | None:
     return None
 
 
-def schedule_checks(sched: Loc, spec: ScheduleSpec, week: WeekSchedule) -> Iterator[Issue]:
+def schedule_spec_checks(sched: Loc, spec: ScheduleSpec) -> tuple[list[Issue], bool]:
+    """Problems of one schedule as written (pauses, window order) and whether all its windows are sound."""
+    out: list[Issue] = []
     pr = spec.pause_between_rounds
     if pr.min > pr.max:
-        yield Issue((*sched, "pause_between_rounds", "max"), f"pause max ({pr.max}) is less than min ({pr.min})")
-    bad_windows = False
+        out.append(Issue((*sched, "pause_between_rounds", "max"), f"pause max ({pr.max}) is less than min ({pr.min})"))
+    windows_ok = True
     for day, ds in spec.days.items():
         if ds.pause_between_rounds and ds.pause_between_rounds.min > ds.pause_between_rounds.max:
             p = ds.pause_between_rounds
-            yield Issue(
-                (*sched, "days", day, "pause_between_rounds", "max"), f"pause max ({p.max}) is less than min ({p.min})"
+            out.append(
+                Issue(
+                    (*sched, "days", day, "pause_between_rounds", "max"),
+                    f"pause max ({p.max}) is less than min ({p.min})",
+                )
             )
         for part in DAYPARTS:
             issue = _window_issue((*sched, "days", day, part), getattr(ds, part))
             if issue:
-                bad_windows = True
-                yield issue
-    if bad_windows:
-        return
-    # Overlaps are judged on the expanded week (a weekday may combine its own window with a group's).
+                windows_ok = False
+                out.append(issue)
+    return out, windows_ok
+
+
+def overlap_checks(sched: Loc, week: WeekSchedule) -> Iterator[Issue]:
+    """Overlapping dayparts, judged on the resolved week (a weekday may combine windows of several sources)."""
     overlapping: dict[tuple[str, str, tuple[time | None, ...]], list[str]] = {}
     for dow, resolved in week.days.items():
         open_parts = [(p, resolved.window(p)) for p in DAYPARTS if resolved.window(p).enabled]

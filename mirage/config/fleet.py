@@ -23,8 +23,10 @@ class Fleet:
         """(file, line, col) where a TenantConfig path was written, e.g. locate("acme", "numbers", "tio", "persona").
 
         Paths follow TenantConfig: "numbers"/"personas"/"outreach" + key, "conversations" + key (values that came
-        from tenant `defaults:` point into tenant.yaml; weekdays may point at their group), "contacts" + E.164
-        number, anything else is in tenant.yaml. Unknown paths give the deepest existing node; line 0 = unknown.
+        from tenant `defaults:` point into tenant.yaml; a weekday's window, round cap or pause points at the key
+        that won it, as expand_schedule decides: e.g. a conversation's `every_day` over a default `weekend`),
+        "contacts" + E.164 number, anything else is in tenant.yaml. Unknown paths give the deepest existing
+        node; line 0 = unknown.
         """
         src = self.sources.get(slug)
         if src is None:

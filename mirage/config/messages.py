@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from mirage.config.types import PATTERN_MESSAGES
+from mirage.config.types import PATTERN_MESSAGES, int32_message
 
 Loc = tuple[str | int, ...]
 
@@ -105,6 +105,10 @@ def describe(error: ErrorDetails, model: type[BaseModel]) -> Issue:
         shown = _short(value)
         msg = str(error["msg"]).replace("Input should be", "should be")
         return Issue(loc, f"{name}: {msg}" + (f", not {shown}" if shown else ""))
+    if typ in ("less_than_equal", "greater_than_equal") and (
+        text := int32_message(typ, ctx.get("le" if typ == "less_than_equal" else "ge"))
+    ):
+        return Issue(loc, f"{name}: {_short(value) or 'the number'} {text}")
     if typ in ("string_type", "str_type") and isinstance(value, bool):
         return Issue(loc, f"{name}: expected text; quote it (YAML reads yes/no/on/off as true/false)")
     if typ in _PLAIN_MESSAGES:

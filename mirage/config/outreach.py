@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from mirage.config.types import DOWS, E164, Daypart, Dow, Key, Model, Tag, previous_keys
+from mirage.config.types import DOWS, E164, Daypart, Dow, Int32, Key, Model, Tag, previous_keys
 
 DEFAULT_OPTOUT_KEYWORDS = ["sair", "parar", "stop", "nao quero"]
 
@@ -26,7 +26,7 @@ class TargetSpec(Model):
 
     contact: E164 | None = Field(None, description="E.164 number of one contact. Set this or tag.")
     tag: Tag | None = Field(None, description="Every contact carrying this tag. Set this or contact.")
-    priority: int = Field(0, description="Higher goes first. Default 0.")
+    priority: Int32 = Field(0, description="Higher goes first. Default 0.")
 
     @model_validator(mode="after")
     def _one_of(self) -> TargetSpec:
@@ -39,17 +39,17 @@ class OutreachTarget(Model):
     """A resolved target: one contact (tags expanded; duplicates keep the highest priority)."""
 
     contact: E164 = Field(description="E.164 number of the contact (t_outreach_targets.contact_id).")
-    priority: int = Field(0, description="Higher goes first. Default 0.")
+    priority: Int32 = Field(0, description="Higher goes first. Default 0.")
     via_tags: list[Tag] = Field(default_factory=list, description="Tags that selected it; [] when listed by number.")
 
 
 class _PolicyBase(Model):
     number: Key = Field(description="Key of the bot number that sends.")
     persona: Key | None = Field(None, description="Persona for outreach messages. Default: the number's persona.")
-    daily_limit: int = Field(20, gt=0, description="Most outreach messages per day from this policy. Default 20.")
-    hourly_limit: int = Field(5, gt=0, description="Most outreach messages per hour from this policy. Default 5.")
-    max_rounds_per_contact: int = Field(3, gt=0, description="Most rounds with one contact, ever. Default 3.")
-    min_gap_minutes: int = Field(30, ge=0, description="Least minutes between two messages to a contact. Default 30.")
+    daily_limit: Int32 = Field(20, gt=0, description="Most outreach messages per day from this policy. Default 20.")
+    hourly_limit: Int32 = Field(5, gt=0, description="Most outreach messages per hour from this policy. Default 5.")
+    max_rounds_per_contact: Int32 = Field(3, gt=0, description="Most rounds with one contact, ever. Default 3.")
+    min_gap_minutes: Int32 = Field(30, ge=0, description="Least minutes between two messages to a contact. Default 30.")
     dayparts: list[Daypart] = Field(
         default_factory=_default_dayparts,
         description="Dayparts outreach may run in: morning 06-12, afternoon 12-18, evening 18-24, never in quiet "

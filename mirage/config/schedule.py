@@ -10,10 +10,10 @@ from pydantic import Field, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from mirage.config.types import DAY_GROUPS, DAYPARTS, DOWS, HHMM, Daypart, Dow, Model
+from mirage.config.types import DAY_GROUPS, DAYPARTS, DOWS, HHMM, Daypart, Dow, Int32, Model
 
 DayKey = Literal["sun", "mon", "tue", "wed", "thu", "fri", "sat", "every_day", "weekdays", "weekend"]
-# Later entries win: a group fills in, a named weekday overrides it.
+# Inside one schedule later entries win: a group fills in, a named weekday overrides it.
 EXPANSION_ORDER: tuple[DayKey, ...] = ("every_day", "weekdays", "weekend", *DOWS)
 _OFF = (False, "off", "OFF", "Off")
 
@@ -51,8 +51,8 @@ class WindowSpec(Model):
 class PauseRange(Model):
     """Random pause between two rounds of the same window, in minutes."""
 
-    min: int = Field(20, ge=0, description="Shortest pause between rounds, minutes. Default 20.")
-    max: int = Field(60, ge=0, description="Longest pause between rounds, minutes (>= min). Default 60.")
+    min: Int32 = Field(20, ge=0, description="Shortest pause between rounds, minutes. Default 20.")
+    max: Int32 = Field(60, ge=0, description="Longest pause between rounds, minutes (>= min). Default 60.")
 
 
 class DaySpec(Model):
@@ -63,7 +63,7 @@ class DaySpec(Model):
         None, description="Afternoon window, or `off`. Default: from a group, else off."
     )
     evening: WindowSpec | None = Field(None, description="Evening window, or `off`. Default: from a group, else off.")
-    max_rounds_per_window: int | None = Field(
+    max_rounds_per_window: Int32 | None = Field(
         None, ge=0, description="Overrides the schedule's max_rounds_per_window on these days. Default: inherit."
     )
     pause_between_rounds: PauseRange | None = Field(
@@ -83,7 +83,7 @@ class DaySpec(Model):
 class ScheduleSpec(Model):
     """The weekly calendar as written in YAML: defaults for every window plus `days` keyed by weekday or group."""
 
-    max_rounds_per_window: int = Field(1, ge=0, description="Most rounds started in one window. Default 1.")
+    max_rounds_per_window: Int32 = Field(1, ge=0, description="Most rounds started in one window. Default 1.")
     pause_between_rounds: PauseRange = Field(
         default_factory=PauseRange, description="Pause between rounds in one window. Default {min: 20, max: 60}."
     )
@@ -103,6 +103,7 @@ class DaypartWindow(Model):
 
 
 _CLOSED = DaypartWindow()
+_BUILTIN = ScheduleSpec()
 
 
 class DaySchedule(Model):
@@ -111,9 +112,9 @@ class DaySchedule(Model):
     morning: DaypartWindow = Field(_CLOSED, description="Morning window. Default closed.")
     afternoon: DaypartWindow = Field(_CLOSED, description="Afternoon window. Default closed.")
     evening: DaypartWindow = Field(_CLOSED, description="Evening window. Default closed.")
-    max_rounds_per_window: int = Field(1, ge=0, description="Most rounds started in one window. Default 1.")
-    pause_min: int = Field(20, ge=0, description="Shortest pause between rounds, minutes. Default 20.")
-    pause_max: int = Field(60, ge=0, description="Longest pause between rounds, minutes. Default 60.")
+    max_rounds_per_window: Int32 = Field(1, ge=0, description="Most rounds started in one window. Default 1.")
+    pause_min: Int32 = Field(20, ge=0, description="Shortest pause between rounds, minutes. Default 20.")
+    pause_max: Int32 = Field(60, ge=0, description="Longest pause between rounds, minutes. Default 60.")
 
     def window(self, part: Daypart) -> DaypartWindow:
         """The window of `part` ('morning' | 'afternoon' | 'evening')."""
@@ -127,8 +128,13 @@ class WeekSchedule(Model):
     days: dict[Dow, DaySchedule] = Field(description="sun..sat -> that day's windows, round cap and pause.")
 
 
+def covering_keys(day: str) -> list[str]:
+    """The `days` keys that may set `day`, most specific first: the day, its group, every_day (a group: itself)."""
+    return [k for k in reversed(EXPANSION_ORDER) if k == day or day in DAY_GROUPS.get(k, ())] or [day]
+
+
 def day_sources(spec: ScheduleSpec, day: Dow) -> list[DayKey]:
-    """The `days` keys that shape `day`, least specific first (for locating a resolved day in the YAML)."""
+    """The `days` keys of one schedule that shape `day`, least specific first: every_day, its group, the day."""
     return [k for k in EXPANSION_ORDER if k in spec.days and (k == day or day in DAY_GROUPS.get(k, ()))]
 
 
@@ -152,23 +158,35 @@ def _day(
     )
 
 
-def expand_schedule(spec: ScheduleSpec) -> WeekSchedule:
-    """Expand groups into weekdays: every_day, then weekdays/weekend, then the named day, daypart by daypart."""
+def expand_schedule(*sources: ScheduleSpec) -> WeekSchedule:
+    """Seven resolved weekdays from `sources`, weakest first (tenant `defaults.schedule`, then the conversation's).
+
+    A stronger source beats a weaker one whatever the specificity; inside one source the schedule-wide values
+    come first, then every_day, then weekdays/weekend, then the named day. Resolved daypart by daypart (and
+    max_rounds_per_window, pause_between_rounds one by one): what no source sets keeps the weaker value, and
+    finally the built-in default (window closed, 1 round, pause 20-60 minutes).
+    """
     days: dict[Dow, DaySchedule] = {}
     for day in DOWS:
         windows: dict[str, DaypartWindow] = {}
-        rounds = spec.max_rounds_per_window
-        pause = spec.pause_between_rounds
-        for key in day_sources(spec, day):
-            d = spec.days[key]
-            for part in DAYPARTS:
-                w: WindowSpec | None = getattr(d, part)
-                if w is not None:
-                    windows[part] = _window(w.enabled, w.start, w.end)
-            if d.max_rounds_per_window is not None:
-                rounds = d.max_rounds_per_window
-            if d.pause_between_rounds is not None:
-                pause = d.pause_between_rounds
+        rounds, pause = _BUILTIN.max_rounds_per_window, _BUILTIN.pause_between_rounds
+        for spec in sources:
+            # Only what the source wrote counts: its own unset fields hold defaults, which must not hide a weaker
+            # source's value.
+            if "max_rounds_per_window" in spec.model_fields_set:
+                rounds = spec.max_rounds_per_window
+            if "pause_between_rounds" in spec.model_fields_set:
+                pause = spec.pause_between_rounds
+            for key in day_sources(spec, day):
+                d = spec.days[key]
+                for part in DAYPARTS:
+                    w: WindowSpec | None = getattr(d, part)
+                    if w is not None:
+                        windows[part] = _window(w.enabled, w.start, w.end)
+                if d.max_rounds_per_window is not None:
+                    rounds = d.max_rounds_per_window
+                if d.pause_between_rounds is not None:
+                    pause = d.pause_between_rounds
         days[day] = _day(
             windows.get("morning", _CLOSED),
             windows.get("afternoon", _CLOSED),

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from yaml.nodes import ScalarNode
+
 from mirage.config.contacts import CsvRow
-from mirage.config.types import DAY_GROUPS
+from mirage.config.schedule import covering_keys
+from mirage.config.types import DAYPARTS
 from mirage.config.yamlsource import Source
 
 Path_ = tuple[str | int, ...]
@@ -14,6 +17,7 @@ Path_ = tuple[str | int, ...]
 # File kinds and their names inside a tenant folder.
 TENANT, NUMBERS, PERSONAS, CONTACTS, OUTREACH = "tenant", "numbers", "personas", "contacts", "outreach"
 CONVERSATIONS_DIR = "conversations"
+_SCHEDULE_WIDE = ("max_rounds_per_window", "pause_between_rounds")  # a day's own value, else the schedule's
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,11 @@ class TenantSources:
         """Position in conversations/<conv>.yaml, or in tenant.yaml `defaults:` when the value came from there."""
         candidates = [path]
         if len(path) >= 3 and path[0] == "schedule" and path[1] == "days" and isinstance(path[2], str):
-            day = path[2]
-            groups = [g for g, days in DAY_GROUPS.items() if day in days and g != day]
-            # The named day first, then the narrower group, then every_day.
-            candidates = [("schedule", "days", k, *path[3:]) for k in [day, *sorted(groups, key=len)]]
+            found = self.schedule_day(conv, path[2], path[3:], key)
+            if found is not None:
+                return found
+            candidates = [("schedule", "days", k, *path[3:]) for k in covering_keys(path[2])]
+        # Mappings merge key by key, so the file with the deepest match along the path wrote the value.
         best: tuple[int, int, Location] | None = None
         for rank, cand in enumerate(candidates):
             src = self.files.get(f"{CONVERSATIONS_DIR}/{conv}")
@@ -68,6 +73,33 @@ class TenantSources:
                 if depth > 1:
                     best = _better(best, (depth - 1, -rank, Location(tenant.display, line, col)))
         return best[2] if best else Location(self.folder, 0, 0)
+
+    def schedule_day(self, conv: str, day: str, rest: Path_, key: bool = False) -> Location | None:
+        """Where ("schedule", "days", day, *rest) of a conversation was set, in the order expand_schedule applies.
+
+        The conversation's schedule before the tenant's `defaults.schedule`; inside each, the named day, its
+        group, every_day, then (for max_rounds_per_window / pause_between_rounds) the schedule-wide value.
+        None when no file sets it.
+        """
+        field = rest[0] if rest else None
+        for src, prefix in (
+            (self.files.get(f"{CONVERSATIONS_DIR}/{conv}"), ("schedule",)),
+            (self.files.get(TENANT), ("defaults", "schedule")),
+        ):
+            if src is None:
+                continue
+            for k in covering_keys(day):
+                node = src.node((*prefix, "days", k))
+                if node is None:
+                    continue
+                off_day = isinstance(node, ScalarNode) and field in DAYPARTS  # `sat: off` sets every daypart
+                if field is None or off_day or src.node((*prefix, "days", k, field)) is not None:
+                    line, col, _ = src.find((*prefix, "days", k, *rest), key)
+                    return Location(src.display, line, col)
+            if field in _SCHEDULE_WIDE and src.node((*prefix, field)) is not None:
+                line, col, _ = src.find((*prefix, *rest), key)
+                return Location(src.display, line, col)
+        return None
 
     def in_contacts(self, path: Path_, key: bool = False) -> Location:
         """Position of ("contacts", <E.164 or index>, field?) in contacts.yaml or contacts.csv."""

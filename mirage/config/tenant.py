@@ -12,7 +12,7 @@ from mirage.config.conversations import Conversation, ConversationDefaults
 from mirage.config.numbers import Number
 from mirage.config.outreach import OutreachPolicy
 from mirage.config.personas import Persona
-from mirage.config.types import HHMM, SLUG_PATTERN, Email, Key, Model, SecretRef, resolve_env_reference
+from mirage.config.types import HHMM, SLUG_PATTERN, Email, Int32, Key, Model, SecretRef, resolve_env_reference
 from mirage.engine.calendar import is_valid_timezone
 
 _URL_OR_REF = r"^(https?://\S+|\$\{[A-Za-z_][A-Za-z0-9_]*\})$"
@@ -62,10 +62,10 @@ class QuietHours(Model):
 class TenantSettings(Model):
     """Cadence and limits for the whole tenant (t_settings_tenant); conversations may override some."""
 
-    min_delay_ms: int = Field(4000, ge=0, description="Shortest delay before a message, ms. Default 4000.")
-    max_delay_ms: int = Field(25000, ge=0, description="Longest delay before a message, ms (>= min). Default 25000.")
-    hourly_burst_limit: int = Field(30, gt=0, description="Most messages per number per hour. Default 30.")
-    daily_limit: int = Field(200, gt=0, description="Most messages per number per day. Default 200.")
+    min_delay_ms: Int32 = Field(4000, ge=0, description="Shortest delay before a message, ms. Default 4000.")
+    max_delay_ms: Int32 = Field(25000, ge=0, description="Longest delay before a message, ms (>= min). Default 25000.")
+    hourly_burst_limit: Int32 = Field(30, gt=0, description="Most messages per number per hour. Default 30.")
+    daily_limit: Int32 = Field(200, gt=0, description="Most messages per number per day. Default 200.")
     quiet_hours: QuietHours = Field(
         default_factory=QuietHours, description='Nothing is sent inside. Default {start: "22:00", end: "07:00"}.'
     )

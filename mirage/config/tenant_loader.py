@@ -21,7 +21,7 @@ from mirage.config.messages import Issue, issues_from
 from mirage.config.numbers import NumbersFile
 from mirage.config.outreach import OutreachFile, OutreachPolicy, OutreachPolicySpec, OutreachTarget
 from mirage.config.personas import PersonasFile
-from mirage.config.schedule import expand_schedule
+from mirage.config.schedule import ScheduleSpec, WeekSchedule, expand_schedule
 from mirage.config.sources import (
     CONTACTS,
     CONVERSATIONS_DIR,
@@ -223,8 +223,9 @@ class _TenantLoad:
                 draft.conversations_failed = True
             else:
                 draft.conversations[key] = spec
-                if spec.schedule is not None:
-                    draft.weeks[key] = expand_schedule(spec.schedule)
+                week = conversation_week(spec, draft.tenant.defaults.schedule if draft.tenant else None)
+                if week is not None:
+                    draft.weeks[key] = week
 
         self.issues(check(draft), lambda i: self.sources.locate(i.path, i.key))
         if self.problems or draft.tenant is None:
@@ -263,14 +264,32 @@ class _TenantLoad:
 
 
 def merge_defaults(defaults: Mapping[str, Any], conversation: Mapping[str, Any]) -> dict[str, Any]:
-    """`conversation` with `defaults` filled in; mappings merge key by key, the conversation's value wins."""
+    """`conversation` with `defaults` filled in; mappings merge key by key, the conversation's value wins.
+
+    `schedule` is left out: a key-by-key merge of `days` would let a default's narrower group beat the
+    conversation's broader one; conversation_week() layers the two schedules instead.
+    """
+    return _merge({k: v for k, v in defaults.items() if k != "schedule"}, conversation)
+
+
+def _merge(defaults: Mapping[str, Any], conversation: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(conversation)
     for k, v in defaults.items():
         if k not in out:
             out[k] = v
         elif isinstance(v, dict) and isinstance(out[k], dict):
-            out[k] = merge_defaults(v, out[k])
+            out[k] = _merge(v, out[k])
     return out
+
+
+def conversation_week(spec: ConversationSpec, defaults: ScheduleSpec | None) -> WeekSchedule | None:
+    """The conversation's seven days: its own schedule over the tenant's `defaults.schedule`.
+
+    None (never runs) when neither has a schedule, or when the conversation says `schedule: null`.
+    """
+    if spec.schedule is None and ("schedule" in spec.model_fields_set or defaults is None):
+        return None
+    return expand_schedule(*(s for s in (defaults, spec.schedule) if s is not None))
 
 
 def expand_targets(policy: OutreachPolicySpec, contacts: Sequence[Contact]) -> list[OutreachTarget]:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
 from datetime import time
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     PlainSerializer,
     StringConstraints,
@@ -39,6 +41,38 @@ PATTERN_MESSAGES: dict[str, str] = {
     EMAIL_PATTERN: "{value!r} is not an e-mail address",
     ENV_NAME_PATTERN: "{value!r} is not an environment variable name",
 }
+
+# Postgres `integer` (int4) holds -2147483648..2147483647; text and jsonb cannot hold the NUL character.
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+NUL = "\x00"
+NUL_MESSAGE = "text contains a NUL character (\\u0000), which the database cannot store"
+
+
+class _Int32Bounds:
+    """Keeps an int inside int4 on top of the field's own bounds (which it never replaces, unlike Field(le=...))."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        schema = dict(handler(source))  # {"type": "int", ...} with the field's own ge/gt/le/lt
+        if schema.get("lt", math.inf) > INT32_MAX + 1:  # unless its own `lt` already keeps it inside
+            schema["le"] = min(schema.get("le", INT32_MAX), INT32_MAX)
+        if schema.get("gt", -math.inf) < INT32_MIN - 1:
+            schema["ge"] = max(schema.get("ge", INT32_MIN), INT32_MIN)
+        return cast(CoreSchema, schema)
+
+
+Int32 = Annotated[int, _Int32Bounds()]
+"""A whole number stored in a Postgres `integer` column: the field's bounds, and never outside int4."""
+
+
+def int32_message(kind: str, bound: object) -> str | None:
+    """The message for an int4 bound error (pydantic `less_than_equal` / `greater_than_equal`), else None."""
+    if kind == "less_than_equal" and bound == INT32_MAX:
+        return f"is above {INT32_MAX}, the largest whole number the database stores"
+    if kind == "greater_than_equal" and bound == INT32_MIN:
+        return f"is below {INT32_MIN}, the smallest whole number the database stores"
+    return None
+
 
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
 """A configuration key (numbers, personas, conversations, topics, policies): the row's natural key."""

@@ -5,7 +5,8 @@ values are built here from the nodes, which is faster than PyYAML's constructors
   * reject duplicate mapping keys (PyYAML keeps the last one silently);
   * bound what aliases expand to (a "billion laughs" document), the nesting depth and the file size;
   * keep `22:00` a time and `+5511…` a phone number, where YAML 1.1 reads a base-60 or a signed integer;
-  * keep every mapping key a string (`off:` stays "off", it is not the boolean false).
+  * keep every mapping key a string (`off:` stays "off", it is not the boolean false);
+  * refuse text holding a NUL character ("\\0", "\\u0000"), which Postgres text and jsonb cannot store.
 Positions are looked up on demand (`Source.locate`); the node graph is dropped once a tenant is loaded and
 composed again from the kept text only when something needs a line number.
 """
@@ -20,6 +21,8 @@ from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from mirage.config.types import NUL, NUL_MESSAGE
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB
 MAX_NODES = 500_000  # values a document may expand to, aliases included
@@ -224,6 +227,8 @@ class _Builder:
             self.visits += 1
             tag = node.tag
             if tag == _STR:
+                if NUL in node.value:
+                    self.nul(node)
                 return node.value
             if tag == _PLAIN:
                 return plain_scalar(node.value)
@@ -234,12 +239,19 @@ class _Builder:
         tag = node.tag
         if tag == _PLAIN:
             return plain_scalar(node.value)
+        # Only a double-quoted scalar can hold a NUL (an escape): YAML refuses the raw character.
+        if NUL in node.value:
+            self.nul(node)
         if tag == _STR:
             return node.value
         if tag in _TAGGED:
             return plain_scalar(node.value) if node.value else None
         self.unsupported(node)
         return node.value
+
+    def nul(self, node: Node) -> None:
+        m = node.start_mark
+        self.problems.append(YamlError(m.line + 1, m.column + 1, NUL_MESSAGE))
 
     def mapping(self, node: Node, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -251,6 +263,8 @@ class _Builder:
                 self.problems.append(YamlError(m.line + 1, m.column + 1, "mapping keys must be plain values"))
                 continue
             key = key_node.value
+            if key_node.tag == _STR and NUL in key:
+                self.nul(key_node)
             if key in out:
                 first = next(k for k, _ in node.value if k.__class__ is ScalarNode and k.value == key)
                 m = key_node.start_mark
@@ -329,6 +343,16 @@ class Source:
     def release(self) -> None:
         """Drop the node graph (memory); it is composed again if a position is needed later."""
         self._root = None
+
+    def node(self, loc: Sequence[str | int]) -> Node | None:
+        """The node at exactly `loc` (following `<<` merges), or None when the path does not exist."""
+        node = self.root()
+        for step in loc:
+            found = None if node is None else _child(node, step)
+            if found is None:
+                return None
+            node = found[1]
+        return node
 
     def find(self, loc: Sequence[str | int], key: bool = False) -> tuple[int, int, int]:
         """(line, col, matched) of the deepest node along `loc`; `key` points at the last mapping key instead."""

@@ -6,9 +6,10 @@ import inspect
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 import mirage.config.contacts
 import mirage.config.conversations
@@ -18,8 +19,13 @@ import mirage.config.personas
 import mirage.config.schedule
 import mirage.config.tenant
 import mirage.config.types
+from mirage.config.conversations import ConversationSettings, Exchanges
 from mirage.config.jsonschema import KINDS, render_all, schema_for
 from mirage.config.lint import RULES
+from mirage.config.outreach import TargetSpec
+from mirage.config.schedule import PauseRange
+from mirage.config.tenant import TenantSettings
+from mirage.config.types import INT32_MAX, INT32_MIN
 from mirage.config.yamlsource import build, compose
 from mirage.settings import Settings
 from tests.config.helpers import run, schema_errors
@@ -160,7 +166,49 @@ def test_example_files_validate_against_their_json_schema(path: Path) -> None:
         ("conversation", {"name": "C", "modo": "pair"}),
         ("tenant", {"name": "T", "evolution": {"api_key": "literal-secret"}}),
         ("tenant", {"name": "T", "settings": {"quiet_hours": {"start": "7:00"}}}),
+        ("tenant", {"name": "T", "settings": {"daily_limit": 2147483648}}),
+        ("outreach", {"policies": {"v": {"number": "tio", "targets": [{"tag": "vip", "priority": -2147483649}]}}}),
     ],
 )
 def test_json_schemas_reject_what_validation_rejects(kind: str, document: dict[str, object]) -> None:
     assert schema_errors(document, schema_for(kind)) != []
+
+
+def _integers(node: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every `{"type": "integer"}` node of a JSON Schema, with its path."""
+    if isinstance(node, list):
+        return [found for i, item in enumerate(node) for found in _integers(item, f"{where}[{i}]")]
+    if not isinstance(node, dict):
+        return []
+    here = [(where, node)] if node.get("type") == "integer" else []
+    return here + [found for k, v in node.items() for found in _integers(v, f"{where}/{k}")]
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m.__name__ for m in MODELS])
+def test_every_integer_field_fits_a_postgres_integer_column(model: type[BaseModel]) -> None:
+    """Every int is stored in an `integer` column: an Int32 field carries both int4 bounds (or tighter ones)."""
+    for where, node in _integers(model.model_json_schema()):
+        top = min(node.get("maximum", INT32_MAX + 1), node.get("exclusiveMaximum", INT32_MAX + 2) - 1)
+        low = max(node.get("minimum", INT32_MIN - 1), node.get("exclusiveMinimum", INT32_MIN - 2) + 1)
+        assert top <= INT32_MAX and low >= INT32_MIN, f"{model.__name__}{where} is not an Int32"
+
+
+@pytest.mark.parametrize(
+    ("model", "values", "error"),
+    [
+        (TenantSettings, {"min_delay_ms": -1}, "greater_than_equal"),
+        (ConversationSettings, {"hourly_burst_limit": 0}, "greater_than"),
+        (Exchanges, {"max": 21}, "less_than_equal"),
+        (PauseRange, {"min": 2147483648}, "less_than_equal"),
+        (TargetSpec, {"tag": "vip", "priority": -2147483649}, "greater_than_equal"),
+    ],
+)
+def test_int32_fields_keep_their_own_bounds(model: type[BaseModel], values: dict[str, int], error: str) -> None:
+    with pytest.raises(ValidationError) as e:
+        model.model_validate(values)
+    assert [x["type"] for x in e.value.errors()] == [error]
+
+
+def test_int32_accepts_the_whole_int4_range() -> None:
+    assert TargetSpec(tag="vip", priority=INT32_MIN).priority == INT32_MIN
+    assert TenantSettings(min_delay_ms=INT32_MAX, max_delay_ms=INT32_MAX).max_delay_ms == INT32_MAX

@@ -715,6 +715,124 @@ CASES = [
         ],
         id="numbers-python-cannot-convert",
     ),
+    pytest.param(
+        {"tenant.yaml": BASE_T.replace("max_delay_ms: 20000", "max_delay_ms: 3000000000")},
+        [
+            "tenants.d/acme/tenant.yaml:5:17: max_delay_ms: 3000000000 is above 2147483647, the largest whole number the database stores",
+        ],
+        id="integer-above-int4",
+    ),
+    pytest.param(
+        {
+            "outreach.yaml": """\
+        policies:
+          vip:
+            number: tio
+            targets:
+              - {tag: vip, priority: -2147483649}
+        """
+        },
+        [
+            "tenants.d/acme/outreach.yaml:5:30: priority: -2147483649 is below -2147483648, the smallest whole number the database stores",
+        ],
+        id="integer-below-int4-without-own-lower-bound",
+    ),
+    pytest.param(
+        {
+            "conversations/chat.yaml": """\
+        name: Chat
+        participants: [{number: tio}, {number: tia}]
+        settings: {hourly_burst_limit: 2147483648}
+        topics:
+          futebol: {seed: O jogo, weight: 99999999999999999999999999999999999999999999999999999999999999999999}
+        """
+        },
+        [
+            "tenants.d/acme/conversations/chat.yaml:3:32: hourly_burst_limit: 2147483648 is above 2147483647, the largest whole number the database stores",
+            "tenants.d/acme/conversations/chat.yaml:5:35: weight: the number is above 2147483647, the largest whole number the database stores",
+        ],
+        id="integer-above-int4-optional-and-huge",
+    ),
+    pytest.param(
+        {
+            "tenant.yaml": BASE_T
+            + textwrap.dedent("""\
+        defaults:
+          schedule:
+            days:
+              sat: {max_rounds_per_window: 2147483648}
+        """)
+        },
+        [
+            "tenants.d/acme/tenant.yaml:16:36: max_rounds_per_window: 2147483648 is above 2147483647, the largest whole number the database stores",
+        ],
+        id="integer-above-int4-in-defaults",
+    ),
+    pytest.param(
+        {
+            "personas.yaml": """\
+        personas:
+          tio:
+            name: "Tio\\0"
+            greetings: {morning: [Bom dia, "Oi\\u0000 sumido"]}
+        """
+        },
+        [
+            "tenants.d/acme/personas.yaml:3:11: text contains a NUL character (\\u0000), which the database cannot store",
+            "tenants.d/acme/personas.yaml:4:36: text contains a NUL character (\\u0000), which the database cannot store",
+        ],
+        id="nul-in-text",
+    ),
+    pytest.param(
+        {
+            "conversations/chat.yaml": """\
+        name: Chat
+        participants: [{number: tio}, {number: tia}]
+        topics:
+          "futebol\\x00": {seed: !!str "O jogo\\x00"}
+        """
+        },
+        [
+            "tenants.d/acme/conversations/chat.yaml:4:3: 'futebol\\x00' is not a valid key: use 1-63 lower-case letters, digits, '-' or '_'",
+            "tenants.d/acme/conversations/chat.yaml:4:3: text contains a NUL character (\\u0000), which the database cannot store",
+            "tenants.d/acme/conversations/chat.yaml:4:25: text contains a NUL character (\\u0000), which the database cannot store",
+        ],
+        id="nul-in-key-and-tagged-text",
+    ),
+    pytest.param(
+        {
+            "contacts.yaml": None,
+            "contacts.csv": "number,name,tags,notes\n+5511888880001,Rosa,vip,\n+5511888880002,Antonio,vip,liga\x00depois\n",
+        },
+        [
+            "tenants.d/acme/contacts.csv:3:28: text contains a NUL character (\\u0000), which the database cannot store",
+        ],
+        id="nul-in-contacts-csv",
+    ),
+    pytest.param(
+        {
+            "tenant.yaml": BASE_T
+            + textwrap.dedent("""\
+        defaults:
+          schedule:
+            days:
+              weekdays:
+                afternoon: {start: "11:00", end: "15:00"}
+        """),
+            "conversations/chat.yaml": """\
+        name: Chat
+        participants: [{number: tio}, {number: tia}]
+        schedule:
+          days:
+            every_day:
+              morning: {start: "08:00", end: "12:00"}
+        """,
+        },
+        [
+            "tenants.d/acme/tenant.yaml:17:20: afternoon window 11:00-15:00 overlaps the morning window 08:00-12:00 on mon, tue, wed, thu, fri",
+        ],
+        id="overlap-between-conversation-and-defaults",
+    ),
 ]
 
 

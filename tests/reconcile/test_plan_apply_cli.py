@@ -387,17 +387,33 @@ def test_lint_findings_block_plan_and_apply_under_strict(env: Conn, fleet: Path)
 
 
 @pytest.mark.parametrize(
-    ("file", "old", "new", "reason"),
+    ("file", "old", "new", "message"),
     [
-        ("outreach.yaml", "daily_limit: 20", "daily_limit: 3000000000", "out of range for type integer"),
-        ("numbers.yaml", "label: Tia Maria", 'label: "Tia\\0Maria"', "NUL"),
+        ("outreach.yaml", "daily_limit: 20", "daily_limit: 3000000000", "daily_limit: 3000000000 is above 2147483647"),
+        ("numbers.yaml", "label: Tia Maria", 'label: "Tia\\0Maria"', "text contains a NUL character"),
     ],
 )
-def test_a_value_the_database_refuses_is_a_clear_error_and_nothing_is_written(
-    env: Conn, fleet: Path, file: str, old: str, new: str, reason: str
+def test_a_value_the_database_could_not_store_is_refused_at_validation_located(
+    env: Conn, fleet: Path, file: str, old: str, new: str, message: str
 ) -> None:
     edit(fleet / "padaria" / file, old, new)
-    result = mirage("apply", fleet, "--yes")  # no traceback: catch_exceptions=False would raise it here
+    result = mirage("apply", fleet, "--yes")
     assert result.exit_code == 1
-    assert "the database refused this plan, nothing was written" in result.stderr and reason in result.stderr
+    assert f"padaria/{file}:" in result.stderr and message in result.stderr
     assert count(env, "t_tenants") == 0
+
+
+def test_a_value_the_database_refuses_is_a_clear_error_and_nothing_is_written(env: Conn, fleet: Path) -> None:
+    # A rule only the database knows (here a check constraint added for the test) refuses a valid plan.
+    env.execute("alter table t_numbers add constraint test_no_tia check (label <> 'Tia Maria')")
+    env.commit()
+    try:
+        result = mirage("apply", fleet, "--yes")  # no traceback: catch_exceptions=False would raise it here
+        assert result.exit_code == 1
+        assert "the database refused this plan, nothing was written" in result.stderr
+        assert "test_no_tia" in result.stderr
+        assert count(env, "t_tenants") == 0
+    finally:
+        env.rollback()
+        env.execute("alter table t_numbers drop constraint test_no_tia")
+        env.commit()
