@@ -3,7 +3,8 @@
     .venv/bin/python bench/webhooks.py [--events 6000] [--concurrency 32] [--duplicates 0.1] [--rounds 2]
 
 Both servers are uvicorn (same settings: one process, h11, no access log) in their own subprocess; the client
-is 32 httpx.AsyncClient, one keep-alive connection each, in this process. Mirage's endpoint does everything it does in
+is 32 keep-alive connections of a minimal asyncio HTTP/1.1 client (RawClient: httpx would spend as much CPU as
+the bare server on these 2 cores), in this process. Mirage's endpoint does everything it does in
 production: parse, authenticate (secret header), store durably (synchronous_commit on) and normalise into
 t_messages, at log level INFO. The mix: incoming messages, API sends and their receipts, plus re-sent
 duplicates. Afterwards the rows stored are compared with the distinct events sent.
@@ -30,7 +31,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
@@ -144,39 +144,83 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class RawClient:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams: one connection, one request at a time.
+
+    httpx costs about 1 ms of CPU per request, as much as the bare server spends answering; on a 2-core machine
+    that makes the load generator, not the server, the thing measured. Evolution's sender is another machine
+    in production, so the bench spends as little CPU as it can on the client side.
+    """
+
+    def __init__(self, url: str) -> None:
+        host, _, port = url.removeprefix("http://").partition(":")
+        self.host, self.port = host, int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def __aenter__(self) -> RawClient:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+    async def post(self, head: bytes, body: bytes) -> tuple[int, float | None]:
+        """Send one request (`head` already has every header line); returns (status, Server-Timing dur)."""
+        assert self.reader is not None and self.writer is not None
+        self.writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length, timing = 0, None
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"server-timing":
+                timing = float(value.rpartition(b"dur=")[2])
+        if length:
+            await self.reader.readexactly(length)
+        return status, timing
+
+
+def request_head(headers: dict[str, str]) -> bytes:
+    lines = [f"POST {WEBHOOK} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
 class _Recorder:
     def __init__(self) -> None:
         self.latencies: list[float] = []
         self.server: list[float] = []
         self.statuses: dict[int, int] = {}
 
-    async def post(self, client: httpx.AsyncClient, body: bytes, headers: dict[str, str]) -> None:
+    async def post(self, client: RawClient, head: bytes, body: bytes) -> None:
         t0 = time.perf_counter()
-        r = await client.post(WEBHOOK, content=body, headers=headers)
+        status, timing = await client.post(head, body)
         self.latencies.append((time.perf_counter() - t0) * 1000)
-        self.statuses[r.status_code] = self.statuses.get(r.status_code, 0) + 1
-        if timing := r.headers.get("server-timing"):
-            self.server.append(float(timing.rpartition("dur=")[2]))
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if timing is not None:
+            self.server.append(timing)
 
     def result(self, events: int, seconds: float) -> Result:
         return Result(events, seconds, self.latencies, self.server, self.statuses)
-
-
-def _client(url: str) -> httpx.AsyncClient:
-    # One connection per client: a single httpx pool of 32 connections spends more CPU on its own
-    # bookkeeping than the bare server spends answering, and would make the client the whole story.
-    return httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=1), timeout=30)
 
 
 async def drive(url: str, bodies: list[bytes], headers: dict[str, str], concurrency: int) -> Result:
     """Closed loop: `concurrency` clients each send the next body as soon as they have their answer."""
     pending = list(reversed(bodies))
     rec = _Recorder()
+    head = request_head(headers)
 
     async def worker() -> None:
-        async with _client(url) as client:
+        async with RawClient(url) as client:
             while pending:
-                await rec.post(client, pending.pop(), headers)
+                await rec.post(client, head, pending.pop())
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -185,16 +229,17 @@ async def drive(url: str, bodies: list[bytes], headers: dict[str, str], concurre
 
 async def drive_at(url: str, bodies: list[bytes], headers: dict[str, str], rate: float, clients: int) -> Result:
     """Open loop: one request every 1/rate s whatever the answers, as Evolution sends (up to `clients` at once)."""
-    idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-    pool = [_client(url) for _ in range(clients)]
+    idle: asyncio.Queue[RawClient] = asyncio.Queue()
+    pool = [await RawClient(url).__aenter__() for _ in range(clients)]
     for c in pool:
         idle.put_nowait(c)
     rec = _Recorder()
+    head = request_head(headers)
 
     async def one(body: bytes) -> None:
         client = await idle.get()
         try:
-            await rec.post(client, body, headers)
+            await rec.post(client, head, body)
         finally:
             idle.put_nowait(client)
 
@@ -206,7 +251,7 @@ async def drive_at(url: str, bodies: list[bytes], headers: dict[str, str], rate:
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     for c in pool:
-        await c.aclose()
+        await c.__aexit__(None, None, None)
     return rec.result(len(bodies), elapsed)
 
 

@@ -36,9 +36,13 @@ def get_pool(url: str | None = None, min_size: int = 1, max_size: int = 10) -> C
 
     def reset(conn: psycopg.Connection) -> None:
         # Belt and braces: claims and role are transaction-local, but a pooled connection must never
-        # carry session state from one user of the pool to the next.
-        conn.execute("reset role; reset all")
-        conn.commit()
+        # carry session state from one user of the pool to the next. In autocommit this is one round trip
+        # (no BEGIN / COMMIT around it), which matters at webhook rates.
+        conn.autocommit = True
+        try:
+            conn.execute("reset role; reset all")
+        finally:
+            conn.autocommit = False
 
     pool = ConnectionPool(
         url,
