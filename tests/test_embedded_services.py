@@ -14,6 +14,7 @@ import psycopg
 import pytest
 import redis as redis_lib
 
+from mirage.embedded import stop_postgres, stop_redis
 from mirage.embedded.redis import socket_path
 from mirage.errors import ServiceError
 
@@ -100,8 +101,9 @@ def test_two_processes_share_one_postgres_and_one_redis_and_data_survives_restar
         third = _run(state, "read")  # starts both again: the data was kept on disk
         assert third["rows"] == ["from-first"] and third["redis_value"] == "from-first"
         assert third["redis_pid"] != first["redis_pid"]
-    finally:
-        _mirage(state, "down")
+    finally:  # in process: a test must never leave servers behind, even if the CLI cannot start
+        stop_redis(state)
+        stop_postgres(state)
 
 
 @pytest.mark.parametrize("tamper", ["world-writable", "symlink"])
@@ -123,3 +125,23 @@ def test_a_shared_temp_socket_folder_someone_else_could_swap_is_refused(
         os.symlink(tmp_path / "elsewhere", folder)
     with pytest.raises(ServiceError, match="only you"):
         socket_path(state)
+
+
+def test_stopping_a_redis_that_refuses_to_exit_is_an_error_not_a_silent_success(tmp_path: Path) -> None:
+    import shutil
+    import signal
+
+    from mirage.embedded import ensure_redis, redis_running
+
+    state = tmp_path / "state"
+    ensure_redis(state)
+    pid = redis_running(state)
+    assert pid is not None
+    shutil.rmtree(state / "redis")  # its final save cannot be written: Redis refuses to shut down
+    (state / "redis").mkdir()
+    (state / "redis" / "redis.pid").write_text(str(pid))
+    try:
+        with pytest.raises(ServiceError, match=f"could not stop pid {pid}"):
+            stop_redis(state, timeout=2)
+    finally:
+        os.kill(pid, signal.SIGKILL)

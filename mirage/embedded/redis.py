@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import signal
 import stat
 import subprocess
 import tempfile
@@ -115,20 +116,32 @@ def ensure_redis(state_dir: Path, timeout: float = 10.0) -> str:
 
 
 def stop_redis(state_dir: Path, timeout: float = 10.0) -> bool:
-    """Stop the embedded Redis, saving its data first; False when it was not running."""
+    """Stop the embedded Redis, saving its data first; False when it was not running.
+
+    Redis refuses to exit when its final save fails (its folder was deleted, the disk is full): that is an
+    error naming the reason, never a silent "stopped" with the server still up.
+    """
     import redis
 
     pid = redis_running(state_dir)
     if pid is None:
         return False
     sock = socket_path(state_dir)
+    refusal: str | None = None
     try:
         redis.Redis(unix_socket_path=str(sock), socket_timeout=timeout).shutdown(save=True)
     except redis.ConnectionError:
         pass  # shutdown closes the connection as it succeeds
+    except redis.ResponseError as e:
+        refusal = str(e)  # e.g. "Errors trying to SHUTDOWN. Check logs."
     except (redis.RedisError, OSError):
-        os.kill(pid, 15)
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+    if pid_alive(pid):
+        reason = refusal or "it did not exit"
+        raise ServiceError(
+            "embedded redis", f"could not stop pid {pid}: {reason}; see {redis_dir(state_dir) / 'redis.log'}"
+        )
     return True
