@@ -1,12 +1,14 @@
-"""Connections to Postgres: one-off connections for the CLI and a pool for long-running processes."""
+"""Connections to Postgres: one-off connections for the CLI, a pool for long-running processes, an async pool for
+the web service's event loop."""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from mirage.backends import postgres_backend
 from mirage.errors import ServiceError
@@ -52,4 +54,27 @@ def get_pool(url: str | None = None, min_size: int = 1, max_size: int = 10) -> C
         reset=reset,
         open=True,
     )
+    return pool
+
+
+AsyncPool = AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]]
+
+
+async def open_async_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncPool:
+    """A pool bound to the running event loop (the web service's); the caller closes it on that loop.
+
+    Its connections are in autocommit mode, so a transaction is whatever its user opens with BEGIN (psycopg's
+    own `transaction()` works too): pipelined, BEGIN, the statements and COMMIT then go in one round trip. It
+    has no reset on return, unlike `get_pool`: its users keep every setting transaction-local (`set local`,
+    `set_config(..., true)`), which COMMIT or ROLLBACK clear. That saves a round trip per checkout.
+    """
+    pool: AsyncPool = AsyncConnectionPool(
+        url,
+        connection_class=psycopg.AsyncConnection[dict[str, Any]],
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT_S, "autocommit": True},
+        open=False,
+    )
+    await pool.open()  # connects in the background: a Postgres that is down shows up as a checkout timeout
     return pool

@@ -28,7 +28,7 @@ Target = psycopg.Connection[Any] | ConnectionPool
 _DB_ROLES = ("anon", "authenticated", "service_role")
 # The claims, and '' for the legacy per-claim settings auth.*() read first: whatever a careless
 # session-level SET left on the connection cannot leak into this transaction.
-_SET_CLAIMS = (
+SET_CLAIMS_SQL = (
     "select set_config('request.jwt.claims', %s, true), set_config('request.jwt.claim', '', true), "
     "set_config('request.jwt.claim.sub', '', true), set_config('request.jwt.claim.role', '', true), "
     "set_config('request.jwt.claim.email', '', true)"
@@ -80,7 +80,7 @@ def jwt_session(
             )
         with conn.transaction():
             conn.execute(sql.SQL("set local role {}").format(sql.Identifier(db_role)))
-            conn.execute(_SET_CLAIMS, (payload or "",))
+            conn.execute(SET_CLAIMS_SQL, (payload or "",))
             yield conn
 
 

@@ -13,7 +13,7 @@ from mirage.db.connect import connect
 from mirage.db.sessions import service_session
 from mirage.ingest import store
 from mirage.ingest.sessions import load_session
-from mirage.integrations.evolution.events import EnvelopeError, envelope_from_document
+from mirage.integrations.evolution.envelope import EnvelopeError, envelope_from_document
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,18 @@ class SessionAuth:
 def load_session(conn: psycopg.Connection[Any], instance_name: str, ring: Keyring) -> SessionAuth | None:
     """The session for `instance_name`, secrets decrypted (CryptoError if a key is missing), or None."""
     row = conn.execute(_SESSION_SQL, (instance_name,)).fetchone()
-    if row is None:
-        return None
+    return None if row is None else _session(row, ring)
+
+
+async def load_session_async(
+    conn: psycopg.AsyncConnection[Any], instance_name: str, ring: Keyring
+) -> SessionAuth | None:
+    """`load_session` on an async connection (the web service's event loop)."""
+    row = await (await conn.execute(_SESSION_SQL, (instance_name,))).fetchone()
+    return None if row is None else _session(row, ring)
+
+
+def _session(row: dict[str, Any], ring: Keyring) -> SessionAuth:
     sid = row["id"]
 
     def secret(field: str) -> bytes | None:

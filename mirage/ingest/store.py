@@ -8,6 +8,7 @@ being an update of that row instead of an insert.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -18,7 +19,8 @@ from psycopg.types.json import Jsonb
 from mirage.crypto import Keyring
 from mirage.ingest.sessions import SessionAuth
 from mirage.integrations.evolution import events as ev
-from mirage.integrations.evolution.events import Envelope, Event
+from mirage.integrations.evolution.envelope import Envelope
+from mirage.integrations.evolution.events import Event
 
 STALE_WINDOW = "30 minutes"  # Evolution's retries of one event span ~20 minutes (contract §6.1)
 _PROCESSED = "exists (select 1 from ev where ev.status = 'processed')"
@@ -190,13 +192,13 @@ def ingest_statement(session: SessionAuth, env: Envelope, signature: str, ring: 
     status, _ = decide(event)
     plan = _plan(session, env, event, ring, status)
     head = _INSERT_EVENT.format(**_status_exprs(plan.ordered))
-    return Statement(_statement(head, plan), {**plan.params, **_event_params(session, env, event, signature)})
+    return Statement(_statement(head, plan), {**plan.params, **_event_params(session, env, event, signature, status)})
 
 
 def store_only_statement(session: SessionAuth, env: Envelope, signature: str, reason: str) -> Statement:
     """Insert the event as `stored` (normalised later by a job); used when normalising inline failed."""
     event = ev.classify(env)
-    params = {**_event_params(session, env, event, signature), "status": "stored", "reason": reason}
+    params = {**_event_params(session, env, event, signature, "stored"), "reason": reason}
     head = _INSERT_EVENT.format(status="%(status)s", reason="%(reason)s")
     return Statement(_statement(head, _Plan([], {})), params)
 
@@ -207,24 +209,7 @@ def outcome(row: dict[str, Any] | None) -> Outcome:
     return Outcome(row["status"], row["event_id"], row["reason"], row["message_id"])
 
 
-def ingest(
-    conn: psycopg.Connection[Any], session: SessionAuth, env: Envelope, signature: str, ring: Keyring
-) -> Outcome:
-    """Run `ingest_statement`; the caller owns the transaction."""
-    st = ingest_statement(session, env, signature, ring)
-    return outcome(conn.execute(st.sql, st.params).fetchone())
-
-
-def store_only(
-    conn: psycopg.Connection[Any], session: SessionAuth, env: Envelope, signature: str, reason: str
-) -> Outcome:
-    """Run `store_only_statement`; the caller owns the transaction."""
-    st = store_only_statement(session, env, signature, reason)
-    return outcome(conn.execute(st.sql, st.params).fetchone())
-
-
-def _event_params(session: SessionAuth, env: Envelope, event: Event, signature: str) -> dict[str, Any]:
-    status, reason = decide(event)
+def _event_params(session: SessionAuth, env: Envelope, event: Event, signature: str, status: str) -> dict[str, Any]:
     return {
         "tenant": session.tenant_id,
         "session": session.session_id,
@@ -234,7 +219,7 @@ def _event_params(session: SessionAuth, env: Envelope, event: Event, signature: 
         "payload": Jsonb(env.payload),
         "signature": signature,
         "status": status,
-        "reason": reason,
+        "reason": event.ignored,
         "wa_ts": ev.event_time(env, event),
     }
 
@@ -259,6 +244,7 @@ def reprocess(
     return outcome(conn.execute(_statement(head, plan), params).fetchone())
 
 
+@functools.cache
 def _status_exprs(ordered: bool) -> dict[str, str]:
     if not ordered:
         return {"status": "%(status)s", "reason": "%(reason)s"}
@@ -269,8 +255,13 @@ def _status_exprs(ordered: bool) -> dict[str, str]:
 
 
 def _statement(head: str, plan: _Plan) -> str:
-    ctes = ([_STALE] if plan.ordered else []) + [head, *plan.ctes]
-    msg = "(select id from msg)" if plan.has_msg else "null::uuid"
+    return _sql(head, tuple(plan.ctes), plan.ordered, plan.has_msg)
+
+
+@functools.lru_cache(maxsize=64)  # a handful of shapes; the same str object lets psycopg's query cache hit fast
+def _sql(head: str, ctes: tuple[str, ...], ordered: bool, has_msg: bool) -> str:
+    ctes = ((_STALE,) if ordered else ()) + (head, *ctes)
+    msg = "(select id from msg)" if has_msg else "null::uuid"
     return (
         "with " + ",".join(ctes) + f"\nselect (select id from ev) as event_id, (select status from ev) as status,"
         f" (select ignored_reason from ev) as reason, {msg} as message_id"

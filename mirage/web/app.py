@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -17,9 +19,9 @@ from starlette.routing import Route
 from mirage.integrations.evolution.models import WEBHOOK_PATH
 from mirage.logs import configure_logging
 from mirage.settings import Settings, get_settings
-from mirage.web.middleware import BodyLimitMiddleware, CorrelationIdMiddleware
+from mirage.web.middleware import RequestContext
 from mirage.web.state import WebState
-from mirage.web.webhooks import answer, evolution_webhook
+from mirage.web.webhooks import EvolutionWebhook, WebhookRoutes, answer
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ async def readyz(request: Request) -> JSONResponse:
     """Readiness: Postgres answers and holds the schema, so events can be stored."""
     state: WebState = request.app.state.mirage
     try:
-        await run_in_threadpool(state.check_database)
+        await state.check_database()
     except Exception as e:  # any failure means "not ready"; the reason is logged, not returned
         log.warning("not ready: %s", type(e).__name__)
         return answer(503, reason="database_unavailable")
@@ -55,26 +57,42 @@ async def server_error(request: Request, exc: Exception) -> Response:
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     state: WebState = app.state.mirage
     try:
-        await run_in_threadpool(state.check_database)
+        await state.check_database()
         await run_in_threadpool(state.ring)
     except Exception as e:  # start anyway: /readyz reports it and webhooks answer 503 until it is fixed
         log.error("webhook storage not ready at start-up: %s", e)
-    yield
+    _freeze_startup_objects()
+    try:
+        yield
+    finally:
+        await state.aclose()  # pending writes finish before the pool closes
+
+
+@functools.cache  # once per process
+def _freeze_startup_objects() -> None:
+    """Exempt what import and start-up built (modules, pools, caches) from the cyclic garbage collector.
+
+    They live as long as the process; without this every full collection walks them all, a pause of several
+    ms that lands on whichever requests are in flight (in the bench, p99 44 ms -> 28 ms).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings | None = None, *, auth_ttl: float = 30.0) -> Starlette:
     """The ASGI app. Nothing connects until start-up or the first request."""
     settings = settings or get_settings()
+    webhook = EvolutionWebhook()
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route(WEBHOOK_PATH, evolution_webhook, methods=["POST"]),
-            Route(WEBHOOK_PATH + "/{event}", evolution_webhook, methods=["POST"]),
+            Route(WEBHOOK_PATH, webhook, methods=["POST"]),
+            Route(WEBHOOK_PATH + "/{event}", webhook, methods=["POST"]),
         ],
         middleware=[
-            Middleware(CorrelationIdMiddleware),
-            Middleware(BodyLimitMiddleware, max_body=settings.webhook_max_body),
+            Middleware(RequestContext, max_body=settings.webhook_max_body),
+            Middleware(WebhookRoutes),  # webhook POSTs skip the router (the routes above serve the other cases)
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,

@@ -8,11 +8,11 @@ Comparisons are constant-time on bytes, so a header that is not ASCII is simply 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import jwt
 from jwt.types import Options
@@ -70,11 +70,12 @@ class AuthCache:
 
     Entries are replaced after `ttl`, dropped by `invalidate()`, and reloaded early (at most once per
     `refresh_after` seconds) when a request fails to authenticate, so a rotated secret works at once.
+    Concurrent misses for one instance share one load.
     """
 
     def __init__(
         self,
-        load: Callable[[str], SessionAuth | None],
+        load: Callable[[str], Awaitable[SessionAuth | None]],
         ttl: float = 30.0,
         refresh_after: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -84,31 +85,39 @@ class AuthCache:
         self.refresh_after = refresh_after
         self._clock = clock
         self._entries: dict[str, tuple[float, SessionAuth]] = {}
-        self._locks = [threading.Lock() for _ in range(32)]  # striped: concurrent misses for one instance load once
+        self._loading: dict[str, asyncio.Task[SessionAuth | None]] = {}
 
     def peek(self, instance: str) -> SessionAuth | None:
-        """A fresh cached entry, without loading (safe on the event loop)."""
+        """A fresh cached entry, without loading."""
         hit = self._entries.get(instance)
         if hit is not None and self._clock() - hit[0] < self.ttl:
             return hit[1]
         return None
 
-    def get(self, instance: str, max_age: float | None = None) -> SessionAuth | None:
-        """The entry, loaded when missing or older than `max_age` (default ttl); blocking: call it off the loop."""
+    async def get(self, instance: str, max_age: float | None = None) -> SessionAuth | None:
+        """The entry, loaded when missing or older than `max_age` (default ttl)."""
         limit = self.ttl if max_age is None else min(self.ttl, max_age)
         hit = self._entries.get(instance)
         if hit is not None and self._clock() - hit[0] < limit:
             return hit[1]
-        with self._locks[hash(instance) % len(self._locks)]:
-            hit = self._entries.get(instance)
-            if hit is not None and self._clock() - hit[0] < limit:
-                return hit[1]
-            auth = self._load(instance)
-            if auth is None:
-                self._entries.pop(instance, None)
-            else:
-                self._entries[instance] = (self._clock(), auth)
-            return auth
+        loop = asyncio.get_running_loop()
+        task = self._loading.get(instance)
+        if task is None or task.get_loop() is not loop:
+            task = self._loading[instance] = loop.create_task(self._fetch(instance))
+            task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)  # a waiter that goes away does not cancel the others' load
+
+    async def _fetch(self, instance: str) -> SessionAuth | None:
+        try:
+            auth = await self._load(instance)
+        finally:
+            if self._loading.get(instance) is asyncio.current_task():
+                del self._loading[instance]
+        if auth is None:
+            self._entries.pop(instance, None)
+        else:
+            self._entries[instance] = (self._clock(), auth)
+        return auth
 
     def age(self, instance: str) -> float:
         hit = self._entries.get(instance)
@@ -119,3 +128,9 @@ class AuthCache:
             self._entries.clear()
         else:
             self._entries.pop(instance, None)
+
+
+def _retrieve(task: asyncio.Task[SessionAuth | None]) -> None:
+    """Mark a failed load's error as seen, should every request waiting for it have gone away."""
+    if not task.cancelled():
+        task.exception()

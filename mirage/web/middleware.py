@@ -1,4 +1,8 @@
-"""Pure ASGI middleware: a correlation id per request, and a body limit enforced while the body streams in."""
+"""One pure ASGI middleware for every request: a correlation id, and a body limit enforced while the body streams.
+
+One layer instead of two, with the request's state in one small object instead of a closure per concern: at
+webhook rates every layer and allocation on the path is paid thousands of times a second.
+"""
 
 from __future__ import annotations
 
@@ -17,67 +21,31 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = b"x-request-id"
 _ids = random.Random()  # seeded from os.urandom once
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+JSON_CONTENT_TYPE = (b"content-type", b"application/json")
+
+
+def json_body(body: dict[str, object]) -> bytes:
+    """A small JSON answer, byte for byte what Starlette's JSONResponse renders."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 async def send_json(send: Send, status: int, body: dict[str, object]) -> None:
-    """A complete small JSON response, for middleware that answers before the app runs."""
-    payload = json.dumps(body, separators=(",", ":")).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    """A complete small JSON response, for code that answers without a Response object."""
+    payload = json_body(body)
+    headers = [(b"content-length", str(len(payload)).encode()), JSON_CONTENT_TYPE]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
-
-
-class CorrelationIdMiddleware:
-    """Binds `X-Request-ID` (or a new id) to every log line of the request and echoes it in the response,
-    with the time the app took in `Server-Timing: app;dur=<ms>`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = next((v for k, v in scope["headers"] if k == REQUEST_ID_HEADER), None)
-        # Not a secret, only unique enough to follow one request: no need to pay for os.urandom each time.
-        cid = given.decode("ascii") if given and _VALID_REQUEST_ID.fullmatch(given) else f"{_ids.getrandbits(64):016x}"
-        status = 0
-        started = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                took = f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()
-                extra = [(REQUEST_ID_HEADER, cid.encode()), (b"server-timing", took)]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        with log_context(cid):
-            try:
-                await self.app(scope, receive, send_with_id)
-            except Exception:
-                log.exception("unhandled error in %s %s", scope["method"], scope["path"])
-                raise
-            finally:
-                log.debug(
-                    "%s %s %s",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    extra={"ms": round((time.perf_counter() - started) * 1000, 2)},
-                )
 
 
 class BodyTooLarge(Exception):
     """Raised from `receive` once the body passes the limit; the middleware turns it into a 413."""
 
 
-class BodyLimitMiddleware:
-    """413 for a body over `max_body` bytes: at once from Content-Length, else as soon as the chunks add up.
-
-    Nothing past the limit is read, whether the client declared a length or sent the body chunked.
-    """
+class RequestContext:
+    """Per request: binds `X-Request-ID` (or a new id) to every log line and echoes it in the response, with the
+    time the app took in `Server-Timing: app;dur=<ms>`; refuses a body over `max_body` bytes with a 413, at once
+    from Content-Length, else as soon as the chunks add up (nothing past the limit is read, chunked or not);
+    logs the request at DEBUG and an unhandled error with its correlation id."""
 
     def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app = app
@@ -87,35 +55,65 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_body):
-            too_big = declared.strip().isdigit()
-            log.info("request body refused", extra={"reason": "body_too_large" if too_big else "bad_length"})
-            await send_json(send, 413 if too_big else 400, _refusal(too_big, self.max_body))
-            return
-        received = 0
-        started = False
+        given = declared = None
+        for key, value in scope["headers"]:
+            if key == REQUEST_ID_HEADER:
+                given = value
+            elif key == b"content-length":
+                declared = value
+        # Not a secret, only unique enough to follow one request: no need to pay for os.urandom each time.
+        cid = given.decode("ascii") if given and _VALID_REQUEST_ID.fullmatch(given) else f"{_ids.getrandbits(64):016x}"
+        exchange = _Exchange(receive, send, cid, self.max_body)
+        with log_context(cid):
+            try:
+                if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_body):
+                    too_big = declared.strip().isdigit()
+                    log.info("request body refused", extra={"reason": "body_too_large" if too_big else "bad_length"})
+                    await send_json(exchange.send, 413 if too_big else 400, _refusal(too_big, self.max_body))
+                    return
+                await self.app(scope, exchange.receive, exchange.send)
+            except BodyTooLarge:
+                log.info("request body refused", extra={"reason": "body_too_large", "bytes_read": exchange.received})
+                if not exchange.status:
+                    await send_json(exchange.send, 413, _refusal(True, self.max_body))
+            except Exception:
+                log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+                raise
+            finally:
+                if log.isEnabledFor(logging.DEBUG):
+                    took = round((time.perf_counter() - exchange.started) * 1000, 2)
+                    log.debug("%s %s %s", scope["method"], scope["path"], exchange.status, extra={"ms": took})
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise BodyTooLarge
-            return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+class _Exchange:
+    """One request's side of the middleware: counts the body it lets through, tags the response it sends."""
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            log.info("request body refused", extra={"reason": "body_too_large", "bytes_read": received})
-            if not started:
-                await send_json(send, 413, _refusal(True, self.max_body))
+    __slots__ = ("_receive", "_send", "cid", "max_body", "received", "started", "status")
+
+    def __init__(self, receive: Receive, send: Send, cid: str, max_body: int) -> None:
+        self._receive = receive
+        self._send = send
+        self.cid = cid
+        self.max_body = max_body
+        self.received = 0
+        self.status = 0
+        self.started = time.perf_counter()
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.max_body:
+                raise BodyTooLarge
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            took = f"app;dur={(time.perf_counter() - self.started) * 1000:.2f}".encode()
+            extra = [(REQUEST_ID_HEADER, self.cid.encode()), (b"server-timing", took)]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await self._send(message)
 
 
 def _refusal(too_big: bool, limit: int) -> dict[str, object]:

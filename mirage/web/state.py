@@ -1,63 +1,96 @@
-"""What the web service keeps per process: settings, the keyring, the database pool and the auth cache."""
+"""What the web service keeps per process: settings, the keyring, the auth cache, and per event loop the
+database pool and the group-commit writer."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from dataclasses import dataclass
 
 import psycopg
-from psycopg_pool import ConnectionPool
-from starlette.concurrency import run_in_threadpool
 
 from mirage.crypto import Keyring, keyring
-from mirage.db.connect import database_url, get_pool
-from mirage.db.sessions import service_session
-from mirage.ingest.pipeline import POOL_TIMEOUT_S, StorageUnavailable
-from mirage.ingest.sessions import SessionAuth, load_session
+from mirage.db.connect import AsyncPool, database_url, open_async_pool
+from mirage.ingest.pipeline import POOL_TIMEOUT_S, StorageUnavailable, as_service, first_line
+from mirage.ingest.sessions import SessionAuth, load_session_async
 from mirage.ingest.store import Outcome
-from mirage.ingest.writer import BatchWriter
-from mirage.integrations.evolution.events import Envelope
+from mirage.ingest.writer import BatchWriter, WriterStats
+from mirage.integrations.evolution.envelope import Envelope
 from mirage.settings import Settings
 from mirage.web.auth import AuthCache
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _LoopResources:
+    pool: AsyncPool
+    writer: BatchWriter
+
+
 class WebState:
-    """Lazily built process resources, so creating the app never touches Postgres or the keys."""
+    """Lazily built process resources, so creating the app never touches Postgres or the keys.
+
+    An async pool belongs to the event loop that opened it: uvicorn runs one loop per process, tests may run
+    several in turn (each closes its own with `aclose()`, as the app's lifespan does).
+    """
 
     def __init__(self, settings: Settings, auth_ttl: float = 30.0) -> None:
         self.settings = settings
         self.auth = AuthCache(self._load_session, ttl=auth_ttl)
+        self.stats = WriterStats()
         self._ring: Keyring | None = None
-        self._pool: ConnectionPool[Any] | None = None
-        self.writer = BatchWriter(self.pool, self.ring)
+        self._ready: dict[asyncio.AbstractEventLoop, _LoopResources] = {}
+        self._opening: dict[asyncio.AbstractEventLoop, asyncio.Task[_LoopResources]] = {}
 
     def ring(self) -> Keyring:
         if self._ring is None:
             self._ring = keyring(self.settings)
         return self._ring
 
-    def pool(self) -> ConnectionPool[Any]:
-        if self._pool is None:
-            self._pool = get_pool(database_url(self.settings))
-        return self._pool
+    async def resources(self) -> _LoopResources:
+        """This loop's pool and writer, opened on first use (concurrent first uses share one opening)."""
+        loop = asyncio.get_running_loop()
+        ready = self._ready.get(loop)
+        if ready is not None:
+            return ready
+        opening = self._opening.get(loop)
+        if opening is None:
+            opening = self._opening[loop] = loop.create_task(self._open(loop))
+        return await asyncio.shield(opening)
 
-    def _load_session(self, instance: str) -> SessionAuth | None:
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> _LoopResources:
         try:
-            with self.pool().connection(timeout=POOL_TIMEOUT_S) as conn, service_session(conn):
-                return load_session(conn, instance, self.ring())
+            pool = await open_async_pool(database_url(self.settings))
         except psycopg.Error as e:
-            raise StorageUnavailable(str(e).strip().splitlines()[0][:200] if str(e).strip() else repr(e)) from e
+            raise StorageUnavailable(first_line(e)) from e
+        finally:
+            self._opening.pop(loop, None)
+        ready = self._ready[loop] = _LoopResources(pool, BatchWriter(pool, self.ring, stats=self.stats))
+        return ready
 
-    async def load_auth(self, instance: str, max_age: float | None = None) -> SessionAuth | None:
-        return await run_in_threadpool(self.auth.get, instance, max_age)
+    async def aclose(self) -> None:
+        """Finish this loop's pending writes and close its pool."""
+        ready = self._ready.pop(asyncio.get_running_loop(), None)
+        if ready is not None:
+            await ready.writer.drain()
+            await ready.pool.close()
+
+    async def _load_session(self, instance: str) -> SessionAuth | None:
+        pool = (await self.resources()).pool
+        try:
+            async with pool.connection(timeout=POOL_TIMEOUT_S) as conn, as_service(conn):
+                return await load_session_async(conn, instance, self.ring())
+        except psycopg.Error as e:
+            raise StorageUnavailable(first_line(e)) from e
 
     async def ingest(self, auth: SessionAuth, env: Envelope, method: str) -> Outcome:
         """Store and normalise one authenticated event, group-committed with whatever else is waiting."""
-        return await self.writer.submit(auth, env, method)
+        ready = self._ready.get(asyncio.get_running_loop()) or await self.resources()
+        return await ready.writer.submit(auth, env, method)
 
-    def check_database(self) -> None:
-        """Raise unless Postgres answers and the schema is there (blocking)."""
-        with self.pool().connection(timeout=POOL_TIMEOUT_S) as conn:
-            conn.execute("select 1 from t_webhook_events limit 0")
+    async def check_database(self) -> None:
+        """Raise unless Postgres answers and the schema is there."""
+        pool = (await self.resources()).pool
+        async with pool.connection(timeout=POOL_TIMEOUT_S) as conn:
+            await conn.execute("select 1 from t_webhook_events limit 0")

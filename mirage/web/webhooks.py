@@ -3,6 +3,8 @@
 Order of checks: the body (400: not UTF-8, not JSON, too deep, no event/instance), then the instance and
 its credentials (401, one reason for both so instance names cannot be probed), then storage (503 when
 Postgres cannot take it, so Evolution retries). Evolution never retries 400/401 (contract §6.1).
+
+The endpoint is a plain ASGI app: no Request or Response objects on a path taken thousands of times a second.
 """
 
 from __future__ import annotations
@@ -12,66 +14,118 @@ import logging
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mirage.crypto import CryptoError
 from mirage.ingest.pipeline import StorageUnavailable, schedule_reprocess
 from mirage.ingest.sessions import SessionAuth
-from mirage.integrations.evolution.events import Envelope, EnvelopeError, parse_envelope, route_matches
+from mirage.integrations.evolution.envelope import Envelope, EnvelopeError, parse_envelope, route_matches
+from mirage.integrations.evolution.models import WEBHOOK_PATH
 from mirage.logs import log_context
-from mirage.web.auth import verify
+from mirage.web.auth import Headers, verify
+from mirage.web.middleware import send_json
 from mirage.web.state import WebState
 
 log = logging.getLogger(__name__)
 
 PARSE_OFF_LOOP = 64 * 1024  # parse bodies bigger than this in a thread so one big body never stalls the loop
+Answer = tuple[int, dict[str, Any]]
 
 
-def answer(code: int, **fields: Any) -> JSONResponse:
-    """`{"ok": ..., **fields}` with HTTP status `code`; fields that are None are left out."""
-    return JSONResponse({"ok": 200 <= code < 300, **{k: v for k, v in fields.items() if v is not None}}, code)
+def fields(code: int, **values: Any) -> dict[str, Any]:
+    """`{"ok": ..., **values}` for HTTP status `code`; values that are None are left out."""
+    return {"ok": 200 <= code < 300, **{k: v for k, v in values.items() if v is not None}}
 
 
-async def evolution_webhook(request: Request) -> JSONResponse:
-    state: WebState = request.app.state.mirage
-    body = await request.body()
+def answer(code: int, **values: Any) -> JSONResponse:
+    """The same small JSON as a Starlette response, for the routes that use Starlette's request cycle."""
+    return JSONResponse(fields(code, **values), code)
+
+
+class WebhookRoutes:
+    """Sends POSTs to the webhook paths straight to the endpoint, past Starlette's exception layer and router: the
+    endpoint answers every outcome itself, so they would only cost time. Anything else (another method, a mounted
+    root path) goes on to Starlette, whose routes for the same paths give 405s and the same endpoint."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.endpoint = EvolutionWebhook()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            path: str = scope["path"]
+            if path == WEBHOOK_PATH:
+                await self.endpoint(scope, receive, send)
+                return
+            event = path[len(WEBHOOK_PATH) + 1 :] if path.startswith(WEBHOOK_PATH + "/") else ""
+            if event and "/" not in event:  # what Starlette's `{event}` matches
+                scope["path_params"] = {"event": event}
+                await self.endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class EvolutionWebhook:
+    """The webhook route's ASGI app; the body limit is enforced by the middleware's `receive`."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive)
+        if body is None:
+            log.info("webhook client went away before sending its body")
+            return
+        state: WebState = scope["app"].state.mirage
+        code, values = await handle(state, scope["headers"], scope.get("path_params", {}).get("event"), body)
+        await send_json(send, code, values)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def handle(state: WebState, headers: Headers, route_event: str | None, body: bytes) -> Answer:
+    """The answer to one delivery: status code and JSON fields."""
     try:
         env = await run_in_threadpool(parse_envelope, body) if len(body) > PARSE_OFF_LOOP else parse_envelope(body)
     except EnvelopeError as e:
         log.info("webhook refused: %s", e.reason, extra={"reason": e.reason, "detail": e.detail})
-        return answer(400, reason=e.reason, detail=e.detail or None)
+        return 400, fields(400, reason=e.reason, detail=e.detail or None)
     try:
-        auth, method = await _authenticate(state, env, request, body)
+        auth, method = await _authenticate(state, env, headers, body)
     except CryptoError as e:
         log.error("webhook secrets cannot be decrypted: %s", e, extra={"instance": env.instance})
-        return answer(503, reason="secrets_unavailable")
+        return 503, fields(503, reason="secrets_unavailable")
     except StorageUnavailable as e:
         log.error("webhook auth lookup failed: %s", e.reason, extra={"instance": env.instance})
-        return answer(503, reason="storage_unavailable")
+        return 503, fields(503, reason="storage_unavailable")
     if auth is None or method is None:
         why = "unknown_instance" if auth is None else "bad_credentials"
         log.warning("webhook unauthorised", extra={"instance": env.instance, "why": why, "event": env.event})
-        return answer(401, reason="unauthorized")
+        return 401, fields(401, reason="unauthorized")
     with log_context(tenant=str(auth.tenant_id), instance=env.instance):
-        return await _store(state, request, auth, env, method)
+        return await _store(state, route_event, auth, env, method)
 
 
 async def _authenticate(
-    state: WebState, env: Envelope, request: Request, body: bytes
+    state: WebState, env: Envelope, headers: Headers, body: bytes
 ) -> tuple[SessionAuth | None, str | None]:
-    headers = request.headers.raw
-    auth = state.auth.peek(env.instance) or await state.load_auth(env.instance)
+    auth = state.auth.peek(env.instance) or await state.auth.get(env.instance)
     method = verify(auth, headers, body) if auth is not None else None
     if method is None and auth is not None and state.auth.age(env.instance) >= state.auth.refresh_after:
         # The secret may have been rotated since the entry was cached: reload once and try again.
-        auth = await state.load_auth(env.instance, max_age=state.auth.refresh_after)
+        auth = await state.auth.get(env.instance, max_age=state.auth.refresh_after)
         method = verify(auth, headers, body) if auth is not None else None
     return auth, method
 
 
-async def _store(state: WebState, request: Request, auth: SessionAuth, env: Envelope, method: str) -> JSONResponse:
-    route_event = request.path_params.get("event")
+async def _store(state: WebState, route_event: str | None, auth: SessionAuth, env: Envelope, method: str) -> Answer:
     mismatch = route_event is not None and not route_matches(route_event, env.event)
     if mismatch:
         # The body wins (it is what was authenticated and what Evolution meant); the route is kept as evidence.
@@ -82,15 +136,15 @@ async def _store(state: WebState, request: Request, auth: SessionAuth, env: Enve
     except (StorageUnavailable, CryptoError) as e:
         state.auth.invalidate(env.instance)  # a stale cached session (deleted, recreated) is one cause
         log.error("webhook not stored: %s", e, extra={"event": env.event})
-        return answer(503, reason="storage_unavailable")
+        return 503, fields(503, reason="storage_unavailable")
     if outcome.status == "stored":
         state.auth.invalidate(env.instance)  # normalising failed: a stale cached session is the usual cause
-        if outcome.event_id is not None:  # here, not in the writer thread: only this request waits for Redis
+        if outcome.event_id is not None:  # in a thread: Redis may hang, the event loop must not
             await run_in_threadpool(schedule_reprocess, outcome.event_id)
-    log.debug(
-        "webhook %s", outcome.status, extra={"event": env.event, "auth": method, "outcome_reason": outcome.reason}
-    )
-    return answer(
+    if log.isEnabledFor(logging.DEBUG):
+        extra = {"event": env.event, "auth": method, "outcome_reason": outcome.reason}
+        log.debug("webhook %s", outcome.status, extra=extra)
+    values = fields(
         200,
         status=outcome.status,
         event=env.event,
@@ -98,3 +152,4 @@ async def _store(state: WebState, request: Request, auth: SessionAuth, env: Enve
         reason=outcome.reason,
         route_mismatch=True if mismatch else None,
     )
+    return 200, values

@@ -8,8 +8,8 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
@@ -19,11 +19,11 @@ from cryptography.fernet import Fernet
 from psycopg.rows import dict_row
 from starlette.applications import Starlette
 
-from mirage.db.connect import get_pool
 from mirage.settings import Settings
 from mirage.web.app import create_app
-from tests.webhooks.helpers import Seeded, seed_instance
+from tests.webhooks.helpers import WEBHOOK, Seeded, seed_instance
 
+T = TypeVar("T")
 SECRET_KEYS = f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}"
 
 
@@ -47,22 +47,14 @@ def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
     try:
         yield conn
     finally:
-        conn.rollback()
-        for table in ("t_webhook_events", "t_messages", "t_applies", "t_tenants"):
-            conn.execute(f"delete from {table}")
-        conn.commit()
-        conn.close()
-
-
-@pytest.fixture(scope="session")
-def _pools(database_url: str) -> Iterator[None]:
-    """Close the process-wide pool of the session database before it is dropped."""
-    yield
-    get_pool(database_url).close()
+        with conn:  # closed even if a cleanup statement fails
+            conn.rollback()
+            for table in ("t_webhook_events", "t_messages", "t_applies", "t_tenants"):
+                conn.execute(f"delete from {table}")
 
 
 @pytest.fixture
-def app(database_url: str, _pools: None) -> Starlette:
+def app(database_url: str) -> Starlette:
     """A fresh app (and so a fresh auth cache) per test."""
     return create_app(Settings.from_env())
 
@@ -82,17 +74,26 @@ def acme(db: psycopg.Connection[Any]) -> Seeded:
     return seed_instance(db)
 
 
-def post_many(app: Starlette, requests: list[tuple[bytes, dict[str, str]]]) -> list[httpx.Response]:
-    """Send the requests concurrently through the ASGI app (one event loop, the DB work in its thread pool)."""
+def in_app_loop(app: Starlette, work: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
+    """Run `work` with an ASGI-transport client in a fresh event loop, inside the app's lifespan (which opens and
+    closes that loop's database pool, as uvicorn's does)."""
 
-    async def run() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mirage.test") as c:
-            return list(
-                await asyncio.gather(*(c.post("/api/webhooks/evolution", content=b, headers=h) for b, h in requests))
-            )
+    async def run() -> T:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://mirage.test") as c:
+                return await work(c)
 
     return asyncio.run(run())
+
+
+def post_many(app: Starlette, requests: list[tuple[bytes, dict[str, str]]]) -> list[httpx.Response]:
+    """Send the requests concurrently through the ASGI app (one event loop)."""
+
+    async def send(c: httpx.AsyncClient) -> list[httpx.Response]:
+        return list(await asyncio.gather(*(c.post(WEBHOOK, content=b, headers=h) for b, h in requests)))
+
+    return in_app_loop(app, send)
 
 
 class LiveServer:

@@ -197,7 +197,12 @@ def test_auth_material_is_cached_so_requests_do_not_reload_it(
     loads: list[str] = []
     cache = app.state.mirage.auth
     original = cache._load
-    cache._load = lambda name: loads.append(name) or original(name)
+
+    async def counting(name: str) -> Any:
+        loads.append(name)
+        return await original(name)
+
+    cache._load = counting
     for i in range(5):
         assert client.post(WEBHOOK, content=incoming_text(f"m{i}"), headers=acme.headers()).status_code == 200
     assert loads == [acme.instance]

@@ -46,7 +46,11 @@ def sim() -> Iterator[SimHandle]:
         handle.stop()
 
 
-def test_the_simulator_lifecycle_lands_in_mirage(live_server: LiveServer, sim: SimHandle, db: Conn) -> None:
+# `db` comes first in every test here: fixtures are torn down in reverse, so its cleanup runs after the simulator
+# and the server have stopped, and no late delivery can land between its deletes.
+
+
+def test_the_simulator_lifecycle_lands_in_mirage(db: Conn, live_server: LiveServer, sim: SimHandle) -> None:
     """QR -> scan -> open -> a person writes -> Mirage's number answers -> receipts, with duplicates and reordering."""
     acme = seed_instance(db, instance="acme-e2e", number=PHONE, secret=SECRET, jwt_key=JWT_KEY)
     contact = seed_contact(db, acme.tenant_id, HUMAN, "Maria")
@@ -79,7 +83,7 @@ def test_the_simulator_lifecycle_lands_in_mirage(live_server: LiveServer, sim: S
     assert {e["signature"] for e in stored} == {"header"}
 
 
-def test_jwt_only_webhooks_from_the_simulator_authenticate(live_server: LiveServer, sim: SimHandle, db: Conn) -> None:
+def test_jwt_only_webhooks_from_the_simulator_authenticate(db: Conn, live_server: LiveServer, sim: SimHandle) -> None:
     seed_instance(db, instance="jwt-only", number=PHONE, secret=SECRET, jwt_key=JWT_KEY)
     body = {
         "instanceName": "jwt-only",
@@ -101,7 +105,7 @@ def test_jwt_only_webhooks_from_the_simulator_authenticate(live_server: LiveServ
 
 
 def test_a_wrong_secret_in_evolution_is_refused_and_evolution_gives_up(
-    live_server: LiveServer, sim: SimHandle, db: Conn
+    db: Conn, live_server: LiveServer, sim: SimHandle
 ) -> None:
     seed_instance(db, instance="wrong", number=PHONE, secret=SECRET, jwt_key=JWT_KEY)
     hook = WebhookConfig(url=live_server.url + WEBHOOK, secret="not-" + SECRET, jwt_key="not-" + JWT_KEY)

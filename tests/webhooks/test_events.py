@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mirage.integrations.evolution import envelope as en
 from mirage.integrations.evolution import events as ev
-from mirage.integrations.evolution.events import EnvelopeError, parse_envelope
+from mirage.integrations.evolution.envelope import EnvelopeError, parse_envelope
 from tests.webhooks.helpers import SHARED, envelope
 
 json_values = st.recursive(
@@ -19,7 +20,7 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=25,
 )
-EVENT_NAMES = st.sampled_from([*sorted(ev.KNOWN_EVENTS.values()), "MESSAGES_UPSERT", "weird.event"])
+EVENT_NAMES = st.sampled_from([*sorted(en.KNOWN_EVENTS.values()), "MESSAGES_UPSERT", "weird.event"])
 
 
 @settings(max_examples=300, deadline=None)
@@ -85,19 +86,55 @@ def test_redaction_covers_apikey_nested_secrets_and_the_qr() -> None:
         },
         "sender": "5511@s.whatsapp.net",
     }
-    out = ev.redact(doc)
-    assert out["apikey"] == ev.REDACTED and out["sender"] == doc["sender"]
+    out = en.redact(doc)
+    assert out["apikey"] == en.REDACTED and out["sender"] == doc["sender"]
     assert out["data"]["qrcode"] == {
-        "code": ev.REDACTED,
-        "base64": ev.REDACTED,
-        "pairingCode": ev.REDACTED,
+        "code": en.REDACTED,
+        "base64": en.REDACTED,
+        "pairingCode": en.REDACTED,
         "instance": "i",
     }
-    assert out["data"]["message"]["messageContextInfo"]["messageSecret"] == ev.REDACTED
+    assert out["data"]["message"]["messageContextInfo"]["messageSecret"] == en.REDACTED
     assert out["data"]["message"]["conversation"] == "token is fine as a value"
-    assert set(out["data"]["headers"].values()) == {ev.REDACTED}
+    assert set(out["data"]["headers"].values()) == {en.REDACTED}
     assert out["data"]["code"] == "not a qr outside qrcode"
-    assert ev.redact({"apikey": None})["apikey"] is None  # nothing to hide when Evolution sends null
+    assert en.redact({"apikey": None})["apikey"] is None  # nothing to hide when Evolution sends null
+
+
+def test_redaction_copies_only_the_containers_it_changes() -> None:
+    clean_part = {"key": {"id": "A1", "remoteJid": "5521@s.whatsapp.net"}, "list": [{"x": 1}]}
+    doc = {"apikey": "T", "data": clean_part, "items": [{"token": "t"}, {"y": 2}]}
+    out = en.redact(doc)
+    assert doc["apikey"] == "T" and doc["items"][0] == {"token": "t"}  # the input is never changed
+    assert out["data"] is clean_part  # nothing to hide below: shared, not copied
+    assert out["items"][0] == {"token": en.REDACTED} and out["items"][1] is doc["items"][1]
+    assert en.redact(clean_part) is clean_part
+
+
+def test_secret_keys_are_still_redacted_once_many_distinct_keys_were_seen() -> None:
+    for i in range(5000):  # more distinct key names than the memo keeps
+        en.redact({f"k{i}": 1})
+    assert en.redact({"apikey": "T", "plain": "v"}) == {"apikey": en.REDACTED, "plain": "v"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"event": "x", "instance": "i", "data": [[{"n": [1e999]}]]}', "invalid_json"),
+        (b'{"event": "x", "instance": "i", "data": -1e400}', "invalid_json"),
+        (b"[" * 66 + b"]" * 66, "too_deep"),
+        (b'{"event": "x", "instance": "i", "d": ' + b'{"a": ' * 65 + b"1" + b"}" * 65 + b"}", "too_deep"),
+    ],
+)
+def test_infinite_numbers_and_deep_nesting_are_refused_wherever_they_are(raw: bytes, reason: str) -> None:
+    with pytest.raises(EnvelopeError) as refused:
+        parse_envelope(raw)
+    assert refused.value.reason == reason
+
+
+def test_a_shallow_body_with_many_brackets_in_its_text_is_accepted() -> None:
+    raw = json.dumps({"event": "messages.upsert", "instance": "i", "data": {"text": "[{" * 100}}).encode()
+    assert parse_envelope(raw).data == {"text": "[{" * 100}
 
 
 @pytest.mark.parametrize(
@@ -116,7 +153,7 @@ def test_redaction_covers_apikey_nested_secrets_and_the_qr() -> None:
     ],
 )
 def test_event_names_are_canonical(name: str, canonical: str | None) -> None:
-    assert ev.canonical_event(name) == canonical
+    assert en.canonical_event(name) == canonical
 
 
 @pytest.mark.parametrize(

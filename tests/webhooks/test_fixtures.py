@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from mirage.crypto import keyring
-from mirage.integrations.evolution.events import REDACTED
+from mirage.integrations.evolution.envelope import REDACTED
 from tests.webhooks.helpers import (
     CONTACT_NUMBER,
     LOCAL,

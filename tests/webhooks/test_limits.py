@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
@@ -16,7 +15,7 @@ from starlette.applications import Starlette
 
 from mirage.settings import Settings
 from mirage.web.app import create_app
-from tests.webhooks.conftest import LiveServer
+from tests.webhooks.conftest import LiveServer, in_app_loop
 from tests.webhooks.helpers import WEBHOOK, Seeded, envelope, events, incoming_text
 
 Conn = psycopg.Connection[Any]
@@ -52,11 +51,10 @@ def test_a_chunked_body_over_the_limit_is_413_and_is_not_read_to_the_end(
             sent += 1
             yield b" " * CHUNK
 
-    async def run() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-            return await c.post(WEBHOOK, content=chunks(), headers=acme.headers())
+    async def run(c: httpx.AsyncClient) -> httpx.Response:
+        return await c.post(WEBHOOK, content=chunks(), headers=acme.headers())
 
-    r = asyncio.run(run())
+    r = in_app_loop(app, run)
     assert r.status_code == 413 and r.json()["reason"] == "body_too_large"
     assert sent <= LIMIT // CHUNK + 2 < total_chunks  # reading stopped right after the limit
     assert events(db) == []
@@ -69,11 +67,10 @@ def test_a_chunked_body_under_the_limit_is_accepted(app: Starlette, db: Conn, ac
         for i in range(0, len(body), 50):
             yield body[i : i + 50]
 
-    async def run() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-            return await c.post(WEBHOOK, content=chunks(), headers=acme.headers())
+    async def run(c: httpx.AsyncClient) -> httpx.Response:
+        return await c.post(WEBHOOK, content=chunks(), headers=acme.headers())
 
-    assert asyncio.run(run()).status_code == 200
+    assert in_app_loop(app, run).status_code == 200
     assert len(events(db)) == 1
 
 
@@ -184,6 +181,22 @@ def test_other_methods_get_a_json_answer(client: httpx.Client, method: str, code
 def test_unknown_paths_get_a_json_404(client: httpx.Client) -> None:
     r = client.get("/nope")
     assert r.status_code == 404 and r.json()["reason"] == "not_found"
+
+
+@pytest.mark.parametrize("path", [WEBHOOK + "/messages-upsert/extra", WEBHOOK + "x", "/api/webhooks"])
+def test_posts_beside_the_webhook_routes_get_a_json_404(client: httpx.Client, acme: Seeded, path: str) -> None:
+    r = client.post(path, content=incoming_text("lost"), headers=acme.headers())
+    assert r.status_code == 404 and r.json()["reason"] == "not_found"
+
+
+def test_webhooks_are_served_under_a_root_path(app: Starlette, db: Conn, acme: Seeded) -> None:
+    """Behind a proxy that mounts Mirage under a prefix, Starlette's router (not the shortcut) serves the route."""
+    from starlette.testclient import TestClient
+
+    with TestClient(app, base_url="http://mirage.test", root_path="/mirage") as c:
+        r = c.post("/mirage" + WEBHOOK + "/messages-upsert", content=incoming_text("mounted"), headers=acme.headers())
+    assert r.status_code == 200 and r.json()["status"] == "processed"
+    assert len(events(db)) == 1
 
 
 def test_a_request_id_is_echoed_and_generated_when_absent(client: httpx.Client, acme: Seeded) -> None:

@@ -4,6 +4,7 @@ gives 503 (Evolution retries) instead of a 500 or a lost event."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from typing import Any
 
@@ -14,12 +15,17 @@ import redis as redis_lib
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from mirage.db.connect import get_pool
+from mirage.crypto import keyring
+from mirage.db.connect import open_async_pool
+from mirage.ingest.pipeline import StorageUnavailable, as_service
+from mirage.ingest.sessions import SessionAuth
+from mirage.ingest.writer import MAX_BATCH, BatchWriter
+from mirage.integrations.evolution.envelope import parse_envelope
 from mirage.settings import Settings, get_settings
 from mirage.web import state as web_state
 from mirage.web.app import create_app
 from mirage.web.auth import AuthCache
-from tests.webhooks.conftest import post_many
+from tests.webhooks.conftest import in_app_loop, post_many
 from tests.webhooks.helpers import WEBHOOK, Seeded, SilentRedis, events, incoming_text, messages, seed_instance
 
 Conn = psycopg.Connection[Any]
@@ -29,8 +35,8 @@ def test_concurrent_webhooks_are_committed_in_batches(app: Starlette, db: Conn, 
     requests = [(incoming_text(f"m{i}", f"BATCH{i}"), acme.headers()) for i in range(24)]
     responses = post_many(app, requests)
     assert {r.json()["status"] for r in responses} == {"processed"}
-    writer = app.state.mirage.writer
-    assert writer.events == 24 and writer.batches < 12  # many requests shared one commit
+    stats = app.state.mirage.stats
+    assert stats.events == 24 and 24 / MAX_BATCH <= stats.batches < 12  # many requests shared one commit
     assert len(messages(db)) == 24
 
 
@@ -55,40 +61,56 @@ def test_an_unreachable_database_answers_503_and_readyz_says_so(monkeypatch: pyt
     monkeypatch.setattr(web_state, "POOL_TIMEOUT_S", 0.3)
     dead = "host=127.0.0.1 port=9 dbname=nowhere user=nobody connect_timeout=1"
     app = create_app(Settings.from_env({**os.environ, "DATABASE_URL": dead}))
-    try:
-        with TestClient(app) as c:
-            r = c.post(WEBHOOK, content=incoming_text("lost?"), headers=acme.headers())
-            assert r.status_code == 503 and r.json() == {"ok": False, "reason": "storage_unavailable"}
-            assert c.get("/readyz").status_code == 503
-            assert c.get("/healthz").status_code == 200
-    finally:
-        get_pool(dead).close()
+    with TestClient(app) as c:  # its lifespan closes the pool
+        r = c.post(WEBHOOK, content=incoming_text("lost?"), headers=acme.headers())
+        assert r.status_code == 503 and r.json() == {"ok": False, "reason": "storage_unavailable"}
+        assert c.get("/readyz").status_code == 503
+        assert c.get("/healthz").status_code == 200
 
 
 def test_the_auth_cache_expires_and_reloads() -> None:
     now = [0.0]
     loads: list[str] = []
 
-    def load(name: str) -> Any:
+    async def load(name: str) -> Any:
         loads.append(name)
         return object()
 
-    cache = AuthCache(load, ttl=30, clock=lambda: now[0])
-    first = cache.get("i")
-    assert cache.peek("i") is first and cache.get("i") is first
-    now[0] = 29.9
-    assert cache.peek("i") is first
-    now[0] = 30.0
-    assert cache.peek("i") is None
-    assert cache.get("i") is not first and loads == ["i", "i"]
-    assert cache.get("i", max_age=0) is not None and loads == ["i", "i", "i"]
+    async def run() -> None:
+        cache = AuthCache(load, ttl=30, clock=lambda: now[0])
+        first = await cache.get("i")
+        assert cache.peek("i") is first and await cache.get("i") is first
+        now[0] = 29.9
+        assert cache.peek("i") is first
+        now[0] = 30.0
+        assert cache.peek("i") is None
+        assert await cache.get("i") is not first and loads == ["i", "i"]
+        assert await cache.get("i", max_age=0) is not None and loads == ["i", "i", "i"]
+
+    asyncio.run(run())
+
+
+def test_concurrent_misses_for_one_instance_load_it_once() -> None:
+    loads: list[str] = []
+
+    async def load(name: str) -> Any:
+        loads.append(name)
+        await asyncio.sleep(0.01)
+        return object()
+
+    async def run() -> list[Any]:
+        cache = AuthCache(load)
+        return list(await asyncio.gather(*(cache.get("i") for _ in range(8))))
+
+    found = asyncio.run(run())
+    assert loads == ["i"] and all(f is found[0] for f in found)
 
 
 def test_a_hung_redis_never_holds_up_other_webhooks(
     app: Starlette, client: httpx.Client, db: Conn, acme: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An event whose normalising fails is stored and its reprocess job enqueued; while Redis hangs on that,
-    other webhooks are still written and answered (the writer thread only ever waits for Postgres)."""
+    other webhooks are still written and answered (the enqueue waits in a thread, never on the event loop)."""
     silent = SilentRedis()
     monkeypatch.setenv("REDIS_URL", silent.url)
     get_settings.cache_clear()
@@ -99,20 +121,70 @@ def test_a_hung_redis_never_holds_up_other_webhooks(
     db.execute("delete from t_numbers where id = %s", (other.number_id,))  # other's next event cannot normalise
     db.commit()
 
-    async def run() -> tuple[httpx.Response, bool, httpx.Response]:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mirage.test") as c:
-            bad = incoming_text("stale number", "BAD1", instance=other.instance)
-            deferred = asyncio.create_task(c.post(WEBHOOK, content=bad, headers=other.headers()))
-            assert await asyncio.to_thread(silent.accepted.wait, 10)  # enqueueing its job: Redis does not answer
-            meanwhile = await c.post(WEBHOOK, content=incoming_text("meanwhile", "GOOD1"), headers=acme.headers())
-            still_hung = silent.first_still_open()
-            silent.close()
-            return meanwhile, still_hung, await deferred
+    async def run(c: httpx.AsyncClient) -> tuple[httpx.Response, bool, httpx.Response]:
+        bad = incoming_text("stale number", "BAD1", instance=other.instance)
+        deferred = asyncio.create_task(c.post(WEBHOOK, content=bad, headers=other.headers()))
+        assert await asyncio.to_thread(silent.accepted.wait, 10)  # enqueueing its job: Redis does not answer
+        meanwhile = await c.post(WEBHOOK, content=incoming_text("meanwhile", "GOOD1"), headers=acme.headers())
+        still_hung = silent.first_still_open()
+        silent.close()
+        return meanwhile, still_hung, await deferred
 
     try:
-        meanwhile, still_hung, deferred = asyncio.run(run())
+        meanwhile, still_hung, deferred = in_app_loop(app, run)
     finally:
         silent.close()
     assert meanwhile.json()["status"] == "processed"
     assert still_hung, "the webhook waited for the hung Redis"
     assert deferred.status_code == 200 and deferred.json()["status"] == "stored"
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["committed", "rolled-back"])
+def test_a_service_transaction_leaves_its_pooled_connection_as_it_found_it(database_url: str, fails: bool) -> None:
+    """BEGIN ... COMMIT travel pipelined on an autocommit connection: role and claims end with the transaction,
+    whether it commits or fails, so the next user of the connection starts clean."""
+
+    async def run() -> tuple[Any, Any]:
+        pool = await open_async_pool(database_url, min_size=1, max_size=1)
+        try:
+            async with pool.connection() as conn:
+                login = (await (await conn.execute("select current_user as u")).fetchone())["u"]  # type: ignore[index]
+                with pytest.raises(psycopg.errors.DivisionByZero) if fails else contextlib.nullcontext():
+                    async with as_service(conn):
+                        cur = await conn.execute("select current_user as u")
+                        if fails:
+                            await conn.execute("select 1 / 0")
+                    assert (await cur.fetchone())["u"] == "service_role"  # type: ignore[index]
+            async with pool.connection() as conn:  # the same, only connection
+                after = await (
+                    await conn.execute("select current_user as u, current_setting('request.jwt.claims', true) as c")
+                ).fetchone()
+                return login, (conn.info.transaction_status, after)
+        finally:
+            await pool.close()
+
+    login, (status, after) = asyncio.run(run())
+    assert status == psycopg.pq.TransactionStatus.IDLE
+    assert after["u"] == login and after["c"] in (None, "")
+
+
+def test_requests_waiting_on_a_writer_that_stops_get_503_not_a_hang(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, acme: Seeded
+) -> None:
+    async def broken(self: BatchWriter, batch: list[Any]) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(BatchWriter, "_write", broken)
+    auth = SessionAuth(acme.session_id, acme.tenant_id, acme.number_id, acme.instance, None, b"s", None)
+    envs = [parse_envelope(incoming_text(f"m{i}")) for i in range(5)]
+
+    async def run() -> list[Any]:
+        pool = await open_async_pool(database_url)
+        try:
+            writer = BatchWriter(pool, keyring, max_batch=2)
+            return list(await asyncio.gather(*(writer.submit(auth, e, "header") for e in envs), return_exceptions=True))
+        finally:
+            await pool.close()
+
+    results = asyncio.run(asyncio.wait_for(run(), timeout=10))
+    assert all(isinstance(r, StorageUnavailable) for r in results), results
