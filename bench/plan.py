@@ -32,11 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
-from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
+from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 
 from mirage.crypto import Keyring, generate_key  # noqa: E402
-from mirage.db.migrate import migrate  # noqa: E402
+from mirage.db.scratch import create_database, drop_database  # noqa: E402
 from mirage.reconcile.apply import apply_plan  # noqa: E402
 from mirage.reconcile.diff import build_plan  # noqa: E402
 from mirage.reconcile.render import render_text  # noqa: E402
@@ -124,21 +123,11 @@ def fresh_database() -> tuple[str, str]:
         from mirage.embedded import ensure_postgres
 
         server = ensure_postgres(ROOT / ".mirage-test-bench")
-    name = f"mirage_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as c:
-        c.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(server)
-    params["dbname"] = name
-    url = make_conninfo(**params)
-    with psycopg.connect(url) as conn:
-        migrate(conn)
-    return server, url
+    return server, create_database(server, f"mirage_bench_{uuid.uuid4().hex[:8]}")
 
 
 def drop(server: str, url: str) -> None:
-    name = conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(server, autocommit=True) as c:
-        c.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    drop_database(server, conninfo_to_dict(url)["dbname"])
 
 
 PHASES: dict[str, float] = {}

@@ -32,8 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
-from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 TARGET_RATIO, TARGET_P99_MS, CONCURRENCY = 0.35, 50.0, 32
@@ -258,19 +256,10 @@ async def drive_at(url: str, bodies: list[bytes], headers: dict[str, str], rate:
 def scratch_database() -> tuple[str, str]:
     """(server URL, URL of a fresh migrated database on it)."""
     from mirage.backends import postgres_backend
-    from mirage.db.migrate import migrate
+    from mirage.db.scratch import create_database
 
     server = postgres_backend().url
-    name = f"mirage_bench_{os.getpid()}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(server)
-    params["dbname"] = name
-    url = make_conninfo(**params)
-    with psycopg.connect(url) as conn:
-        migrate(conn)
-    return server, url
+    return server, create_database(server, f"mirage_bench_{os.getpid()}")
 
 
 def main() -> None:
@@ -283,6 +272,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from cryptography.fernet import Fernet
+
+    from mirage.db.scratch import drop_database
 
     os.environ["MIRAGE_SECRET_KEYS"] = Fernet.generate_key().decode()
     server, url = scratch_database()
@@ -331,8 +322,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=20)
     counts = _count(url)
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(f"mirage_bench_{os.getpid()}")))
+    drop_database(server, f"mirage_bench_{os.getpid()}")
     report(args, best["ceiling"], best["mirage"], open_loop, counts, sent)
 
 

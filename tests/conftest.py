@@ -27,7 +27,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,16 +53,10 @@ def server_url() -> str:
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
     """A fresh database for this test session, with every migration applied."""
-    from mirage.db.migrate import migrate
+    from mirage.db.scratch import create_database, drop_database
 
     name = f"mirage_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(server_url)
-    params["dbname"] = name
-    url = make_conninfo(**params)
-    with psycopg.connect(url) as conn:
-        migrate(conn)
+    url = create_database(server_url, name)
     previous = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = url
     _clear_settings()
@@ -73,8 +66,7 @@ def database_url(server_url: str) -> Iterator[str]:
     else:
         os.environ["DATABASE_URL"] = previous
     _clear_settings()
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    drop_database(server_url, name)
 
 
 def _clear_settings() -> None:
