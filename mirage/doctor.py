@@ -104,7 +104,10 @@ def check_redis(settings: Settings) -> Check:
 
 def check_secret_keys(settings: Settings) -> Check:
     if settings.secret_keys is None:
-        return Check("secret_keys", Level.WARN, t("doctor.secret_keys_missing"))
+        if settings.database_url is None:  # embedded: mirage.crypto keeps a local key in the state folder
+            path = settings.state_dir.resolve() / "secret_keys"
+            return Check("secret_keys", Level.WARN, t("doctor.secret_keys_local", path=path), {"local": str(path)})
+        return Check("secret_keys", Level.FAIL, t("doctor.secret_keys_missing"))
     from cryptography.fernet import Fernet
 
     keys = [k.strip() for k in settings.secret_keys.get_secret_value().split(",") if k.strip()]
