@@ -14,6 +14,7 @@ from mirage.db.sessions import service_session
 from mirage.ingest import store
 from mirage.ingest.sessions import load_session
 from mirage.integrations.evolution.envelope import EnvelopeError, envelope_from_document
+from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ def reprocess_event(event_id: str) -> str:
     The QR of a stored `qrcode.updated` is redacted, so such an event ends `ignored` (`no_qr`): Evolution
     sends a new QR every 45 s anyway. A failure marks the event `failed` and re-raises, so RQ retries it with backoff.
     """
+    with permanent_failures_stop_retries():
+        event_id = uuid_arg("event_id", event_id)
     with connect() as conn:
         with service_session(conn):
             row = conn.execute(

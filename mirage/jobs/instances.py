@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from rq import get_current_job
 
 from mirage.db.connect import connect
-from mirage.errors import PermanentError
 from mirage.integrations.evolution import lifecycle
 from mirage.integrations.evolution.store import Conn
+from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 from mirage.logs import log_context
 
 log = logging.getLogger(__name__)
@@ -29,15 +29,12 @@ def _job(name: str, **fields: str) -> Iterator[Conn]:
     context = dict(job.meta.get("log_context") or {}) if job is not None else {}
     correlation_id = context.pop("correlation_id", None)
     bound = {**context, "job": name, "job_id": job.id if job is not None else None, **fields}
-    with log_context(correlation_id, **bound):
+    with log_context(correlation_id, **bound), permanent_failures_stop_retries():
+        for key, value in fields.items():
+            uuid_arg(key, value)
         conn = connect()
         try:
             yield conn
-        except PermanentError as e:
-            if job is not None:
-                job.retries_left = 0  # retrying cannot help: fail now, keep the reason
-            log.error("job failed permanently", extra={"reason": str(e)})
-            raise
         finally:
             conn.close()
 
