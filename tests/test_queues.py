@@ -41,3 +41,38 @@ def test_enqueueing_on_a_redis_that_hangs_fails_instead_of_waiting_forever(monke
         assert silent.accepted.is_set()
     finally:
         silent.close()
+
+
+@pytest.mark.parametrize("when", ["at", "delay"])
+def test_enqueue_unique_schedules_a_job_once_for_later(redis: redis_lib.Redis, when: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from rq.registry import ScheduledJobRegistry
+
+    target = datetime.now(UTC) + timedelta(minutes=5)
+    option = {"at": target} if when == "at" else {"delay": timedelta(minutes=5)}
+    first = enqueue_unique(ROUNDS, "mirage.jobs.queues.connection", job_id="later:1", conn=redis, **option)  # type: ignore[arg-type]
+    again = enqueue_unique(ROUNDS, "mirage.jobs.queues.connection", job_id="later:1", conn=redis, **option)  # type: ignore[arg-type]
+    assert (first, again) == (True, False)
+    q = Queue(ROUNDS, connection=redis)
+    assert q.job_ids == []  # not runnable yet
+    registry = ScheduledJobRegistry(queue=q)
+    assert registry.get_job_ids() == ["later_1"]
+    scheduled = registry.get_scheduled_time("later_1")
+    assert abs((scheduled - target).total_seconds()) <= 2
+
+
+def test_enqueue_unique_refuses_naive_or_double_times(redis: redis_lib.Redis) -> None:
+    from datetime import datetime, timedelta
+
+    with pytest.raises(ValueError, match="timezone-aware"):
+        enqueue_unique(ROUNDS, "mirage.jobs.queues.connection", job_id="x", conn=redis, at=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="not both"):
+        enqueue_unique(
+            ROUNDS,
+            "mirage.jobs.queues.connection",
+            job_id="x",
+            conn=redis,
+            at=datetime.now().astimezone(),
+            delay=timedelta(seconds=1),
+        )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
+from rq.job import JobStatus
 
 from mirage.backends import redis_client
 from mirage.logs import current_context
@@ -48,28 +50,43 @@ def enqueue_unique(
     retry: Retry | None = DEFAULT_RETRY,
     conn: Redis | None = None,
     description: str | None = None,
+    at: datetime | None = None,
+    delay: timedelta | None = None,
 ) -> bool:
     """Enqueue `func` (a dotted path) under `job_id` unless a job with that id already exists in Redis.
 
     `job_id` may use any characters (`provision:<number id>`); it is mapped through `job_key()`.
     Returns True when a job was enqueued. The caller's log context (correlation id, tenant) travels in
     the job's meta so everything the job logs can be traced back to what caused it.
+
+    `at` (timezone-aware, wall-clock) or `delay` schedule the job instead of queueing it now: it waits in
+    RQ's scheduled registry until a worker running the scheduler (`mirage worker`, on by default) moves it
+    to the queue. Never both. The id is taken from the moment of scheduling, so a retried producer cannot
+    schedule it twice either.
     """
+    if at is not None and delay is not None:
+        raise ValueError("give at= or delay=, not both")
+    if at is not None and at.tzinfo is None:
+        raise ValueError("at= must be timezone-aware")
     q = queue(queue_name, conn)
     job_id = job_key(job_id)
+    options: dict[str, Any] = {
+        "args": tuple(args),
+        "kwargs": dict(kwargs or {}),
+        "job_id": job_id,
+        "retry": retry,
+        "meta": {"log_context": current_context()},
+        "description": description,
+        "result_ttl": 3600,
+        "failure_ttl": 7 * 24 * 3600,
+    }
+    when = at if at is not None else (datetime.now(UTC) + delay if delay is not None else None)
     try:
-        q.enqueue_call(
-            func,
-            args=tuple(args),
-            kwargs=dict(kwargs or {}),
-            job_id=job_id,
-            retry=retry,
-            meta={"log_context": current_context()},
-            description=description,
-            unique=True,
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-        )
+        if when is None:
+            q.enqueue_call(func, unique=True, **options)
+        else:
+            job = q.create_job(func, status=JobStatus.SCHEDULED, **options)
+            q.schedule_job(job, when, unique=True)
     except DuplicateJobError:
         return False
     return True
