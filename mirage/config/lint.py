@@ -16,6 +16,7 @@ from mirage.config.tenant import TenantConfig
 from mirage.config.types import DAYPARTS
 from mirage.engine.calendar import DAYPART_SPANS, inside, span_minutes
 from mirage.engine.ramp import age_in_days, daily_message_cap, new_contacts_cap
+from mirage.engine.view import effective_settings
 
 HUMAN_DELAY_FLOOR_MS = 3000  # people take seconds to read and type; faster replies look automated
 MIN_QUIET_HOURS = 6 * 60  # minutes
@@ -47,9 +48,11 @@ def human_delay_floor(t: TenantConfig, today: date) -> Iterator[Issue]:
             ("settings", "min_delay_ms"),
             f"min_delay_ms {t.settings.min_delay_ms} is under the human floor of {floor} ms",
         )
+    tenant = t.settings.model_dump()
     for key, c in t.conversations.items():
-        v = c.settings.min_delay_ms
-        if c.active and v is not None and v < floor:
+        # What the runtime will use (mirage.engine.view.effective_settings); reported where it was set.
+        v = effective_settings(tenant, c.settings.model_dump()).min_delay_ms
+        if c.active and c.settings.min_delay_ms is not None and v < floor:
             yield _finding(
                 rule,
                 ("conversations", key, "settings", "min_delay_ms"),

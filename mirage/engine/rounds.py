@@ -1,0 +1,374 @@
+"""Rounds (ADR 0004, ADR 0028): which conversation starts a round now, and the script a round follows; all pure.
+
+`plan_rounds(views, states, now, rng)` is the 60-second tick's decision. A round has a deterministic identity
+(conversation, tenant-local window date, daypart, sequence in that window), so the shell can insert it with
+ON CONFLICT DO NOTHING: two ticks at once, or a tick re-run after a crash, never create a second round.
+
+A round is 2 x `exchanges` messages, alternating from the starter: greeting -> (comment -> question -> answer)*
+-> goodbye. `turn_number_id` is the number whose message is due; it passes to the other number only when that
+message reached it (the receiver's inbound webhook), so a bot answers a bot only on its turn.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from mirage.engine import cadence
+from mirage.engine.calendar import DAY_MINUTES, contains, local_datetime, minute_of_day
+from mirage.engine.text import normalize_text
+from mirage.engine.view import ConversationView, Pair, Topic, Window
+
+DOW_OF_WEEKDAY = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() -> dow
+DELIVERY_ALLOWANCE_MS = 30_000  # per message: the webhook that says the other bot got it
+NO_REPEAT_DAYS = 7
+
+
+# --- state the shell loads -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """A stored round, as much as planning needs."""
+
+    window_date: date | None
+    daypart: str | None
+    seq: int
+    status: str
+    created_at: datetime
+    finished_at: datetime | None = None
+    topic_id: str | None = None
+    number_a_id: str | None = None
+    number_b_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanState:
+    """What the tick knows about one conversation beyond its configuration."""
+
+    rounds: Sequence[RoundRecord] = ()  # recent rounds (today's windows at least), any order
+    total_rounds: int = 0  # all the conversation's rounds ever: rotation of pairs, starters and topics
+    busy_numbers: frozenset[str] = frozenset()  # numbers in a planned or active round of any conversation
+    used: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # number -> (sent this hour, sent today)
+    limits: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # number -> (hourly, daily) limits
+
+
+# --- decisions -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """A round to create now."""
+
+    tenant_id: str
+    conversation_id: str
+    window_date: date
+    daypart: str
+    seq: int
+    pairing_id: str | None
+    starter: str
+    responder: str
+    exchanges: int
+    script: tuple[str, ...]
+    topic_id: str | None
+    start_at: datetime
+    deadline_at: datetime
+
+    @property
+    def identity(self) -> str:
+        return f"{self.conversation_id}:{self.window_date.isoformat()}:{self.daypart}:{self.seq}"
+
+
+@dataclass(frozen=True)
+class Skip:
+    """No round for this conversation now, and why (shown by `mirage status`)."""
+
+    conversation_id: str
+    reason: str
+    not_before: datetime | None = None
+
+
+def in_quiet_hours(quiet: tuple[time, time], now: datetime, tz: str) -> bool:
+    """Whether the tenant-local wall time at `now` falls inside quiet hours (which may cross midnight)."""
+    return contains(quiet[0], quiet[1], local_datetime(now, tz).time())
+
+
+def minutes_until_quiet(quiet: tuple[time, time], local: datetime) -> float:
+    """Minutes from `local` to the next start of quiet hours (0 when inside them)."""
+    if contains(quiet[0], quiet[1], local.time()):
+        return 0.0
+    if quiet[0] == quiet[1]:
+        return float(DAY_MINUTES)  # no quiet hours at all: a day is more than any round needs
+    now_min = local.hour * 60 + local.minute + local.second / 60
+    return (minute_of_day(quiet[0]) - now_min) % DAY_MINUTES
+
+
+def script(exchanges: int) -> tuple[str, ...]:
+    """The step kinds of a round of `exchanges` exchanges (2 x exchanges messages, alternating speakers)."""
+    n = 2 * max(1, exchanges)
+    if n == 2:
+        return ("greeting", "goodbye")
+    if n == 4:
+        return ("greeting", "question", "answer", "goodbye")
+    # greeting, greeting back, a comment, then question/answer pairs, goodbye: every question gets its answer.
+    return ("greeting", "greeting", "comment", *(("question", "answer") * ((n - 4) // 2)), "goodbye")
+
+
+def round_budget(view: ConversationView, exchanges: int) -> timedelta:
+    """The longest a round of `exchanges` should take: every message's think + type time plus its delivery."""
+    per_message = cadence.max_message_ms(view.settings.max_delay_ms, view.settings.humanize) + DELIVERY_ALLOWANCE_MS
+    return timedelta(milliseconds=2 * exchanges * per_message)
+
+
+def pause_minutes(view: ConversationView, last: RoundRecord, pause: tuple[int, int]) -> int:
+    """The random pause after `last`, drawn from its identity so every tick (and process) draws the same one."""
+    low, high = pause
+    seed = f"{view.id}:{last.window_date}:{last.daypart}:{last.seq}"
+    return random.Random(seed).randint(low, max(low, high))
+
+
+def _window_now(view: ConversationView, local: datetime) -> tuple[Window, int, int, int] | None:
+    day = view.day(DOW_OF_WEEKDAY[local.weekday()])
+    for w in day.windows:
+        if w.start <= local.time() < w.end:
+            return w, day.max_rounds_per_window, day.pause_min, day.pause_max
+    return None
+
+
+def _eligible(view: ConversationView, state: PlanState, pair: Pair, exchanges: int) -> str | None:
+    for number_id in (pair.a, pair.b):
+        n = view.numbers.get(number_id)
+        if n is None:
+            return f"number {number_id} unknown"
+        if not n.can_send:
+            return f"number {n.key} is {(n.paused_reason and 'paused') or n.status}"
+        if number_id in state.busy_numbers:
+            return f"number {n.key} is in another round"
+        used = state.used.get(number_id, (0, 0))
+        limits = state.limits.get(number_id, (view.settings.hourly_burst_limit, view.settings.daily_limit))
+        if min(limits[0] - used[0], limits[1] - used[1]) < exchanges:
+            return f"number {n.key} has no quota for a whole round"
+    return None
+
+
+def _choose_pair(
+    view: ConversationView, state: PlanState, exchanges: int, rng: random.Random
+) -> tuple[Pair | None, str]:
+    pairs = list(view.pairs)
+    if not pairs:
+        return None, "no pair of bot numbers"
+    if view.mode == "pair":
+        candidates = pairs[:1]
+    elif view.mode == "round_robin":
+        k = state.total_rounds % len(pairs)
+        candidates = pairs[k:] + pairs[:k]
+    else:
+        candidates = pairs[:]
+        rng.shuffle(candidates)
+    reason = ""
+    for pair in candidates:
+        why = _eligible(view, state, pair, exchanges)
+        if why is None:
+            return pair, ""
+        reason = reason or why
+    return None, reason
+
+
+def _starter(view: ConversationView, state: PlanState, pair: Pair, rng: random.Random) -> tuple[str, str]:
+    if pair.starts == "b":
+        return pair.b, pair.a
+    if pair.starts == "either":
+        a_starts = state.total_rounds % 2 == 0 if view.mode == "round_robin" else rng.random() < 0.5
+        return (pair.a, pair.b) if a_starts else (pair.b, pair.a)
+    return pair.a, pair.b
+
+
+def choose_topic(
+    view: ConversationView, state: PlanState, today: date, now: datetime, rng: random.Random
+) -> Topic | None:
+    """The topic of the next round, by the conversation's strategy, among topics active today."""
+    topics = [t for t in view.topics if t.active_on(today)]
+    if not topics:
+        return None
+    if view.topic_strategy == "sticky":
+        last = max(state.rounds, key=lambda r: r.created_at, default=None)
+        fresh = last is not None and now - last.created_at < timedelta(minutes=view.topic_refresh_minutes)
+        kept = [t for t in topics if last is not None and t.id == last.topic_id]
+        if fresh and kept:
+            return kept[0]
+    if view.topic_strategy == "random":
+        return rng.choices(topics, weights=[t.weight for t in topics], k=1)[0]
+    return topics[state.total_rounds % len(topics)]
+
+
+def plan_conversation(view: ConversationView, state: PlanState, now: datetime, rng: random.Random) -> RoundPlan | Skip:
+    """Whether `view` starts a round at `now`, and which one."""
+    local = local_datetime(now, view.timezone)
+    if in_quiet_hours(view.quiet, now, view.timezone):
+        return Skip(view.id, "quiet hours")
+    found = _window_now(view, local)
+    if found is None:
+        return Skip(view.id, "outside its windows")
+    window, max_rounds, pause_min, pause_max = found
+    if any(r.status in ("planned", "active") for r in state.rounds):
+        return Skip(view.id, "a round is running")
+    in_window = [r for r in state.rounds if r.window_date == local.date() and r.daypart == window.daypart]
+    if len(in_window) >= max_rounds:
+        return Skip(view.id, f"{max_rounds} round(s) already in this window")
+    last = max(state.rounds, key=lambda r: r.finished_at or r.created_at, default=None)
+    if last is not None:
+        ended = last.finished_at or last.created_at
+        ready = ended + timedelta(minutes=pause_minutes(view, last, (pause_min, pause_max)))
+        if now < ready:
+            return Skip(view.id, "pausing between rounds", ready)
+    exchanges = rng.randint(view.exchanges_min, view.exchanges_max)
+    budget = round_budget(view, exchanges)
+    window_end = local.replace(hour=window.end.hour, minute=window.end.minute, second=0, microsecond=0)
+    if local + budget > window_end:
+        return Skip(view.id, "too little of the window left for a round")
+    quiet_in = timedelta(minutes=minutes_until_quiet(view.quiet, local))
+    if budget > quiet_in:
+        return Skip(view.id, "quiet hours begin before a round could end")
+    pair, why = _choose_pair(view, state, exchanges, rng)
+    if pair is None:
+        return Skip(view.id, why)
+    starter, responder = _starter(view, state, pair, rng)
+    topic = choose_topic(view, state, local.date(), now, rng)
+    seq = max((r.seq for r in in_window), default=0) + 1
+    return RoundPlan(
+        tenant_id=view.tenant_id,
+        conversation_id=view.id,
+        window_date=local.date(),
+        daypart=window.daypart,
+        seq=seq,
+        pairing_id=pair.pairing_id,
+        starter=starter,
+        responder=responder,
+        exchanges=exchanges,
+        script=script(exchanges),
+        topic_id=topic.id if topic else None,
+        start_at=now,
+        deadline_at=now + min(2 * budget, quiet_in),
+    )
+
+
+def plan_rounds(
+    views: Sequence[ConversationView], states: Mapping[str, PlanState], now: datetime, rng: random.Random
+) -> list[RoundPlan | Skip]:
+    """The tick: one decision per conversation. A number planned into one round is busy for the next ones."""
+    out: list[RoundPlan | Skip] = []
+    busy: set[str] = set()
+    for view in views:
+        state = states.get(view.id, PlanState())
+        if busy:
+            state = PlanState(state.rounds, state.total_rounds, state.busy_numbers | busy, state.used, state.limits)
+        decision = plan_conversation(view, state, now, rng)
+        if isinstance(decision, RoundPlan):
+            busy |= {decision.starter, decision.responder}
+        out.append(decision)
+    return out
+
+
+# --- a running round -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundState:
+    """A stored round as the state machine sees it; `done` counts the messages that reached the other bot."""
+
+    id: str
+    status: str
+    script: tuple[str, ...]
+    starter: str
+    responder: str
+    done: int
+    turn: str | None
+    deadline_at: datetime | None
+
+    def speaker(self, step: int) -> str:
+        return self.starter if step % 2 == 0 else self.responder
+
+    def listener(self, step: int) -> str:
+        return self.responder if step % 2 == 0 else self.starter
+
+
+@dataclass(frozen=True)
+class Send:
+    step: int
+    kind: str
+    sender: str
+    receiver: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    pass
+
+
+@dataclass(frozen=True)
+class Abort:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    reason: str
+
+
+def next_action(r: RoundState, now: datetime, quiet: bool) -> Send | Finish | Abort | Wait:
+    """What the round does now: send its next step, finish, abort (deadline, quiet hours) or wait."""
+    if r.status not in ("planned", "active"):
+        return Wait(f"round is {r.status}")
+    if r.done >= len(r.script):
+        return Finish()
+    if r.deadline_at is not None and now >= r.deadline_at:
+        return Abort("deadline passed")
+    if quiet:
+        return Abort("quiet hours")
+    step = r.done
+    return Send(step, r.script[step], r.speaker(step), r.listener(step))
+
+
+@dataclass(frozen=True)
+class Accept:
+    """An inbound bot message is the round's expected step: it was delivered, so the turn passes."""
+
+    round_id: str
+    step: int
+
+
+@dataclass(frozen=True)
+class Ignore:
+    reason: str
+
+
+def on_bot_message(
+    rounds: Sequence[RoundState], sender: str, receiver: str, body: str | None, expected: Mapping[tuple[str, int], str]
+) -> Accept | Ignore:
+    """Anti-loop: a message from one of our bots to another is acted on only as the due step of an active round.
+
+    `expected[(round id, step)]` is the text the round sent for that step (the outbox row).
+    """
+    mine = [r for r in rounds if r.status == "active" and {sender, receiver} == {r.starter, r.responder}]
+    if not mine:
+        return Ignore("no_active_round")
+    for r in mine:
+        if r.turn != sender or r.done >= len(r.script) or r.speaker(r.done) != sender:
+            continue
+        sent = expected.get((r.id, r.done))
+        if sent is not None and normalize_text(sent) == normalize_text(body or ""):
+            return Accept(r.id, r.done)
+        return Ignore("not_the_round_message")
+    return Ignore("not_its_turn")
+
+
+def text_allowed(candidate: str, last_received: str | None, recent: Sequence[str], guard_no_echo: bool) -> bool:
+    """No echo of the message just received, and no text the conversation already sent in the last 7 days."""
+    n = normalize_text(candidate)
+    if not n:
+        return False
+    if guard_no_echo and last_received is not None and n == normalize_text(last_received):
+        return False
+    return all(n != normalize_text(t) for t in recent)
