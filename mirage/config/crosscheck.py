@@ -20,7 +20,7 @@ from mirage.config.outreach import OutreachPolicySpec
 from mirage.config.personas import Persona
 from mirage.config.schedule import ScheduleSpec, WeekSchedule, WindowSpec
 from mirage.config.tenant import TenantFile
-from mirage.config.types import DAYPARTS
+from mirage.config.types import DAYPARTS, excerpt
 from mirage.engine.calendar import minute_of_day, overlaps
 from mirage.engine.text import normalize_text
 
@@ -51,11 +51,11 @@ def unknown(kind: str, value: str, known: Iterable[str], where: str) -> str:
     names = sorted(known)
     hint = difflib.get_close_matches(value, names, n=1)
     if hint:
-        return f"unknown {kind} '{value}' (did you mean '{hint[0]}'?)"
+        return f"unknown {kind} {excerpt(value)} (did you mean '{hint[0]}'?)"
     if names:
         more = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
-        return f"unknown {kind} '{value}' ({where} defines: {more})"
-    return f"unknown {kind} '{value}' ({where} defines none)"
+        return f"unknown {kind} {excerpt(value)} ({where} defines: {more})"
+    return f"unknown {kind} {excerpt(value)} ({where} defines none)"
 
 
 def check(d: Draft) -> list[Issue]:
@@ -327,11 +327,11 @@ def keyword_checks(base: Loc, keywords: list[str]) -> Iterator[Issue]:
     for i, k in enumerate(keywords):
         n = normalize_text(k)
         if not n:
-            yield Issue((*base, "optout_keywords", i), f"opt-out keyword {k!r} has no letters or digits")
+            yield Issue((*base, "optout_keywords", i), f"opt-out keyword {excerpt(k)} has no letters or digits")
         elif n in first:
             yield Issue(
                 (*base, "optout_keywords", i),
-                f"opt-out keyword {k!r} repeats {first[n]!r} (case and accents are ignored)",
+                f"opt-out keyword {excerpt(k)} repeats {excerpt(first[n])} (case and accents are ignored)",
             )
         else:
             first[n] = k

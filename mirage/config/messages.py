@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from mirage.config.types import PATTERN_MESSAGES, int32_message
+from mirage.config.types import PATTERN_MESSAGES, excerpt, int32_message
 
 Loc = tuple[str | int, ...]
 
@@ -41,7 +41,9 @@ def _label(loc: Loc) -> str:
 def _short(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, str | int | float) and len(str(value)) <= 60:
+    if isinstance(value, str):
+        return excerpt(value)
+    if isinstance(value, int | float) and len(str(value)) <= 60:
         return repr(value)
     return None
 
@@ -84,20 +86,20 @@ def describe(error: ErrorDetails, model: type[BaseModel]) -> Issue:
         loc = loc[:-1]
         template = PATTERN_MESSAGES.get(str(ctx.get("pattern")))
         if template:
-            return Issue(loc, template.format(value=value), key=True)
+            return Issue(loc, template.format(value=excerpt(value)), key=True)
         msg = str(error["msg"]).replace("Input should be", "should be")
-        return Issue(loc, f"key {value!r} {msg}", key=True)
+        return Issue(loc, f"key {excerpt(value)} {msg}", key=True)
     name = _label(loc)
     if typ == "missing":
         return Issue(loc[:-1], f"missing required key '{loc[-1]}'", key=True)
     if typ == "extra_forbidden":
         hint = difflib.get_close_matches(str(loc[-1]), known_keys(model, loc[:-1]), n=1)
         more = f" (did you mean '{hint[0]}'?)" if hint else ""
-        return Issue(loc, f"unknown key '{loc[-1]}'{more}", key=True)
+        return Issue(loc, f"unknown key {excerpt(loc[-1])}{more}", key=True)
     if typ == "string_pattern_mismatch":
         template = PATTERN_MESSAGES.get(str(ctx.get("pattern")))
         if template:
-            return Issue(loc, f"{name}: {template.format(value=value)}")
+            return Issue(loc, f"{name}: {template.format(value=excerpt(value))}")
     if typ in ("value_error", "assertion_error"):
         msg = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         return Issue(loc, f"{name}: {msg}")

@@ -12,7 +12,17 @@ from mirage.config.conversations import Conversation, ConversationDefaults
 from mirage.config.numbers import Number
 from mirage.config.outreach import OutreachPolicy
 from mirage.config.personas import Persona
-from mirage.config.types import HHMM, SLUG_PATTERN, Email, Int32, Key, Model, SecretRef, resolve_env_reference
+from mirage.config.types import (
+    HHMM,
+    SLUG_PATTERN,
+    Email,
+    Int32,
+    Key,
+    Model,
+    SecretRef,
+    excerpt,
+    resolve_env_reference,
+)
 from mirage.engine.calendar import is_valid_timezone
 
 _URL_OR_REF = r"^(https?://\S+|\$\{[A-Za-z_][A-Za-z0-9_]*\})$"
@@ -20,7 +30,7 @@ _URL_OR_REF = r"^(https?://\S+|\$\{[A-Za-z_][A-Za-z0-9_]*\})$"
 
 def _check_timezone(name: str) -> str:
     if not is_valid_timezone(name):
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as America/Sao_Paulo)")
+        raise ValueError(f"unknown time zone {excerpt(name)} (use an IANA name such as America/Sao_Paulo)")
     return name
 
 

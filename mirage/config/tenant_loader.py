@@ -60,39 +60,66 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def _tenant_files(folder: Path) -> tuple[dict[str, Path], list[Path], list[Path]]:
-    """(known kind -> file, conversation files, unexpected files) of a tenant folder."""
+def _leaves(path: str, boundary: Path) -> bool:
+    """Whether `path` is a symbolic link whose target lies outside `boundary` (the resolved tenants folder)."""
+    if not os.path.islink(path):
+        return False
+    return not Path(path).resolve().is_relative_to(boundary)
+
+
+def _tenant_files(folder: Path, boundary: Path) -> tuple[dict[str, Path], list[Path], list[Path], list[Path]]:
+    """(known kind -> file, conversation files, unexpected files, links leaving `boundary`) of a tenant folder."""
     known: dict[str, Path] = {}
     convs: list[Path] = []
     unexpected: list[Path] = []
+    outside: list[Path] = []
     with os.scandir(folder) as entries:
         for e in sorted(entries, key=lambda e: e.name):
             if e.name.startswith("."):
                 continue
-            if e.name == CONVERSATIONS_DIR and e.is_dir():
+            if _leaves(e.path, boundary):
+                outside.append(folder / e.name)  # never read: its content could be anything on the machine
+            elif e.name == CONVERSATIONS_DIR and e.is_dir():
                 with os.scandir(e.path) as inner:
                     for c in sorted(inner, key=lambda c: c.name):
-                        if not c.name.startswith("."):
+                        if c.name.startswith("."):
+                            continue
+                        path = folder / CONVERSATIONS_DIR / c.name
+                        if _leaves(c.path, boundary):
+                            outside.append(path)
+                        else:
                             ok = c.name.endswith(".yaml") and c.is_file()
-                            (convs if ok else unexpected).append(folder / CONVERSATIONS_DIR / c.name)
+                            (convs if ok else unexpected).append(path)
             elif e.name in FILES and e.is_file():
                 known[e.name] = folder / e.name
             elif not e.name.endswith(_IGNORED_SUFFIXES):
                 unexpected.append(folder / e.name)
-    return known, convs, unexpected
+    return known, convs, unexpected, outside
+
+
+def outside_message(boundary: Path) -> str:
+    """The problem of a symbolic link whose target is outside the tenants folder."""
+    return f"a symbolic link that leaves {boundary.name}: refused (copy the file into the tenant folder)"
 
 
 def load_tenant(
-    folder: Path, environ: Mapping[str, str] | None = None, display: str | None = None
+    folder: Path, environ: Mapping[str, str], display: str | None = None, boundary: Path | None = None
 ) -> tuple[TenantConfig | None, TenantSources | None, list[Problem]]:
     """One tenant folder -> (config or None when it has problems, its sources or None when empty, problems).
 
-    `display` is how the folder is shown in messages (default: relative to the current directory).
+    `environ` resolves `${VAR}` in non-secret fields; `display` is how the folder is shown in messages (default:
+    relative to the current directory); symbolic links whose target leaves `boundary` (default: the folder's
+    parent, tenants.d) are refused unread.
     """
-    known, convs, unexpected = _tenant_files(folder)
-    if not known and not convs and not unexpected:
+    boundary = boundary if boundary is not None else folder.resolve().parent
+    known, convs, unexpected, outside = _tenant_files(folder, boundary)
+    if not known and not convs and not unexpected and not outside:
         return None, None, []
     t = _TenantLoad(folder, environ, display)
+    for path in outside:
+        t.problem(Location(t.show(path), 0, 0), outside_message(boundary))
+    t.refused = {p.name for p in outside if p.parent == folder}
+    t.conversations_refused = any(p.parent != folder or p.name == CONVERSATIONS_DIR for p in outside)
     try:
         return t.run(known, convs, unexpected), t.sources, t.problems
     finally:
@@ -102,14 +129,16 @@ def load_tenant(
 class _TenantLoad:
     """The state of loading one tenant: its sources, the problems found so far, the validated parts."""
 
-    def __init__(self, folder: Path, environ: Mapping[str, str] | None, prefix: str | None = None) -> None:
+    def __init__(self, folder: Path, environ: Mapping[str, str], prefix: str | None = None) -> None:
         self.folder = folder
         self.root = str(folder)
         self.slug = folder.name
         self.prefix = prefix if prefix is not None else display_path(folder)
         self.sources = TenantSources(folder=self.prefix)
         self.problems: list[Problem] = []
-        self.context = {"environ": os.environ if environ is None else environ}
+        self.context = {"environ": environ}
+        self.refused: set[str] = set()  # files refused unread: their part counts as failed, not as absent
+        self.conversations_refused = False
 
     def show(self, path: Path) -> str:
         """Display path of a file inside this tenant folder (no filesystem calls)."""
@@ -179,7 +208,7 @@ class _TenantLoad:
         if "tenant.yaml" not in known:
             self.problem(Location(self.sources.folder, 0, 0), "missing tenant.yaml")
 
-        draft = Draft(slug=self.slug)
+        draft = Draft(slug=self.slug, conversations_failed=self.conversations_refused)
         raw_tenant = self.read(known["tenant.yaml"], TENANT) if "tenant.yaml" in known else None
         if raw_tenant is not None:
             draft.tenant = self.validate(TenantFile, raw_tenant, self.in_file(TENANT))
@@ -189,7 +218,7 @@ class _TenantLoad:
             ("outreach.yaml", OutreachFile, OUTREACH),
         ):
             if name not in known:
-                setattr(draft, kind, {})
+                setattr(draft, kind, None if name in self.refused else {})
                 continue
             raw = self.read(known[name], kind)
             parsed = None if raw is None else self.validate(model, raw, self.in_file(kind))
@@ -238,6 +267,8 @@ class _TenantLoad:
             parsed = None if raw is None else self.validate(ContactsFile, raw, self.in_file(CONTACTS))
         elif "contacts.csv" in known:
             parsed = self.contacts_csv(known["contacts.csv"])
+        elif self.refused & {"contacts.yaml", "contacts.csv"}:
+            return None
         else:
             return []
         if parsed is None:

@@ -33,13 +33,32 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
-# Friendly messages for pattern mismatches (the loader maps pydantic's pattern errors through this).
+EXCERPT_WHOLE = 24  # characters of a value an error message may quote whole
+EXCERPT_HEAD = 4  # characters shown of a longer value; the rest is masked
+
+
+def excerpt(value: object) -> str:
+    """A value as an error message may quote it: whole when short, else its first characters and its length.
+
+    A value in the wrong place may be a secret (a key pasted into `number:`, a file that is not YAML), so
+    messages never echo more than a short excerpt of it.
+    """
+    if isinstance(value, bool | int | float) or value is None:
+        return repr(value)
+    text = str(value)
+    if len(text) <= EXCERPT_WHOLE:
+        return repr(text)
+    return f"{text[:EXCERPT_HEAD] + '…'!r} ({len(text)} characters)"
+
+
+# Friendly messages for pattern mismatches (the loader maps pydantic's pattern errors through this, `value`
+# already an excerpt).
 PATTERN_MESSAGES: dict[str, str] = {
-    KEY_PATTERN: "{value!r} is not a valid key: use 1-63 lower-case letters, digits, '-' or '_'",
-    SLUG_PATTERN: "{value!r} is not a valid tenant slug: use 1-63 lower-case letters, digits or '-'",
-    E164_PATTERN: "{value!r} is not an E.164 number like +5511987654321",
-    EMAIL_PATTERN: "{value!r} is not an e-mail address",
-    ENV_NAME_PATTERN: "{value!r} is not an environment variable name",
+    KEY_PATTERN: "{value} is not a valid key: use 1-63 lower-case letters, digits, '-' or '_'",
+    SLUG_PATTERN: "{value} is not a valid tenant slug: use 1-63 lower-case letters, digits or '-'",
+    E164_PATTERN: "{value} is not an E.164 number like +5511987654321",
+    EMAIL_PATTERN: "{value} is not an e-mail address",
+    ENV_NAME_PATTERN: "{value} is not an environment variable name",
 }
 
 # Postgres `integer` (int4) holds -2147483648..2147483647; text and jsonb cannot hold the NUL character.

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mirage.config.types import NUL, NUL_MESSAGE
+from mirage.config.types import NUL, NUL_MESSAGE, excerpt
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB
 MAX_NODES = 500_000  # values a document may expand to, aliases included
@@ -269,7 +269,7 @@ class _Builder:
                 first = next(k for k, _ in node.value if k.__class__ is ScalarNode and k.value == key)
                 m = key_node.start_mark
                 where = f"first at line {first.start_mark.line + 1}"
-                self.problems.append(YamlError(m.line + 1, m.column + 1, f"duplicate key '{key}' ({where})"))
+                self.problems.append(YamlError(m.line + 1, m.column + 1, f"duplicate key {excerpt(key)} ({where})"))
                 continue
             if key == _MERGE_KEY and key_node.tag in (_PLAIN, "tag:yaml.org,2002:merge"):
                 merges.append(value_node)

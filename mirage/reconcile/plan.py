@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from mirage.errors import MirageError
+from mirage.reconcile.invisible import reveal_json
 from mirage.reconcile.resources import SPEC_BY_NAME, digest
 
 FORMAT_VERSION = 1
@@ -249,7 +250,8 @@ class Plan:
         return digest(self.to_dict(with_hash=False))
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
+        """The plan file: UTF-8 JSON; bidi controls and zero-width characters are written as \\u escapes."""
+        return reveal_json(json.dumps(self.to_dict(), indent=2, ensure_ascii=False, default=str)) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Plan:

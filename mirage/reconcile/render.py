@@ -1,6 +1,7 @@
 """Plans for people and programs: text (terminal, colour on a TTY), markdown (PR comments), JSON (tools).
 
-Sensitive fields never show a value (`(sensitive)`); the Plan holds none to begin with.
+Sensitive fields never show a value (`(sensitive)`); the Plan holds none to begin with. Bidi controls and
+zero-width characters in names are printed escaped (invisible.py), so a plan is safe to paste into a review.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mirage.i18n import t
+from mirage.reconcile.invisible import reveal
 from mirage.reconcile.plan import Change, Item, Op, Plan, Summary, TenantPlan
 from mirage.reconcile.resources import NUM2, SPEC_BY_NAME
 
@@ -58,7 +60,7 @@ def _head(item: Item, blocked: bool) -> str:
 
 def item_lines(item: Item, *, blocked: bool = False) -> Iterator[tuple[str, str]]:
     """(style, line) pairs for one item: its head, then one line per shown field."""
-    yield (item.op.symbol if not item.drift else "drift"), _head(item, blocked)
+    yield (item.op.symbol if not item.drift else "drift"), reveal(_head(item, blocked))
     if item.op is Op.DELETE:
         return
     changes = [c for c in item.changes if item.op is Op.UPDATE or c.sensitive or c.new is not None]
@@ -66,9 +68,9 @@ def item_lines(item: Item, *, blocked: bool = False) -> Iterator[tuple[str, str]
     for c in changes:
         name = _label(item, c).ljust(width)
         if item.op is Op.CREATE:
-            yield "", f"    {name} = {_shown(item, c, 'new')}"
+            yield "", reveal(f"    {name} = {_shown(item, c, 'new')}")
         else:
-            yield "", f"    {name}: {_shown(item, c, 'old')} → {_shown(item, c, 'new')}"
+            yield "", reveal(f"    {name}: {_shown(item, c, 'old')} → {_shown(item, c, 'new')}")
 
 
 def _md_lines(item: Item, blocked: bool) -> list[str]:
@@ -92,8 +94,8 @@ def compact_line(item: Item, *, blocked: bool = False) -> str:
     """One line for an item: its head, and for an update the names of the fields that change."""
     head = _head(item, blocked)
     if item.op is not Op.UPDATE:
-        return head
-    return f"{head}: {', '.join(_label(item, c) for c in item.changes)}"
+        return reveal(head)
+    return reveal(f"{head}: {', '.join(_label(item, c) for c in item.changes)}")
 
 
 def render_text(plan: Plan, *, allow_delete: bool = False, color: bool = False, compact: bool = False) -> str:
@@ -109,7 +111,7 @@ def render_text(plan: Plan, *, allow_delete: bool = False, color: bool = False, 
     out: list[str] = [paint("drift", f"{t('plan.warning')}: {w}") for w in plan.warnings]
     if plan.empty:
         out.append(t("plan.no_changes"))
-        return "\n".join(out) + "\n"
+        return reveal("\n".join(out) + "\n")
     blocked = {i.id for i in plan.blocked(allow_delete)}
     for tp in plan.tenants:
         if not tp.items:
@@ -131,7 +133,7 @@ def render_text(plan: Plan, *, allow_delete: bool = False, color: bool = False, 
     out.append(paint("bold", summary_line(plan)))
     if blocked:
         out.append(paint("-", t("plan.blocked_summary", n=len(blocked))))
-    return "\n".join(out).lstrip("\n") + "\n"
+    return reveal("\n".join(out).lstrip("\n") + "\n")
 
 
 def render_json(plan: Plan) -> str:
@@ -157,7 +159,7 @@ def render_markdown(plan: Plan, *, allow_delete: bool = False, limit: int = MARK
     if plan.warnings:
         head += [*(f"> **{t('plan.warning')}:** {w}  " for w in plan.warnings), ""]
     if plan.empty:
-        return "\n".join([*head, t("plan.no_changes"), ""])
+        return reveal("\n".join([*head, t("plan.no_changes"), ""]))
     head += [f"**{summary_line(plan)}**", ""]
     if blocked:
         head += [f"> :no_entry: {t('plan.blocked_summary', n=len(blocked))}", ""]
@@ -200,7 +202,7 @@ def render_markdown(plan: Plan, *, allow_delete: bool = False, limit: int = MARK
         break
     if hidden:
         text += "\n" + t("plan.md_truncated", n=hidden, limit=f"{limit:,}") + "\n"
-    return text
+    return reveal(text)
 
 
 def _section(tp: TenantPlan, title: str, lines: list[str]) -> str:
