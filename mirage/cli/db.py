@@ -19,7 +19,7 @@ _DIR_OPTION = click.option(
     "--dir",
     "folder",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Folder of the migration files [default: supabase/migrations of this source tree].",
+    help="Folder of the migration files [default: supabase/migrations of this checkout, else the installed copy].",
 )
 
 

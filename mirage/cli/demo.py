@@ -11,6 +11,7 @@ from mirage.cli.base import cli
 from mirage.demo import DemoOptions, run_demo
 from mirage.i18n import t
 from mirage.logs import configure_logging
+from mirage.resources import example_tenants_dir
 from mirage.settings import get_settings
 
 
@@ -20,7 +21,8 @@ from mirage.settings import get_settings
     "tenants_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder of tenant YAML to apply [default: MIRAGE_TENANTS_DIR or tenants.d].",
+    help="Folder of tenant YAML to apply [default: MIRAGE_TENANTS_DIR or tenants.d; when that folder does not "
+    "exist, the example tenants installed with Mirage].",
 )
 @click.option(
     "--time-factor",
@@ -69,15 +71,20 @@ def demo(
     # The demo narrates; unless a level was asked for, logs show warnings and errors only.
     level = settings.log_level if "MIRAGE_LOG_LEVEL" in os.environ else "WARNING"
     configure_logging(level, settings.log_format)
+    click.echo(click.style(t("demo.title"), bold=True))
+    click.echo(t("demo.intro"))
+    root = tenants_dir or settings.tenants_dir
+    if tenants_dir is None and not root.is_dir():  # e.g. a pip-installed Mirage run from an empty folder
+        bundled = example_tenants_dir()
+        click.echo(t("demo.bundled_tenants", missing=root, path=bundled))
+        root = bundled
     options = DemoOptions(
         log_level=level,
-        tenants_dir=tenants_dir or settings.tenants_dir,
+        tenants_dir=root,
         time_factor=time_factor,
         timeout_s=timeout_s,
         keep_running=keep_running,
         port=settings.port if port is None else port,
         sim_port=sim_port,
     )
-    click.echo(click.style(t("demo.title"), bold=True))
-    click.echo(t("demo.intro"))
     run_demo(options, click.echo)

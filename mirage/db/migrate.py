@@ -1,4 +1,4 @@
-"""The migration runner: applies supabase/migrations/*.sql in order, one transaction each, checksummed."""
+"""The migration runner: applies the migrations (supabase/migrations or the wheel's copy) in order, checksummed."""
 
 from __future__ import annotations
 
@@ -48,8 +48,10 @@ class MigrationStatus:
 
 
 def default_dir() -> Path:
-    """`supabase/migrations` of the source tree this package runs from."""
-    return Path(__file__).resolve().parents[2] / "supabase" / "migrations"
+    """`supabase/migrations` of the checkout this package runs from, else the copy inside the wheel."""
+    from mirage.resources import migrations_dir
+
+    return migrations_dir()
 
 
 def discover(folder: Path | None = None) -> list[Migration]:
