@@ -170,7 +170,7 @@ def run_demo(options: DemoOptions, say: Say) -> DemoReport:
 
 
 def _flow(options: DemoOptions, say: Say, report: DemoReport, started: datetime, sim: Any) -> None:
-    from mirage.integrations.evolution import store
+    from mirage.db import evolution_sessions as store
     from mirage.jobs.queues import INSTANCES, enqueue_unique, queue
     from mirage.jobs.worker import make_worker
 

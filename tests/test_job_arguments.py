@@ -27,7 +27,7 @@ from tests.reconcile.helpers import snapshot
             "session_id 'nope' is not a UUID",
         ),
         (ROUNDS, "mirage.jobs.conversations.reschedule_conversation", ["x"], "conversation_id 'x' is not a UUID"),
-        (EVENTS, "mirage.ingest.jobs.reprocess_event", ["../etc"], "event_id '../etc' is not a UUID"),
+        (EVENTS, "mirage.jobs.events.reprocess_event", ["../etc"], "event_id '../etc' is not a UUID"),
     ],
 )
 def test_a_malformed_job_argument_fails_once_with_its_reason_and_writes_nothing(

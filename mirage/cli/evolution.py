@@ -10,12 +10,12 @@ import click
 import segno
 
 from mirage.cli.base import cli
+from mirage.db import evolution_sessions as store
 from mirage.db.connect import connect as db_connect
 from mirage.errors import MirageError
 from mirage.i18n import t
-from mirage.integrations.evolution import store
 from mirage.integrations.evolution.models import QrCode
-from mirage.integrations.evolution.onboarding import link
+from mirage.jobs.lifecycle import link
 
 
 class LinkAborted(MirageError):

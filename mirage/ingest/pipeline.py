@@ -7,22 +7,18 @@ still stored as `stored` and a job on the EVENTS queue normalises it later, so E
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 from mirage.crypto import CryptoError, Keyring
-from mirage.db.sessions import SET_CLAIMS_SQL
+from mirage.db.evolution_sessions import SessionAuth
+from mirage.db.sessions import async_service_session
 from mirage.errors import ServiceError
 from mirage.ingest import store
-from mirage.ingest.sessions import SessionAuth
 from mirage.ingest.store import Outcome
 from mirage.integrations.evolution.envelope import Envelope
 
@@ -37,10 +33,8 @@ EVENT_FAILURES = (
     psycopg.NotSupportedError,
     CryptoError,
 )
-REPROCESS_JOB = "mirage.ingest.jobs.reprocess_event"
+REPROCESS_JOB = "mirage.jobs.events.reprocess_event"
 POOL_TIMEOUT_S = 5.0  # wait this long for a pooled connection, then give up (the webhook answers 503)
-
-AsyncConn = psycopg.AsyncConnection[Any]
 
 
 class StorageUnavailable(ServiceError):
@@ -48,32 +42,6 @@ class StorageUnavailable(ServiceError):
 
     def __init__(self, reason: str) -> None:
         super().__init__("postgres", reason)
-
-
-@asynccontextmanager
-async def as_service(conn: AsyncConn) -> AsyncIterator[AsyncConn]:
-    """One transaction as the service (role service_role, which bypasses RLS; no JWT claims), pipelined.
-
-    BEGIN, the role and claims (the statements of `mirage.db.sessions.jwt_session(conn, "service_role", None)`),
-    the block's statements and COMMIT are sent together and answered together: one round trip. Results are read
-    after the block. The connection must be in autocommit mode (the web pool's are): psycopg's `transaction()`
-    adds syncs of its own in a pipeline (four round trips instead of one in the bench). Role and claims are local
-    to the transaction, so they end with it whatever happens.
-    """
-    if not conn.autocommit:  # psycopg would open a transaction of its own around ours
-        raise psycopg.ProgrammingError("as_service() needs a connection in autocommit mode")
-    try:
-        async with conn.pipeline():
-            await conn.execute("begin")
-            await conn.execute("set local role service_role")
-            await conn.execute(SET_CLAIMS_SQL, ("",))
-            yield conn
-            await conn.execute("commit")
-    except Exception:  # on cancellation the pool does it when the connection comes back
-        if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
-            with contextlib.suppress(psycopg.Error):
-                await conn.rollback()
-        raise
 
 
 async def ingest_event(
@@ -88,7 +56,7 @@ async def ingest_event(
     try:
         async with pool.connection(timeout=POOL_TIMEOUT_S) as conn:
             try:
-                async with as_service(conn):
+                async with async_service_session(conn):
                     st = store.ingest_statement(auth, env, signature, ring)
                     cur = await conn.execute(st.sql, st.params)
                 return store.outcome(await cur.fetchone())
@@ -99,7 +67,7 @@ async def ingest_event(
                 env.event,
                 extra={"error": type(failure).__name__, "detail": first_line(failure)},
             )
-            async with as_service(conn):
+            async with async_service_session(conn):
                 st = store.store_only_statement(auth, env, signature, reason=f"deferred:{type(failure).__name__}")
                 cur = await conn.execute(st.sql, st.params)
             return store.outcome(await cur.fetchone())

@@ -2,7 +2,7 @@
 
 The statement is `with ev as (insert into t_webhook_events ... on conflict do nothing returning ...)`
 followed by data-modifying CTEs gated on `ev`: a duplicate delivery inserts nothing, so it changes nothing.
-The same normalising CTEs run from a job (`mirage.ingest.jobs`) over an event already stored, with `ev`
+The same normalising CTEs run from a job (`mirage.jobs.events`) over an event already stored, with `ev`
 being an update of that row instead of an insert.
 """
 
@@ -17,7 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from mirage.crypto import Keyring
-from mirage.ingest.sessions import SessionAuth
+from mirage.db.evolution_sessions import SessionAuth
 from mirage.integrations.evolution import events as ev
 from mirage.integrations.evolution.envelope import Envelope
 from mirage.integrations.evolution.events import Event

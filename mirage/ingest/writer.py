@@ -25,16 +25,16 @@ from psycopg.errors import DeadlockDetected, SerializationFailure
 from psycopg_pool import AsyncConnectionPool
 
 from mirage.crypto import Keyring
+from mirage.db.evolution_sessions import SessionAuth
+from mirage.db.sessions import async_service_session
 from mirage.ingest import store
 from mirage.ingest.pipeline import (
     EVENT_FAILURES,
     POOL_TIMEOUT_S,
     StorageUnavailable,
-    as_service,
     first_line,
     ingest_event,
 )
-from mirage.ingest.sessions import SessionAuth
 from mirage.ingest.store import Outcome, Statement
 from mirage.integrations.evolution.envelope import Envelope
 
@@ -135,7 +135,7 @@ class BatchWriter:
 
     async def _write_together(self, batch: list[_Job]) -> list[Outcome]:
         async with self._pool.connection(timeout=POOL_TIMEOUT_S) as conn:
-            async with as_service(conn):
+            async with async_service_session(conn):
                 cursors = [await conn.execute(job.statement.sql, job.statement.params) for job in batch]
             # COMMIT went with the statements; their rows arrived with its answer.
             return [store.outcome(await cur.fetchone()) for cur in cursors]

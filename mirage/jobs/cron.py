@@ -14,8 +14,8 @@ from typing import Any
 from redis import Redis
 from rq.cron import CronScheduler
 
-from mirage.ingest.jobs import reprocess_pending
 from mirage.jobs import queues
+from mirage.jobs.events import reprocess_pending
 from mirage.jobs.maintenance import link_auth_users, refresh_metrics
 
 

@@ -1,4 +1,4 @@
-"""RQ jobs for Evolution instances: thin shells over mirage.integrations.evolution.lifecycle.
+"""RQ jobs for Evolution instances: thin shells over mirage.jobs.lifecycle.
 
 Enqueued by `mirage apply` (after commit) with ids as strings, e.g.
 `enqueue_unique(INSTANCES, "mirage.jobs.instances.provision_number", job_id=f"provision:{number_id}", args=[id])`.
@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from rq import get_current_job
 
 from mirage.db.connect import connect
-from mirage.integrations.evolution import lifecycle
-from mirage.integrations.evolution.store import Conn
+from mirage.db.evolution_sessions import Conn
+from mirage.jobs import lifecycle
 from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 from mirage.logs import log_context
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import jwt
 from jwt.types import Options
 
-from mirage.ingest.sessions import SessionAuth
+from mirage.db.evolution_sessions import SessionAuth
 
 SECRET_HEADER = b"x-webhook-secret"
 SIGNATURE_HEADER = b"x-signature"

@@ -11,8 +11,9 @@ import psycopg
 
 from mirage.crypto import Keyring, keyring
 from mirage.db.connect import AsyncPool, database_url, open_async_pool
-from mirage.ingest.pipeline import POOL_TIMEOUT_S, StorageUnavailable, as_service, first_line
-from mirage.ingest.sessions import SessionAuth, load_session_async
+from mirage.db.evolution_sessions import SessionAuth, load_auth_async
+from mirage.db.sessions import async_service_session
+from mirage.ingest.pipeline import POOL_TIMEOUT_S, StorageUnavailable, first_line
 from mirage.ingest.store import Outcome
 from mirage.ingest.writer import BatchWriter, WriterStats
 from mirage.integrations.evolution.envelope import Envelope
@@ -79,8 +80,8 @@ class WebState:
     async def _load_session(self, instance: str) -> SessionAuth | None:
         pool = (await self.resources()).pool
         try:
-            async with pool.connection(timeout=POOL_TIMEOUT_S) as conn, as_service(conn):
-                return await load_session_async(conn, instance, self.ring())
+            async with pool.connection(timeout=POOL_TIMEOUT_S) as conn, async_service_session(conn):
+                return await load_auth_async(conn, instance, self.ring())
         except psycopg.Error as e:
             raise StorageUnavailable(first_line(e)) from e
 

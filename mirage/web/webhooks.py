@@ -18,8 +18,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mirage.crypto import CryptoError
+from mirage.db.evolution_sessions import SessionAuth
 from mirage.ingest.pipeline import StorageUnavailable, schedule_reprocess
-from mirage.ingest.sessions import SessionAuth
 from mirage.integrations.evolution.envelope import Envelope, EnvelopeError, parse_envelope, route_matches
 from mirage.integrations.evolution.models import WEBHOOK_PATH
 from mirage.logs import log_context

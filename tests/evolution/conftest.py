@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mirage.crypto import generate_key
-from mirage.integrations.evolution import lifecycle
+from mirage.integrations.evolution import lifecycle  # the HTTP steps: default_client reads RETRY here
 from mirage.integrations.evolution.client import RetryPolicy
 from mirage.integrations.evolution_sim import ServerHandle, SimConfig, SimHandle, run_in_thread, serve_in_thread
 from mirage.settings import get_settings

@@ -10,14 +10,9 @@ import httpx
 import pytest
 
 from mirage.errors import PermanentError, TemporaryError
-from mirage.integrations.evolution import (
-    WEBHOOK_EVENTS,
-    EvolutionClient,
-    EvolutionClientError,
-    EvolutionServerError,
-    RetryPolicy,
-    WebhookConfig,
-)
+from mirage.integrations.evolution.client import EvolutionClient, RetryPolicy
+from mirage.integrations.evolution.errors import EvolutionClientError, EvolutionServerError
+from mirage.integrations.evolution.models import WEBHOOK_EVENTS, WebhookConfig
 from mirage.integrations.evolution_sim import SimHandle
 
 WEBHOOK = WebhookConfig(url="http://127.0.0.1:9/api/webhooks/evolution", secret="s" * 43, jwt_key="j" * 43)

@@ -13,10 +13,13 @@ from rq import SimpleWorker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
+from mirage.db import evolution_sessions as store
 from mirage.db.connect import connect
 from mirage.errors import TemporaryError
-from mirage.integrations.evolution import WEBHOOK_EVENTS, WebhookConfig, instance_name, lifecycle, store
+from mirage.integrations.evolution.models import WEBHOOK_EVENTS, WebhookConfig
+from mirage.integrations.evolution.naming import instance_name
 from mirage.integrations.evolution_sim import SimHandle
+from mirage.jobs import lifecycle
 from mirage.jobs.queues import INSTANCES, enqueue_unique, job_key, queue
 from tests.evolution.helpers import Receiver, make_number, make_tenant, row, wait_until
 
@@ -272,7 +275,7 @@ def test_two_provisioners_of_one_number_do_not_race(
     number_id = setup_number(db, sim)
     with (
         connect() as holder,
-        lifecycle.number_lock(holder, number_id),
+        store.number_lock(holder, number_id),
         connect() as conn,
         pytest.raises(TemporaryError),
     ):

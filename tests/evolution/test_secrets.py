@@ -15,9 +15,10 @@ from psycopg import sql
 
 from mirage.cli import cli
 from mirage.crypto import CryptoError, generate_key, keyring, secret_hash
+from mirage.db import evolution_sessions as store
 from mirage.db.connect import connect
-from mirage.integrations.evolution import lifecycle, store
 from mirage.integrations.evolution_sim import SimHandle
+from mirage.jobs import lifecycle
 from mirage.settings import get_settings
 from tests.evolution.helpers import make_number, make_tenant, row
 

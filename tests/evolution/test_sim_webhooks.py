@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 
-from mirage.integrations.evolution import WebhookConfig
+from mirage.integrations.evolution.models import WebhookConfig
 from mirage.integrations.evolution_sim import ChaosConfig, HumanConfig, SimHandle
 from mirage.integrations.evolution_sim.config import OPTOUT_REPLIES
 from tests.evolution.helpers import Receiver, fixture, wait_until

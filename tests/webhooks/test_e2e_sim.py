@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from mirage.crypto import keyring
-from mirage.integrations.evolution import WebhookConfig
+from mirage.integrations.evolution.models import WebhookConfig
 from mirage.integrations.evolution_sim import ChaosConfig, SimConfig, SimHandle, run_in_thread
 from tests.webhooks.conftest import LiveServer
 from tests.webhooks.helpers import WEBHOOK, events, seed_contact, seed_instance

@@ -78,7 +78,7 @@ def test_mirage_worker_burst_runs_queued_jobs(
 def test_reprocessing_twice_changes_nothing(
     client: httpx.Client, db: Conn, acme: Seeded, redis: redis_lib.Redis
 ) -> None:
-    from mirage.ingest.jobs import reprocess_event
+    from mirage.jobs.events import reprocess_event
 
     out = _defer_one(client, db, acme)
     assert reprocess_event(out["id"]) == "processed"
@@ -89,7 +89,7 @@ def test_reprocessing_twice_changes_nothing(
 def test_an_event_deferred_while_redis_hung_is_picked_up_by_the_sweep(
     client: httpx.Client, db: Conn, acme: Seeded, redis: redis_lib.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mirage.ingest.jobs import reprocess_pending
+    from mirage.jobs.events import reprocess_pending
 
     silent = SilentRedis()
     monkeypatch.setattr(backends, "REDIS_TIMEOUT_S", 0.2)

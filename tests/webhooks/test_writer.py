@@ -17,8 +17,9 @@ from starlette.testclient import TestClient
 
 from mirage.crypto import keyring
 from mirage.db.connect import open_async_pool
-from mirage.ingest.pipeline import StorageUnavailable, as_service
-from mirage.ingest.sessions import SessionAuth
+from mirage.db.evolution_sessions import SessionAuth
+from mirage.db.sessions import async_service_session
+from mirage.ingest.pipeline import StorageUnavailable
 from mirage.ingest.writer import MAX_BATCH, BatchWriter
 from mirage.integrations.evolution.envelope import parse_envelope
 from mirage.settings import Settings, get_settings
@@ -150,7 +151,7 @@ def test_a_service_transaction_leaves_its_pooled_connection_as_it_found_it(datab
             async with pool.connection() as conn:
                 login = (await (await conn.execute("select current_user as u")).fetchone())["u"]  # type: ignore[index]
                 with pytest.raises(psycopg.errors.DivisionByZero) if fails else contextlib.nullcontext():
-                    async with as_service(conn):
+                    async with async_service_session(conn):
                         cur = await conn.execute("select current_user as u")
                         if fails:
                             await conn.execute("select 1 / 0")

@@ -1,43 +1,8 @@
-"""Evolution API v2: the httpx client, its errors, the webhook config Mirage installs and instance naming.
+"""Evolution API v2. Import the submodules; this `__init__` imports nothing, so parsing stays light.
 
-Webhook *parsing* lives in `events.py` (ingest side); everything that calls Evolution lives here.
+- `envelope`, `events`, `models`, `naming`: pure parsing and value types (webhook envelopes and events, the
+  shapes Evolution answers with, instance names). They may import only the standard library and
+  `mirage.errors`; `.importlinter` forbids database, Redis, queue, HTTP, web, OpenAI and settings imports.
+- `client`, `errors`: the httpx client and its errors. `lifecycle`, `onboarding`: the HTTP steps of an
+  instance's life and of linking a phone (no SQL; `mirage.jobs.lifecycle` stores what they return).
 """
-
-from __future__ import annotations
-
-from mirage.integrations.evolution.client import NO_RETRY, EvolutionClient, RetryPolicy
-from mirage.integrations.evolution.errors import EvolutionClientError, EvolutionServerError
-from mirage.integrations.evolution.models import (
-    WEBHOOK_EVENTS,
-    WEBHOOK_PATH,
-    ConnectResult,
-    CreatedInstance,
-    InstanceInfo,
-    NumberCheck,
-    QrCode,
-    SentMessage,
-    WebhookConfig,
-    to_evolution_number,
-    webhook_url,
-)
-from mirage.integrations.evolution.naming import instance_name
-
-__all__ = [
-    "NO_RETRY",
-    "WEBHOOK_EVENTS",
-    "WEBHOOK_PATH",
-    "ConnectResult",
-    "CreatedInstance",
-    "EvolutionClient",
-    "EvolutionClientError",
-    "EvolutionServerError",
-    "InstanceInfo",
-    "NumberCheck",
-    "QrCode",
-    "RetryPolicy",
-    "SentMessage",
-    "WebhookConfig",
-    "instance_name",
-    "to_evolution_number",
-    "webhook_url",
-]

@@ -10,9 +10,9 @@ import psycopg
 
 from mirage.crypto import keyring
 from mirage.db.connect import connect
+from mirage.db.evolution_sessions import load_auth
 from mirage.db.sessions import service_session
 from mirage.ingest import store
-from mirage.ingest.sessions import load_session
 from mirage.integrations.evolution.envelope import EnvelopeError, envelope_from_document
 from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 
@@ -47,7 +47,7 @@ def reprocess_event(event_id: str) -> str:
 def _reprocess_row(conn: psycopg.Connection[Any], row: dict[str, Any]) -> str:
     ring = keyring()
     with service_session(conn):
-        auth = load_session(conn, row["instance_name"], ring)
+        auth = load_auth(conn, row["instance_name"], ring)
     try:
         env = envelope_from_document(row["payload"], body_sha256="")
     except EnvelopeError as e:

@@ -1,4 +1,8 @@
-"""SQL for Evolution sessions: numbers to provision, per-tenant Evolution access, encrypted session secrets.
+"""The Evolution session aggregate in Postgres: numbers to provision, per-tenant Evolution access, t_sessions rows.
+
+All SQL on t_sessions lives here, and so does the one decryption of its secret columns (`_decrypt_secrets`):
+the lifecycle reads a whole `Session`, the webhook ingest a `SessionAuth` (who an instance is and the
+secrets its webhooks must prove), both from the same code.
 
 Every secret column of t_sessions is a MultiFernet ciphertext bound to (t_sessions, session id, field) with
 field in token | webhook_secret | jwt_key | last_qr | pairing_code (last_qr is the raw QR string, `2@…`, which
@@ -8,17 +12,19 @@ service (owner) connection, which RLS does not restrict.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
 from mirage.crypto import Keyring, keyring, secret_hash
-from mirage.errors import PermanentError
-from mirage.integrations.evolution.models import QrCode
+from mirage.errors import PermanentError, TemporaryError
 from mirage.settings import Settings, get_settings
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -76,6 +82,33 @@ class Session:
         return f"Session({self.instance_name!r}, state={self.state!r})"
 
 
+class QrLike(Protocol):
+    """A QR as Evolution shows it (`mirage.integrations.evolution.models.QrCode` is one)."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def pairing_code(self) -> str | None: ...
+
+
+@dataclass(frozen=True, repr=False)
+class SessionAuth:
+    """Who an instance belongs to and the secrets its webhooks must prove; repr never shows the secrets."""
+
+    session_id: uuid.UUID
+    tenant_id: uuid.UUID
+    number_id: uuid.UUID | None
+    instance_name: str
+    own_number: str | None  # E.164 of the session's number, when it has one
+    webhook_secret: bytes | None
+    jwt_key: bytes | None
+
+    def __repr__(self) -> str:
+        return f"SessionAuth(instance={self.instance_name!r}, session={self.session_id}, tenant={self.tenant_id})"
+
+
 def new_secret() -> str:
     """A random secret for the webhook header, the JWT key or an instance token (256 bits, URL-safe)."""
     return secrets.token_urlsafe(32)
@@ -86,6 +119,27 @@ _NUMBER_SQL = """
            n.session_id
     from t_numbers n join t_tenants t on t.id = n.tenant_id
 """
+
+
+@contextlib.contextmanager
+def number_lock(conn: Conn, number_id: uuid.UUID, *, wait_s: float = 0.0) -> Iterator[None]:
+    """A session-level advisory lock per number; TemporaryError if another provisioner holds it past `wait_s`."""
+    key = f"mirage:provision:{number_id}"
+    deadline = time.monotonic() + wait_s
+    while True:
+        row = conn.execute("select pg_try_advisory_lock(hashtextextended(%s, 0)) as ok", (key,)).fetchone()
+        conn.commit()
+        if row and row["ok"]:
+            break
+        if time.monotonic() >= deadline:
+            raise TemporaryError(f"number {number_id} is being provisioned by another process", delay=5)
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+        conn.commit()
 
 
 def load_number(conn: Conn, number_id: str | uuid.UUID) -> NumberRow | None:
@@ -128,25 +182,27 @@ _SESSION_COLUMNS = """
 """
 
 
-def _decrypt(ring: Keyring, value: Any, session_id: uuid.UUID, name: str) -> str | None:
-    if value is None:
-        return None
-    return ring.decrypt(value, table=SESSIONS, row_id=session_id, field=name)
+def _decrypt_secrets(row: dict[str, Any], ring: Keyring, *fields: str) -> dict[str, str | None]:
+    """The t_sessions row's `<field>_enc` columns decrypted, bound to (t_sessions, row id, field)."""
+    sid = row["id"]
+    return {
+        f: None if row[f"{f}_enc"] is None else ring.decrypt(row[f"{f}_enc"], table=SESSIONS, row_id=sid, field=f)
+        for f in fields
+    }
 
 
 def _session(row: dict[str, Any]) -> Session:
-    ring = keyring()
-    sid = row["id"]
+    secrets_ = _decrypt_secrets(row, keyring(), "token", "webhook_secret", "jwt_key")
     return Session(
-        id=sid,
+        id=row["id"],
         tenant_id=row["tenant_id"],
         number_id=row["number_id"],
         instance_name=row["instance_name"],
         instance_id=row["instance_id"],
         base_url=row["base_url"],
-        token=_decrypt(ring, row["token_enc"], sid, "token"),
-        webhook_secret=_decrypt(ring, row["webhook_secret_enc"], sid, "webhook_secret"),
-        jwt_key=_decrypt(ring, row["jwt_key_enc"], sid, "jwt_key"),
+        token=secrets_["token"],
+        webhook_secret=secrets_["webhook_secret"],
+        jwt_key=secrets_["jwt_key"],
         state=row["state"],
         qr_count=row["qr_count"],
         deprovisioned_at=row["deprovisioned_at"],
@@ -172,6 +228,43 @@ def session_by_instance(conn: Conn, instance_name: str) -> Session | None:
         f"select {_SESSION_COLUMNS} from t_sessions where instance_name = %s", (instance_name,)
     ).fetchone()
     return _session(row) if row else None
+
+
+_AUTH_SQL = """
+select s.id, s.tenant_id, s.number_id, s.instance_name, s.webhook_secret_enc, s.jwt_key_enc, n.wa_number
+  from t_sessions s
+  left join t_numbers n on n.tenant_id = s.tenant_id and n.id = s.number_id
+ where s.instance_name = %s
+"""
+
+
+def load_auth(conn: psycopg.Connection[Any], instance_name: str, ring: Keyring) -> SessionAuth | None:
+    """The webhook credentials of `instance_name`, secrets decrypted (CryptoError if a key is missing), or None."""
+    row = conn.execute(_AUTH_SQL, (instance_name,)).fetchone()
+    return None if row is None else _auth(row, ring)
+
+
+async def load_auth_async(conn: psycopg.AsyncConnection[Any], instance_name: str, ring: Keyring) -> SessionAuth | None:
+    """`load_auth` on an async connection (the web service's event loop)."""
+    row = await (await conn.execute(_AUTH_SQL, (instance_name,))).fetchone()
+    return None if row is None else _auth(row, ring)
+
+
+def _auth(row: dict[str, Any], ring: Keyring) -> SessionAuth:
+    secrets_ = _decrypt_secrets(row, ring, "webhook_secret", "jwt_key")
+
+    def as_bytes(value: str | None) -> bytes | None:
+        return None if value is None else value.encode("utf-8")
+
+    return SessionAuth(
+        session_id=row["id"],
+        tenant_id=row["tenant_id"],
+        number_id=row["number_id"],
+        instance_name=row["instance_name"],
+        own_number=row["wa_number"],
+        webhook_secret=as_bytes(secrets_["webhook_secret"]),
+        jwt_key=as_bytes(secrets_["jwt_key"]),
+    )
 
 
 def insert_session(conn: Conn, number: NumberRow, *, instance_name: str, base_url: str) -> Session:
@@ -258,7 +351,7 @@ def record_state(
     state: str,
     *,
     instance_id: str | None = None,
-    qr: QrCode | None = None,
+    qr: QrLike | None = None,
     status: str | None = None,
     reason: str | None = None,
 ) -> None:
