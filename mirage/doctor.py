@@ -138,15 +138,36 @@ def check_evolution(settings: Settings) -> Check:
     )
 
 
-def check_openai(settings: Settings) -> Check:
-    if settings.openai_api_key is None:
+def check_openai(settings: Settings, timeout: float = 3.0) -> Check:
+    """GET /models on the configured endpoint (short timeout): is OPENAI_MODEL offered? Never shows the key."""
+    if settings.openai_api_key is None and settings.openai_base_url is None:
         return Check("openai", Level.WARN, t("doctor.openai_offline"))
-    where = settings.openai_base_url or "api.openai.com"
+    import openai
+
+    from mirage.engine.generation.model import LLMConfig
+    from mirage.integrations.openai.client import DEFAULT_BASE_URL, openai_client
+
+    where = settings.openai_base_url or DEFAULT_BASE_URL
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key is not None else None
+    details: dict[str, Any] = {"model": settings.openai_model, "base_url": where, "api_key": key is not None}
+    client = openai_client(LLMConfig(api_key=key, base_url=settings.openai_base_url, timeout_s=timeout, max_retries=0))
+    try:
+        offered = sorted(m.id for m in client.models.list())
+    except openai.APIStatusError as e:
+        details["status"] = e.status_code
+        if e.status_code in (401, 403):
+            return Check("openai", Level.WARN, t("doctor.openai_refused", where=where, status=e.status_code), details)
+        return Check("openai", Level.WARN, t("doctor.openai_unreachable", where=where, reason=f"HTTP {e.status_code}"))
+    except openai.APIError as e:  # timeouts, refused connections, a body that is not a model list
+        reason = type(e).__name__
+        return Check("openai", Level.WARN, t("doctor.openai_unreachable", where=where, reason=reason), details)
+    details["models"] = len(offered)
+    if settings.openai_model not in offered:
+        shown = ", ".join(offered[:5]) + (" …" if len(offered) > 5 else "")
+        summary = t("doctor.openai_model_missing", where=where, model=settings.openai_model, models=shown or "-")
+        return Check("openai", Level.WARN, summary, details)
     return Check(
-        "openai",
-        Level.OK,
-        t("doctor.openai_ok", model=settings.openai_model, where=where),
-        {"model": settings.openai_model, "base_url": where},
+        "openai", Level.OK, t("doctor.openai_ok", where=where, model=settings.openai_model, n=len(offered)), details
     )
 
 

@@ -182,5 +182,15 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
     root.addHandler(handler)
     root.setLevel(level)
     # psycopg.pool logs three INFO lines per connection checkout: at webhook rates, most of the log.
-    for noisy in ("httpx", "httpcore", "pgserver", "psycopg.pool", "rq.worker", "watchfiles", "asyncio"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "httpx2",
+        "httpcore2",
+        "pgserver",
+        "psycopg.pool",
+        "rq.worker",
+        "watchfiles",
+        "asyncio",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

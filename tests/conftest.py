@@ -8,12 +8,13 @@ Real:
     `.mirage-test/`. `redis` flushes its database before each test. With REDIS_URL set, the tests
     FLUSH that database: never point them at a Redis you care about.
   * RQ: jobs run in process with `SimpleWorker(...).work(burst=True)` against that Redis.
-  * HTTP: Mirage's Starlette app, the Evolution simulator and the OpenAI-compatible test server
-    run as real servers on loopback (or through httpx's ASGI transport), so the real httpx and
-    openai client code runs.
+  * HTTP: Mirage's Starlette app and the Evolution simulator run as real servers on loopback (or
+    through httpx's ASGI transport), so the real httpx client code runs. The OpenAI-compatible
+    simulator (`mirage sim openai`, mirage.integrations.openai_sim) runs on loopback too and the
+    real `openai` client talks to it (tests/generation/), faults included.
 
 Simulated: Evolution API itself (it needs WhatsApp's servers) and OpenAI, both through Mirage's
-local servers that speak their real contracts (see docs/architecture.md).
+local servers that speak their real contracts (see docs/architecture.md and docs/generation.md).
 """
 
 from __future__ import annotations

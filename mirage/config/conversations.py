@@ -11,7 +11,7 @@ from mirage.config.schedule import ScheduleSpec, WeekSchedule
 from mirage.config.types import E164, Int32, Key, Model, previous_keys
 
 Mode = Literal["pair", "round_robin", "random"]
-TopicStrategy = Literal["rotate", "random", "sticky"]
+TopicStrategy = Literal["rotate", "random", "weighted", "sticky"]
 ParticipantRole = Literal["starter", "responder", "any"]
 Starts = Literal["a", "b", "either"]
 
@@ -95,7 +95,7 @@ class Topic(Model):
     system_prompt: str = Field("", description="Extra instructions for the AI on this topic. Default ''.")
     active_from: date | None = Field(None, description="First day the topic may be used. Default: no limit.")
     active_to: date | None = Field(None, description="Last day the topic may be used (>= active_from). Default: none.")
-    weight: Int32 = Field(1, gt=0, description="Relative weight for the random strategy. Default 1.")
+    weight: Int32 = Field(1, gt=0, description="Relative weight for topic_strategy weighted. Default 1.")
     previous_keys: list[Key] = previous_keys()
 
 
@@ -126,7 +126,7 @@ class _ConversationBase(Model):
     openai_model: str = Field("gpt-4o-mini", min_length=1, description="OpenAI chat model. Default gpt-4o-mini.")
     temperature: float = Field(0.8, ge=0, le=2, description="Sampling temperature 0-2. Default 0.8.")
     exchanges: Exchanges = Field(default_factory=Exchanges, description="Exchanges per round. Default {min 2, max 4}.")
-    topic_strategy: TopicStrategy = Field("rotate", description="rotate | random | sticky. Default rotate.")
+    topic_strategy: TopicStrategy = Field("rotate", description="rotate | random | weighted | sticky. Default rotate.")
     topic_refresh_minutes: Int32 = Field(180, gt=0, description="Minutes before the topic changes. Default 180.")
     participants: list[Participant] = Field(default_factory=list, description="Bots and humans taking part.")
     pairings: list[Pairing] = Field(

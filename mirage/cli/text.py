@@ -1,0 +1,199 @@
+"""`mirage say TENANT/CONVERSATION` (preview a persona's messages) and `mirage sim openai` (the local model server)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from mirage.cli.base import cli
+from mirage.cli.evolution import sim
+from mirage.config import load_fleet
+from mirage.config.conversations import Conversation
+from mirage.config.personas import Persona
+from mirage.config.tenant import TenantConfig
+from mirage.config.types import DAYPARTS, Daypart
+from mirage.engine.calendar import local_datetime
+from mirage.engine.generation import STEPS, Line, LLMConfig, Step, choose_topic
+from mirage.errors import MirageError
+from mirage.i18n import t
+from mirage.settings import Settings, get_settings
+
+ROUND: tuple[tuple[Step, int], ...] = (
+    ("greeting", 0),
+    ("greeting", 1),
+    ("comment", 0),
+    ("answer", 1),
+    ("question", 1),
+    ("answer", 0),
+    ("goodbye", 0),
+    ("goodbye", 1),
+)
+
+
+def daypart_at(now: datetime, tz: str) -> Daypart:
+    """The daypart of `now` in `tz`: morning before noon, afternoon before 18:00, else evening."""
+    hour = local_datetime(now, tz).hour
+    return "morning" if 5 <= hour < 12 else "afternoon" if 12 <= hour < 18 else "evening"
+
+
+def _speakers(tenant: TenantConfig, conv: Conversation, number: str | None) -> list[tuple[str, Persona]]:
+    keys = [number] if number else [p.number for p in conv.participants if p.number is not None]
+    out: list[tuple[str, Persona]] = []
+    for key in keys:
+        n = tenant.numbers.get(key) if key else None
+        if n is None:
+            raise MirageError(t("text.unknown_number", number=key))
+        if n.persona is not None and n.persona in tenant.personas:
+            out.append((key, tenant.personas[n.persona]))
+    if not out:
+        raise MirageError(t("text.no_persona", conversation=conv.name))
+    return out
+
+
+def _llm(tenant: TenantConfig, conv: Conversation, settings: Settings) -> LLMConfig | None:
+    oai = tenant.openai
+    key = oai.api_key.resolve() if oai is not None and oai.api_key is not None else None
+    if key is None and settings.openai_api_key is not None:
+        key = settings.openai_api_key.get_secret_value()
+    base_url = (oai.base_url if oai is not None else None) or settings.openai_base_url
+    if key is None and base_url is None:
+        return None
+    return LLMConfig(model=conv.openai_model, temperature=conv.temperature, api_key=key, base_url=base_url)
+
+
+@cli.command("say")
+@click.argument("target", metavar="TENANT/CONVERSATION")
+@click.option("--step", type=click.Choice(STEPS), default=None, help="Only this step (default: whole sample rounds).")
+@click.option("--n", "count", type=click.IntRange(1, 200), default=5, show_default=True, help="How many texts/rounds.")
+@click.option(
+    "--daypart", type=click.Choice(DAYPARTS), default=None, help="Daypart to speak in (default: now, tenant's zone)."
+)
+@click.option("--number", default=None, help="Speak as this bot number of the conversation (default: its bots).")
+@click.option("--topic", default=None, help="Talk about this topic key (default: the conversation's strategy).")
+@click.option("--seed", type=int, default=None, help="Random seed, for repeatable previews.")
+@click.option("--offline", is_flag=True, help="Use the offline generator even when a model is configured.")
+@click.option(
+    "--dir",
+    "path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Tenants folder (default tenants.d, or MIRAGE_TENANTS_DIR).",
+)
+def say(
+    target: str,
+    step: Step | None,
+    count: int,
+    daypart: Daypart | None,
+    number: str | None,
+    topic: str | None,
+    seed: int | None,
+    offline: bool,
+    path: Path | None,
+) -> None:
+    """Preview what a conversation's personas would say, from the YAML, before opening a pull request.
+
+    Offline unless the tenant's openai settings or OPENAI_API_KEY / OPENAI_BASE_URL name a model (then through
+    it, with the same guards and fallback as the runtime). Each line shows where the text came from.
+    """
+    from mirage.integrations.openai import compose
+
+    tenant_slug, sep, conv_key = target.partition("/")
+    if not sep or not tenant_slug or not conv_key:
+        raise click.BadParameter(t("text.bad_target", target=target), param_hint="TENANT/CONVERSATION")
+    settings = get_settings()
+    fleet = load_fleet(path or settings.tenants_dir, only=[tenant_slug])
+    tenant = fleet.tenants.get(tenant_slug)
+    if tenant is None or conv_key not in tenant.conversations:
+        raise MirageError(t("text.unknown_conversation", target=target))
+    conv = tenant.conversations[conv_key]
+    now = datetime.now(UTC)
+    part = daypart or daypart_at(now, tenant.timezone)
+    rng = random.Random(seed)
+    if topic is not None and topic not in conv.topics:
+        raise MirageError(t("text.unknown_topic", topic=topic, conversation=conv_key))
+    pick = (
+        topic
+        or choose_topic(
+            conv.topics, conv.topic_strategy, None, now, tenant.timezone, conv.topic_refresh_minutes, rng
+        ).key
+    )
+    chosen = conv.topics[pick] if pick else None
+    llm = None if offline else _llm(tenant, conv, settings)
+    speakers = _speakers(tenant, conv, number)
+    where = f"{llm.model} @ {llm.base_url or 'api.openai.com'}" if llm else t("text.offline")
+    click.echo(t("text.header", target=target, daypart=part, topic=pick or "-", where=where))
+    history: list[tuple[str, str]] = []
+    script = [(step, i % len(speakers)) for i in range(count)] if step else list(ROUND) * count
+    for i, (s, side) in enumerate(script):
+        who, persona = speakers[side % len(speakers)]
+        lines = [Line(text, author == who) for author, text in history]
+        out = compose(s, persona, chosen, lines, part, rng, llm)
+        history.append((who, out.text))
+        note = f"{out.source}" + (f", {out.tokens} tokens" if out.tokens else "")
+        if out.reasons:
+            note += ", " + "; ".join(out.reasons)
+        if not step and i % len(ROUND) == 0 and i:
+            click.echo("")
+        click.echo(f"{s:<9} {persona.name:<12} {out.text}  " + click.style(f"({note})", dim=True))
+
+
+@sim.command("openai")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it loopback).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8091, show_default=True, help="Port to listen on.")
+@click.option(
+    "--api-key",
+    default=None,
+    help="Demand `Authorization: Bearer KEY` (401 otherwise). Default: any key is accepted.",
+)
+@click.option("--model", "models", multiple=True, help="A model to offer (repeatable). Default: gpt-4o-mini and co.")
+@click.option("--rate-limit-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of chats answering 429.")
+@click.option("--retry-after", type=click.FloatRange(min=0), default=1.0, show_default=True, help="429 retry-after, s.")
+@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of chats answering 500.")
+@click.option("--slow-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of chats that answer slowly.")
+@click.option("--slow", "slow_s", type=click.FloatRange(min=0), default=20.0, show_default=True, help="Slow answer, s.")
+@click.option("--malformed-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of chats with broken JSON.")
+@click.option("--empty-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of chats with no choices.")
+@click.option("--seed", type=int, default=None, help="Random seed, for repeatable runs.")
+def sim_openai(
+    host: str,
+    port: int,
+    api_key: str | None,
+    models: tuple[str, ...],
+    rate_limit_rate: float,
+    retry_after: float,
+    error_rate: float,
+    slow_rate: float,
+    slow_s: float,
+    malformed_rate: float,
+    empty_rate: float,
+    seed: int | None,
+) -> None:
+    """Run a local OpenAI-compatible server (/v1/models, /v1/chat/completions) that answers in character.
+
+    Point a tenant's openai.base_url (or OPENAI_BASE_URL) at http://HOST:PORT/v1. Faults can also be changed
+    at run time with POST /sim/faults (see docs/generation.md).
+    """
+    import uvicorn
+
+    from mirage.integrations.openai_sim import FaultConfig, OpenAISimConfig, create_openai_sim_app
+    from mirage.integrations.openai_sim.config import DEFAULT_MODELS
+
+    config = OpenAISimConfig(
+        api_key=api_key,
+        models=models or DEFAULT_MODELS,
+        faults=FaultConfig(
+            rate_limit_rate=rate_limit_rate,
+            retry_after_s=retry_after,
+            error_rate=error_rate,
+            slow_rate=slow_rate,
+            slow_s=slow_s,
+            malformed_rate=malformed_rate,
+            empty_rate=empty_rate,
+        ),
+        seed=seed,
+    )
+    click.echo(t("text.sim_listening", url=f"http://{host}:{port}/v1", models=", ".join(config.models)))
+    uvicorn.run(create_openai_sim_app(config), host=host, port=port, log_level="warning", ws="none")

@@ -1,0 +1,44 @@
+"""Where a tenant's model lives: t_settings_tenant.openai_base_url and the encrypted t_tenant_secrets key."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+
+from mirage.crypto import keyring
+from mirage.engine.generation.model import LLMConfig
+from mirage.settings import Settings, get_settings
+
+
+def llm_config(
+    conn: psycopg.Connection[dict[str, Any]],
+    tenant_id: uuid.UUID | str,
+    *,
+    model: str,
+    temperature: float,
+    settings: Settings | None = None,
+) -> LLMConfig | None:
+    """The tenant's openai.base_url / api_key, else OPENAI_BASE_URL / OPENAI_API_KEY; None when neither a key nor
+    an endpoint is configured (the offline generator answers). Runs on the service connection."""
+    s = settings or get_settings()
+    row = conn.execute(
+        """
+        select st.openai_base_url, ts.id as secret_id, ts.value_enc
+        from t_tenants t
+        left join t_settings_tenant st on st.tenant_id = t.id
+        left join t_tenant_secrets ts on ts.tenant_id = t.id and ts.name = 'openai_api_key'
+        where t.id = %s
+        """,
+        (str(tenant_id),),
+    ).fetchone()
+    base_url = (row or {}).get("openai_base_url") or s.openai_base_url
+    api_key: str | None = None
+    if row and row.get("value_enc") is not None:
+        api_key = keyring(s).decrypt(row["value_enc"], table="t_tenant_secrets", row_id=row["secret_id"], field="value")
+    elif s.openai_api_key is not None:
+        api_key = s.openai_api_key.get_secret_value()
+    if api_key is None and base_url is None:
+        return None
+    return LLMConfig(model=model, temperature=float(temperature), api_key=api_key, base_url=base_url)
