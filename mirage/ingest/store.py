@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -48,14 +49,16 @@ ev as (
   returning id, status, ignored_reason
 )"""
 
-# A state event older (by Evolution's clock) than one already applied for the session is a late retry.
+# A state event older (by Evolution's clock, clamped to the receipt time) than one already applied for the session
+# is a late retry; one for a session that was deprovisioned changes nothing either (`gone`).
 _STALE = f"""
 stale as (
   select exists (
     select 1 from t_webhook_events w
      where w.session_id = %(session)s and w.received_at > now() - interval '{STALE_WINDOW}'
        and w.event_type = any(%(state_events)s::text[]) and w.status = 'processed' and w.wa_ts > %(wa_ts)s
-  ) as yes
+  ) as yes,
+  not exists (select 1 from t_sessions s where s.id = %(session)s and s.deprovisioned_at is null) as gone
 )"""
 
 _PEER = """
@@ -93,6 +96,7 @@ msg as (
     to_jid = coalesce(m.to_jid, excluded.to_jid),
     quoted_wa_msg_id = coalesce(m.quoted_wa_msg_id, excluded.quoted_wa_msg_id),
     message_type = case when m.message_type = 'unknown' then excluded.message_type else m.message_type end,
+    direction = case when m.meta ? 'placeholder' then excluded.direction else m.direction end,
     body = coalesce(m.body, excluded.body),
     meta = (excluded.meta || m.meta) - 'placeholder',
     status = case when {_rank("excluded.status")} > {_rank("m.status")} then excluded.status else m.status end,
@@ -124,10 +128,23 @@ msg as (
   returning id
 )"""
 
-_DELETE = f"""
+# A delete may arrive before its message too: it then leaves a tombstone (a placeholder marked deleted) that the
+# message fills in, so whatever the order the message ends deleted.
+_DELETE = """
 msg as (
-  update t_messages m set meta = m.meta || jsonb_build_object('deleted', true, 'deleted_at', now()), updated_at = now()
-   where m.session_id = %(session)s and m.wa_msg_id = %(wa_msg_id)s and {_PROCESSED}
+  insert into t_messages as m (tenant_id, session_id, from_number_id, to_number_id, contact_id, from_jid, to_jid,
+                               wa_msg_id, direction, message_type, meta, status)
+  select %(tenant)s, %(session)s,
+         case when %(out)s then %(own)s::uuid else (select id from peer_number) end,
+         case when %(out)s then (select id from peer_number) else %(own)s::uuid end,
+         (select id from peer_contact),
+         %(from_jid)s, %(to_jid)s, %(wa_msg_id)s, %(direction)s::msg_direction, 'unknown',
+         jsonb_build_object('placeholder', true, 'deleted', true, 'deleted_at', now()), %(mstatus)s::msg_status
+    from ev where ev.status = 'processed'
+  on conflict (session_id, wa_msg_id) do update set
+    meta = m.meta || jsonb_build_object('deleted', true,
+                                        'deleted_at', coalesce(m.meta -> 'deleted_at', to_jsonb(now()))),
+    updated_at = now()
   returning id
 )"""
 
@@ -141,13 +158,14 @@ num as (
          connected_at = case when %(nstatus)s = 'open' and n.status <> 'open' then now() else n.connected_at end
    where n.tenant_id = %(tenant)s and n.id = %(number)s and (n.session_id = %(session)s or n.session_id is null)
      and %(nstatus)s::text is not null and {_PROCESSED}
+     and exists (select 1 from t_sessions s where s.id = %(session)s and s.deprovisioned_at is null)
   returning n.id
 )"""
 
 _SESSION = f"""
 sess as (
   update t_sessions s set {{sets}}, last_seen = now(), updated_at = now()
-   where s.id = %(session)s and {_PROCESSED}
+   where s.id = %(session)s and s.deprovisioned_at is null and {_PROCESSED}
   returning s.id
 )"""
 
@@ -220,12 +238,17 @@ def _event_params(session: SessionAuth, env: Envelope, event: Event, signature: 
         "signature": signature,
         "status": status,
         "reason": event.ignored,
-        "wa_ts": ev.event_time(env, event),
+        "wa_ts": ev.event_time(env, event, datetime.now(UTC)),
     }
 
 
 def reprocess(
-    conn: psycopg.Connection[Any], event_id: UUID, session: SessionAuth, env: Envelope, ring: Keyring
+    conn: psycopg.Connection[Any],
+    event_id: UUID,
+    session: SessionAuth,
+    env: Envelope,
+    ring: Keyring,
+    received_at: datetime,
 ) -> Outcome:
     """Normalise an event stored earlier (status `stored` or `failed`); a no-op for one already processed."""
     event = ev.classify(env)
@@ -238,7 +261,7 @@ def reprocess(
         "session": session.session_id,
         "status": status,
         "reason": reason,
-        "wa_ts": ev.event_time(env, event),
+        "wa_ts": ev.event_time(env, event, received_at),
     }
     head = _UPDATE_EVENT.format(**_status_exprs(plan.ordered))
     return outcome(conn.execute(_statement(head, plan), params).fetchone())
@@ -249,8 +272,11 @@ def _status_exprs(ordered: bool) -> dict[str, str]:
     if not ordered:
         return {"status": "%(status)s", "reason": "%(reason)s"}
     return {
-        "status": "case when (select yes from stale) then 'ignored' else %(status)s end",
-        "reason": "case when (select yes from stale) then 'stale' else %(reason)s end",
+        "status": "case when (select gone or yes from stale) then 'ignored' else %(status)s end",
+        "reason": (
+            "case when (select gone from stale) then 'session_inactive'"
+            " when (select yes from stale) then 'stale' else %(reason)s end"
+        ),
     }
 
 
@@ -273,7 +299,7 @@ def _plan(session: SessionAuth, env: Envelope, event: Event, ring: Keyring, stat
     if status != "processed":
         return _Plan([], {})
     own_jid = _own_jid(session, env)
-    if isinstance(event, ev.MessageEvent | ev.StatusEvent):
+    if isinstance(event, ev.MessageEvent | ev.StatusEvent | ev.DeleteEvent):
         out = event.from_me
         peer_jid = event.peer.wire_jid
         params: dict[str, Any] = {
@@ -296,14 +322,14 @@ def _plan(session: SessionAuth, env: Envelope, event: Event, ring: Keyring, stat
                 "msg_ts": event.wa_ts,
             }
             return _Plan([_PEER, _MESSAGE], params, has_msg=True)
+        if isinstance(event, ev.DeleteEvent):
+            return _Plan([_PEER, _DELETE], params, has_msg=True)
         params |= {
             "failed": event.status == "failed",
             "delivered": event.wa_status == "DELIVERY_ACK",
             "read": event.wa_status in ("READ", "PLAYED"),
         }
         return _Plan([_PEER, _RECEIPT], params, has_msg=True)
-    if isinstance(event, ev.DeleteEvent):
-        return _Plan([_DELETE], {"wa_msg_id": event.wa_msg_id}, has_msg=True)
     if isinstance(event, ev.ConnectionEvent):
         return _connection(session, event)
     if isinstance(event, ev.QrEvent):
@@ -320,6 +346,9 @@ def _state_params(session: SessionAuth, nstatus: str | None, **extra: Any) -> di
 def _connection(session: SessionAuth, event: ev.ConnectionEvent) -> _Plan:
     state = event.state or "close"
     nstatus = _CONNECTION_NUMBER_STATUS[state]
+    sets = "state = %(state)s"
+    if state != "connecting":  # a QR is only worth keeping while someone can scan it (docs/evolution.md)
+        sets += ", last_qr_enc = null, pairing_code_enc = null, qr_count = 0"
     if state == "open":
         # Someone may scan the QR with another phone: say so rather than silently send from a different number.
         reason = (
@@ -336,7 +365,7 @@ def _connection(session: SessionAuth, event: ev.ConnectionEvent) -> _Plan:
         wuid=event.phone,
         wuid_candidates=list(ev.phone_candidates(event.phone)),
     )
-    return _Plan([_SESSION.format(sets="state = %(state)s"), _NUMBER.format(reason=reason)], params, ordered=True)
+    return _Plan([_SESSION.format(sets=sets), _NUMBER.format(reason=reason)], params, ordered=True)
 
 
 def _qr(session: SessionAuth, event: ev.QrEvent, ring: Keyring) -> _Plan:

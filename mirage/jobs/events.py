@@ -36,7 +36,8 @@ def reprocess_event(event_id: str) -> str:
     with connect() as conn:
         with service_session(conn):
             row = conn.execute(
-                "select id, instance_name, session_id, payload, status from t_webhook_events where id = %s",
+                "select id, instance_name, session_id, payload, status, received_at from t_webhook_events"
+                " where id = %s",
                 (UUID(event_id),),
             ).fetchone()
         if row is None or row["status"] not in ("stored", "failed"):
@@ -58,7 +59,7 @@ def _reprocess_row(conn: psycopg.Connection[Any], row: dict[str, Any]) -> str:
         return "failed"
     try:
         with service_session(conn):
-            outcome = store.reprocess(conn, row["id"], auth, env, ring)
+            outcome = store.reprocess(conn, row["id"], auth, env, ring, row["received_at"])
     except psycopg.Error as e:
         _mark_failed(conn, row["id"], f"failed:{type(e).__name__}")
         raise

@@ -75,7 +75,11 @@ class EvolutionWebhook:
             log.info("webhook client went away before sending its body")
             return
         state: WebState = scope["app"].state.mirage
-        code, values = await handle(state, scope["headers"], scope.get("path_params", {}).get("event"), body)
+        try:
+            code, values = await handle(state, scope["headers"], scope.get("path_params", {}).get("event"), body)
+        except Exception:  # a bug: answer it here, so the keep-alive connection stays usable for the next request
+            log.exception("webhook failed unexpectedly")
+            code, values = 500, fields(500, reason="internal_error")
         await send_json(send, code, values)
 
 

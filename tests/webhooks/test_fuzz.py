@@ -16,7 +16,19 @@ from tests.webhooks.helpers import WEBHOOK, Seeded, envelope, events
 Conn = psycopg.Connection[Any]
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+# Numbers at their extremes (issue 10 item 2): JSON integers have no limit, doubles reach 1.8e308.
+extreme_numbers = st.sampled_from(
+    [10**400, -(10**400), 2**63, -(2**63) - 1, 2**31, -(2**31) - 1, 1.7976931348623157e308, -1.7976931348623157e308]
+) | st.integers(min_value=-(10**400), max_value=10**400)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | extreme_numbers
+)
+protobuf_longs = st.fixed_dictionaries({"low": scalars, "high": scalars}, optional={"unsigned": st.booleans()})
 json_values = st.recursive(
     scalars,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
@@ -40,7 +52,7 @@ message_data = st.fixed_dictionaries(
     optional={
         "message": json_values,
         "messageType": scalars,
-        "messageTimestamp": scalars,
+        "messageTimestamp": scalars | protobuf_longs,
         "contextInfo": json_values,
         "status": st.sampled_from(["PENDING", "SERVER_ACK", "DELIVERY_ACK", "READ", "ERROR", "DELETED"]) | scalars,
         "keyId": st.text(max_size=40),

@@ -39,14 +39,26 @@ _WRAPPERS += ("documentWithCaptionMessage", "editedMessage")
 _CAPTIONED = ("imageMessage", "videoMessage", "documentMessage")
 
 
+# Bounds on every number a payload may carry: JSON (and Python) integers have no limit, so anything used as a
+# time, a count or a code is checked against these before any arithmetic or conversion (issue 10 item 2).
+INT32 = 2**31 - 1
+_MAX_EPOCH = 10**15  # milliseconds up to year 33658: beyond this nothing is a time
+
+
 def epoch(value: Any) -> datetime | None:
-    """WhatsApp's messageTimestamp (seconds; a number, a digit string or a protobuf Long) as a UTC datetime."""
+    """WhatsApp's messageTimestamp (seconds; a number, a digit string or a protobuf Long) as a UTC datetime.
+
+    Any number out of range (10**400, a Long whose halves are not 32-bit) is None, never an error.
+    """
     if isinstance(value, Mapping):  # Long serialised as {low, high, unsigned}
         low, high = value.get("low"), value.get("high")
-        value = (high << 32) + (low & 0xFFFFFFFF) if isinstance(low, int) and isinstance(high, int) else None
+        if isinstance(low, int) and isinstance(high, int) and _int32ish(low) and _int32ish(high):
+            value = (high << 32) + (low & 0xFFFFFFFF)
+        else:
+            value = None
     if isinstance(value, str) and value.isdigit() and len(value) <= 12:
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -_MAX_EPOCH < value < _MAX_EPOCH:
         return None
     if value > 10**11:  # milliseconds
         value = value / 1000
@@ -203,10 +215,16 @@ class StatusEvent:
 
 @dataclass(frozen=True)
 class DeleteEvent:
-    """messages.delete: the key of a message the sender revoked."""
+    """messages.delete: the key of a message the sender revoked, which may arrive before the message itself."""
 
     wa_msg_id: str | None
     peer: Peer
+    from_me: bool = False
+
+    @property
+    def status(self) -> str:
+        """The status of the tombstone row kept until the message arrives (the message's own status wins)."""
+        return "unknown" if self.from_me else "received"
 
     @property
     def ignored(self) -> str | None:
@@ -272,7 +290,8 @@ def classify(env: Envelope) -> Event:
         return _status(data)
     if env.event == "messages.delete":
         key = _dict(data, "key") or data
-        return DeleteEvent(_id(key.get("id")), resolve_peer(key.get("remoteJid"), key.get("remoteJidAlt")))
+        peer = resolve_peer(key.get("remoteJid"), key.get("remoteJidAlt"))
+        return DeleteEvent(_id(key.get("id")), peer, from_me=key.get("fromMe") is True)
     if env.event == "connection.update":
         wuid = parse_jid(data.get("wuid"))
         state = data.get("state")
@@ -344,7 +363,7 @@ def _status(data: dict[str, Any]) -> StatusEvent:
 
 def _wa_status(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
+        value = str(value) if 0 <= value <= INT32 else None
     if not isinstance(value, str):
         return None
     text = value.strip().upper()
@@ -408,11 +427,15 @@ def _bounded(key: str) -> str:
     return f"{head}:sha256:{hashlib.sha256(key.encode('utf-8', 'replace')).hexdigest()}"
 
 
-def event_time(env: Envelope, event: Event) -> datetime | None:
-    """t_webhook_events.wa_ts: WhatsApp's time for messages, Evolution's date_time for the rest."""
+def event_time(env: Envelope, event: Event, received_at: datetime) -> datetime | None:
+    """t_webhook_events.wa_ts: WhatsApp's time for messages, Evolution's date_time for the rest.
+
+    Evolution's date_time orders state events, so a time after `received_at` (a clock step on Evolution's
+    host) is clamped to it: one event from the future must not make every later disconnect look stale.
+    """
     if isinstance(event, MessageEvent):
         return event.wa_ts
-    return env.date_time
+    return None if env.date_time is None else min(env.date_time, received_at)
 
 
 def status_rank(status: str) -> int:
@@ -439,17 +462,23 @@ def _secret_str(v: Any, limit: int = MAX_NAME) -> str | None:
 
 def _id(v: Any) -> str | None:
     if isinstance(v, int) and not isinstance(v, bool):
-        v = str(v)
+        v = str(v) if -(10**MAX_ID) < v < 10**MAX_ID else None
     if not isinstance(v, str) or not v or len(v) > MAX_ID or not v.isprintable():
         return None
     return str(v)
 
 
+def _int32ish(v: Any) -> bool:
+    """A protobuf Long half: an int within 32 bits, signed or not."""
+    return isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**32
+
+
 def _int(v: Any) -> int | None:
+    """A small non-negative code (statusReason, statusCode): an int or digit string within int32, else None."""
     if isinstance(v, bool):
         return None
     if isinstance(v, int):
-        return v
+        return v if 0 <= v <= INT32 else None
     if isinstance(v, str) and v.isdigit() and len(v) < 10:
         return int(v)
     return None
