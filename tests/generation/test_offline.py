@@ -89,3 +89,21 @@ def test_the_generator_avoids_the_recent_messages_even_from_a_tiny_bank() -> Non
     avoid = {normalized("Tudo certo")}
     for s in range(50):
         assert normalized(generate("answer", tiny, "evening", random.Random(s), avoid=avoid)) != "tudo certo"
+
+
+def test_the_runtimes_row_views_speak_like_the_config_models() -> None:
+    from mirage.engine.view import Topic as TopicView
+    from mirage.engine.view import persona_view
+
+    greetings = {"morning": ["Bom dia, meu querido!"], "afternoon": [], "evening": ["Boa noite!"]}
+    phrases = {"comments": ["Hoje o pão saiu lindo"], "goodbyes": ["Fica com Deus!"]}
+    row = {"id": "p1", "key": "tio-ze", "name": "Tio Zé", "style": "curto", "phrases": phrases, "emoji_rate": 0.4}
+    view = persona_view(row | {f"greeting_{k}": v for k, v in greetings.items()})
+    config = Persona.model_validate(
+        {"name": "Tio Zé", "style": "curto", "greetings": greetings, "phrases": phrases, "emoji_rate": 0.4}
+    )
+    topic = TopicView("t1", "futebol", "O jogo de domingo", "", None, None, 2)
+    for step in STEPS:
+        a = compose(step, view, topic, [], "morning", random.Random(9))
+        b = compose(step, config, topic, [], "morning", random.Random(9))
+        assert a.text == b.text and violations(a.text, step) == []

@@ -246,3 +246,11 @@ def test_the_key_never_appears_in_logs_reasons_or_reprs(openai_sim: OpenAISimHan
     assert KEY not in text  # ...without the key
     assert all(KEY not in repr(o) and KEY not in " ".join(o.reasons) for o in outs)
     assert KEY not in repr(config(openai_sim))
+
+
+def test_a_call_gives_up_within_two_request_timeouts_whatever_the_retries(openai_sim: OpenAISimHandle) -> None:
+    openai_sim.faults(slow_next=10, slow_s=3)
+    started = time.monotonic()
+    out = say(config(openai_sim, timeout_s=0.4, max_retries=5))
+    assert out.source == "offline" and out.reasons == ("openai:timeout",)
+    assert time.monotonic() - started < 1.4 and len(openai_sim.requests()) <= 2

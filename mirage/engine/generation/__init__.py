@@ -15,7 +15,10 @@ from mirage.engine.generation.model import (
     Line,
     LLMAnswer,
     LLMConfig,
+    PersonaLike,
     Step,
+    TopicLike,
+    Voice,
 )
 from mirage.engine.generation.offline import generate
 from mirage.engine.generation.prompts import render_prompt
@@ -30,8 +33,11 @@ __all__ = [
     "LLMAnswer",
     "LLMConfig",
     "Line",
+    "PersonaLike",
     "Step",
+    "TopicLike",
     "TopicPick",
+    "Voice",
     "active_keys",
     "choose_topic",
     "clean",

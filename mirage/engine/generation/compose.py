@@ -10,11 +10,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from mirage.config.conversations import Topic
-from mirage.config.personas import Persona
 from mirage.config.types import Daypart
 from mirage.engine.generation.guards import clean, recent_set, violations
-from mirage.engine.generation.model import ChatPort, Composed, Line, Step
+from mirage.engine.generation.model import ChatPort, Composed, Line, PersonaLike, Step, TopicLike, Voice
 from mirage.engine.generation.offline import generate
 from mirage.engine.generation.prompts import render_prompt
 
@@ -24,8 +22,8 @@ MODEL_ATTEMPTS = 2  # the first answer and one retry after a guard violation
 
 def compose(
     step: Step,
-    persona: Persona,
-    topic: Topic | None,
+    persona: PersonaLike | Voice,
+    topic: TopicLike | None,
     history: Sequence[Line],
     daypart: Daypart,
     rng: random.Random,
@@ -40,23 +38,24 @@ def compose(
     lines go to the model, the last RECENT_MESSAGES are never repeated (normalised), and the offline generator
     never repeats any of them exactly.
     """
+    voice = Voice.of(persona)
     recent = recent_set(line.text for line in history[-RECENT_MESSAGES:])
     reasons: list[str] = []
     tokens = 0
     if chat is not None:
         rejected: list[str] = []
         for _ in range(MODEL_ATTEMPTS):
-            messages = render_prompt(step, persona, topic, history, daypart, rejected=rejected)
+            messages = render_prompt(step, voice, topic, history, daypart, rejected=rejected)
             answer = chat(messages, model=model, temperature=temperature)
             tokens += answer.tokens
             if answer.text is None:
                 reasons.append(f"openai:{answer.error or 'no_answer'}")
                 break
-            text = clean(answer.text, names=(persona.name,))
+            text = clean(answer.text, names=(voice.name,))
             rejected = violations(text, step, recent)
             if not rejected:
                 return Composed(text, "openai", tokens, tuple(reasons))
             reasons.append("guard:" + ",".join(rejected))
     seen = {line.text for line in history}
-    text = generate(step, persona, daypart, rng, seed=topic.seed if topic else "", avoid=recent, seen=seen)
+    text = generate(step, voice, daypart, rng, seed=topic.seed if topic else "", avoid=recent, seen=seen)
     return Composed(text, "offline", tokens, tuple(reasons))

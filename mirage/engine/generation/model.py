@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal, Protocol, get_args
 
 Step = Literal["greeting", "comment", "question", "answer", "goodbye"]
@@ -18,6 +20,77 @@ LENGTH_BOUNDS: dict[Step, tuple[int, int]] = {
     "answer": (2, 240),
     "goodbye": (2, 140),
 }
+
+
+PHRASE_KINDS: dict[Step, str] = {
+    "comment": "comments",
+    "question": "questions",
+    "answer": "answers",
+    "goodbye": "goodbyes",
+}
+_DAYPARTS = ("morning", "afternoon", "evening")
+
+
+class PersonaLike(Protocol):
+    """A persona as config (mirage.config.personas.Persona) or runtime view (mirage.engine.view.Persona) has it:
+    `greetings` and `phrases` as objects with one attribute per daypart / kind, or as mappings."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def style(self) -> str: ...
+    @property
+    def emoji_rate(self) -> float: ...
+    @property
+    def greetings(self) -> Any: ...
+    @property
+    def phrases(self) -> Any: ...
+
+
+class TopicLike(Protocol):
+    """A topic as config or runtime view has it (seed, system prompt, active dates, weight)."""
+
+    @property
+    def seed(self) -> str: ...
+    @property
+    def system_prompt(self) -> str: ...
+    @property
+    def active_from(self) -> date | None: ...
+    @property
+    def active_to(self) -> date | None: ...
+    @property
+    def weight(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """What generation reads of a persona, in one shape whatever the persona came from."""
+
+    name: str
+    style: str
+    emoji_rate: float
+    greetings: Mapping[str, tuple[str, ...]]  # by daypart
+    phrases: Mapping[str, tuple[str, ...]]  # comments | questions | answers | goodbyes
+
+    @classmethod
+    def of(cls, persona: PersonaLike | Voice) -> Voice:
+        """The Voice of a config persona, a runtime view persona, or a Voice (returned as is)."""
+        if isinstance(persona, Voice):
+            return persona
+        return cls(
+            name=str(persona.name),
+            style=str(persona.style or ""),
+            emoji_rate=float(persona.emoji_rate or 0),
+            greetings={d: _bank(persona.greetings, d) for d in _DAYPARTS},
+            phrases={k: _bank(persona.phrases, k) for k in PHRASE_KINDS.values()},
+        )
+
+
+def _bank(holder: Any, name: str) -> tuple[str, ...]:
+    found = holder.get(name) if isinstance(holder, Mapping) else getattr(holder, name, None)
+    if isinstance(found, str) or not isinstance(found, Sequence):
+        return ()
+    return tuple(str(x) for x in found if x)
 
 
 @dataclass(frozen=True, slots=True)

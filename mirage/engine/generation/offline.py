@@ -11,11 +11,10 @@ import random
 import re
 from collections.abc import Collection
 
-from mirage.config.personas import Persona
 from mirage.config.types import Daypart
 from mirage.engine.generation import banks
 from mirage.engine.generation.guards import normalized, violations
-from mirage.engine.generation.model import Step
+from mirage.engine.generation.model import PHRASE_KINDS, PersonaLike, Step, Voice
 
 ATTEMPTS = 24
 _TRAILING = re.compile(r"[\s!?.,;…]+$")
@@ -25,7 +24,7 @@ _ARTICLES = {"o": ("no", "do"), "a": ("na", "da"), "os": ("nos", "dos"), "as": (
 
 def generate(
     step: Step,
-    persona: Persona,
+    persona: PersonaLike | Voice,
     daypart: Daypart,
     rng: random.Random,
     *,
@@ -38,8 +37,9 @@ def generate(
 
     `avoid` holds normalised texts (guards.recent_set of the last messages); `seen` may be long (a month).
     """
+    voice = Voice.of(persona)
     for _ in range(ATTEMPTS):
-        text = _draw(step, persona, daypart, rng, seed)
+        text = _draw(step, voice, daypart, rng, seed)
         if text not in seen and normalized(text) not in avoid and not violations(text, step):
             return text
     # Persona banks that break the guards (a link in YAML) or a tiny space exhausted by `avoid`: built-ins only,
@@ -51,7 +51,7 @@ def generate(
     return _builtin(step, daypart, rng)
 
 
-def _draw(step: Step, persona: Persona, daypart: Daypart, rng: random.Random, seed: str) -> str:
+def _draw(step: Step, persona: Voice, daypart: Daypart, rng: random.Random, seed: str) -> str:
     if step == "greeting":
         text = _greeting(persona, daypart, rng)
     elif step == "goodbye":
@@ -61,8 +61,8 @@ def _draw(step: Step, persona: Persona, daypart: Daypart, rng: random.Random, se
     return _vary(text, step, persona, daypart, rng)
 
 
-def _greeting(persona: Persona, daypart: Daypart, rng: random.Random) -> str:
-    own = list(getattr(persona.greetings, daypart))
+def _greeting(persona: Voice, daypart: Daypart, rng: random.Random) -> str:
+    own = persona.greetings.get(daypart, ())
     base = rng.choice(own) if own and rng.random() < 0.8 else rng.choice(banks.GREETINGS[daypart])
     core = _bare(base)
     ending = rng.choice(("!", "!", "!!", ","))
@@ -81,10 +81,8 @@ def _greeting(persona: Persona, daypart: Daypart, rng: random.Random) -> str:
     return text
 
 
-def _talk(step: Step, persona: Persona, rng: random.Random, seed: str) -> str:
-    own = {"comment": persona.phrases.comments, "question": persona.phrases.questions}.get(
-        step, persona.phrases.answers
-    )
+def _talk(step: Step, persona: Voice, rng: random.Random, seed: str) -> str:
+    own = persona.phrases.get(PHRASE_KINDS[step], ())
     builtin = {"comment": banks.COMMENTS, "question": banks.QUESTIONS}.get(step, banks.ANSWERS)
     r = rng.random()
     if seed and banks.SEEDED[step] and r < 0.4:
@@ -96,7 +94,7 @@ def _talk(step: Step, persona: Persona, rng: random.Random, seed: str) -> str:
     is_question = body.rstrip().endswith("?")
     core = _bare(body)
     openers = banks.OPENERS[step]
-    if openers and rng.random() < 0.45:
+    if openers and rng.random() < 0.45 and not core.startswith(("E ", "e ")):  # not "E aí, e a família?"
         core = f"{rng.choice(openers)} {_lower_first(core)}"
     tails = banks.TAILS[step]
     if tails and not is_question and rng.random() < 0.35:
@@ -106,8 +104,8 @@ def _talk(step: Step, persona: Persona, rng: random.Random, seed: str) -> str:
     return core + rng.choice(("", "!", "!", ".", "...", "!!"))
 
 
-def _goodbye(persona: Persona, daypart: Daypart, rng: random.Random) -> str:
-    own = list(persona.phrases.goodbyes)
+def _goodbye(persona: Voice, daypart: Daypart, rng: random.Random) -> str:
+    own = persona.phrases.get("goodbyes", ())
     r = rng.random()
     main = rng.choice(own) if own and r < 0.6 else rng.choice(banks.GOODBYES + banks.DAYPART_GOODBYES[daypart])
     if rng.random() < 0.4:
@@ -123,7 +121,7 @@ def _goodbye(persona: Persona, daypart: Daypart, rng: random.Random) -> str:
     return main
 
 
-def _vary(text: str, step: Step, persona: Persona, daypart: Daypart, rng: random.Random) -> str:
+def _vary(text: str, step: Step, persona: Voice, daypart: Daypart, rng: random.Random) -> str:
     if step in ("comment", "answer") and "kk" not in text and rng.random() < 0.22:
         text = f"{text} {rng.choice(banks.LAUGHS)}"
     if rng.random() < persona.emoji_rate and not _EMOJI_TAIL.search(text):

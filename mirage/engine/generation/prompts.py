@@ -12,10 +12,8 @@ from functools import cache
 
 import jinja2
 
-from mirage.config.conversations import Topic
-from mirage.config.personas import Persona
 from mirage.config.types import Daypart
-from mirage.engine.generation.model import LENGTH_BOUNDS, ChatMessage, Line, Step
+from mirage.engine.generation.model import LENGTH_BOUNDS, ChatMessage, Line, PersonaLike, Step, TopicLike, Voice
 
 PROMPT_HISTORY = 6  # messages of the conversation shown to the model
 DAYPART_LABELS: dict[Daypart, str] = {"morning": "de manhã", "afternoon": "de tarde", "evening": "de noite"}
@@ -37,8 +35,8 @@ def environment() -> jinja2.Environment:
 
 def render_prompt(
     step: Step,
-    persona: Persona,
-    topic: Topic | None,
+    persona: PersonaLike | Voice,
+    topic: TopicLike | None,
     history: Sequence[Line],
     daypart: Daypart,
     *,
@@ -47,7 +45,7 @@ def render_prompt(
     """The chat messages asking the model for `step`: system (persona, topic, daypart, rules) + the step prompt."""
     env = environment()
     context = {
-        "persona": persona,
+        "persona": Voice.of(persona),
         "topic": topic,
         "history": list(history[-PROMPT_HISTORY:]),
         "daypart": daypart,

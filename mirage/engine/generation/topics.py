@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from mirage.config.conversations import Topic, TopicStrategy
 from mirage.engine.calendar import local_date
+from mirage.engine.generation.model import TopicLike
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class TopicPick:
     changed: bool = False
 
 
-def active_keys(topics: Mapping[str, Topic], today: date) -> list[str]:
+def active_keys(topics: Mapping[str, TopicLike], today: date) -> list[str]:
     """Keys of the topics whose active_from..active_to (inclusive, either open) holds `today`, sorted."""
     return sorted(
         k
@@ -39,15 +39,18 @@ def active_keys(topics: Mapping[str, Topic], today: date) -> list[str]:
 
 
 def choose_topic(
-    topics: Mapping[str, Topic],
-    strategy: TopicStrategy,
+    topics: Mapping[str, TopicLike],
+    strategy: str,
     current: TopicPick | None,
     now: datetime,
     tz: str,
     refresh_minutes: int,
     rng: random.Random,
 ) -> TopicPick:
-    """The topic for a message at `now`: the current one while it is active and fresh, else a new pick."""
+    """The topic for a message at `now`: the current one while it is active and fresh, else a new pick.
+
+    `strategy` is rotate | random | weighted | sticky (anything else rotates).
+    """
     keys = active_keys(topics, local_date(now, tz))
     held = current.key if current is not None and current.key in keys else None
     if not keys:
@@ -57,14 +60,13 @@ def choose_topic(
         if fresh or strategy == "sticky":
             return current if not current.changed else TopicPick(current.key, current.since)
     previous = current.key if current is not None else None
-    if strategy in ("rotate", "sticky"):
-        key = _next_after(keys, previous)
+    others = [k for k in keys if k != previous] or keys
+    if strategy == "weighted":
+        key = rng.choices(others, weights=[max(1, int(topics[k].weight)) for k in others])[0]
+    elif strategy == "random":
+        key = rng.choice(others)
     else:
-        others = [k for k in keys if k != previous] or keys
-        if strategy == "weighted":
-            key = rng.choices(others, weights=[topics[k].weight for k in others])[0]
-        else:
-            key = rng.choice(others)
+        key = _next_after(keys, previous)
     return TopicPick(key, now, changed=key != previous)
 
 

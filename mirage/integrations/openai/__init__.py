@@ -12,18 +12,16 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from mirage.config.conversations import Topic
-from mirage.config.personas import Persona
 from mirage.config.types import Daypart
 from mirage.engine.generation.compose import compose as core_compose
-from mirage.engine.generation.model import Composed, Line, LLMConfig, Step
+from mirage.engine.generation.model import Composed, Line, LLMConfig, PersonaLike, Step, TopicLike, Voice
 from mirage.integrations.openai.client import OpenAIChat, openai_client
 
 
 def compose(
     step: Step,
-    persona: Persona,
-    topic: Topic | None,
+    persona: PersonaLike | Voice,
+    topic: TopicLike | None,
     history: Sequence[Line],
     daypart: Daypart,
     rng: random.Random,
@@ -41,4 +39,14 @@ def compose(
     )
 
 
-__all__ = ["Composed", "LLMConfig", "Line", "OpenAIChat", "compose", "openai_client"]
+__all__ = [
+    "Composed",
+    "LLMConfig",
+    "Line",
+    "OpenAIChat",
+    "PersonaLike",
+    "TopicLike",
+    "Voice",
+    "compose",
+    "openai_client",
+]

@@ -1,8 +1,8 @@
 """The OpenAI chat client (the `openai` package) behind the ChatPort: timeout, bounded retries, no key in errors.
 
 The package's own retries are off (`max_retries=0`): this module retries 429 / 5xx / timeouts / connection
-errors itself, with exponential backoff and jitter, honouring `retry-after` only up to MAX_WAIT_S, so a round
-never waits on a rate limit for minutes. When the attempts are spent, the answer carries the reason and
+errors itself, with exponential backoff and jitter, honouring `retry-after` only up to MAX_WAIT_S, and a whole
+call never takes longer than two request timeouts, so a round never waits on a model for minutes. When the attempts are spent, the answer carries the reason and
 compose() falls back to the offline generator. Error reasons are built from status codes and exception types,
 never from response bodies or the client's messages, so neither the key nor a prompt reaches a log.
 """
@@ -29,6 +29,7 @@ BASE_DELAY_S = 0.5
 MAX_DELAY_S = 4.0
 MAX_WAIT_S = 5.0  # a retry-after longer than this is not waited for: the offline generator answers now
 MAX_TOKENS = 200
+BUDGET_TIMEOUTS = 2  # one call (all attempts and pauses) gives up after this many request timeouts
 
 _clients: dict[tuple[str, str, float], openai.OpenAI] = {}
 _clients_lock = threading.Lock()
@@ -69,6 +70,7 @@ class OpenAIChat:
     def __call__(self, messages: list[ChatMessage], *, model: str, temperature: float) -> LLMAnswer:
         payload: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
         reason = "no_attempt"
+        deadline = time.monotonic() + BUDGET_TIMEOUTS * self.config.timeout_s
         for attempt in range(self.config.max_retries + 1):
             wait: float | None = None
             try:
@@ -91,7 +93,10 @@ class OpenAIChat:
             else:
                 return _answer(resp)
             if attempt < self.config.max_retries:
-                self._sleep(wait if wait is not None else self._backoff(attempt))
+                pause = wait if wait is not None else self._backoff(attempt)
+                if time.monotonic() + pause >= deadline:
+                    return self._failed(reason, attempt)  # the whole call stays within its budget
+                self._sleep(pause)
         return self._failed(reason, self.config.max_retries)
 
     def _backoff(self, attempt: int) -> float:

@@ -21,10 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mirage.config.personas import Persona
 from mirage.config.types import Daypart
 from mirage.engine.generation.guards import recent_set
-from mirage.engine.generation.model import Step
+from mirage.engine.generation.model import Step, Voice
 from mirage.engine.generation.offline import generate
 from mirage.integrations.openai_sim.config import FaultConfig, OpenAISimConfig
 
@@ -174,7 +173,7 @@ def _in_character(messages: list[dict[str, Any]], rng: random.Random) -> str:
     step: Step = next((s for word, s in _STEP_WORDS if word in user), "comment")
     daypart: Daypart = next((d for word, d in _DAYPART_WORDS if word in system), "morning")
     avoid = recent_set(_LINE.findall(user))
-    return generate(step, Persona(name=name, emoji_rate=0.3), daypart, rng, seed=seed, avoid=avoid)
+    return generate(step, Voice(name, "", 0.3, {}, {}), daypart, rng, seed=seed, avoid=avoid)
 
 
 async def set_faults(request: Request) -> Response:
