@@ -2,9 +2,10 @@
 
 The package's own retries are off (`max_retries=0`): this module retries 429 / 5xx / timeouts / connection
 errors itself, with exponential backoff and jitter, honouring `retry-after` only up to MAX_WAIT_S, and a whole
-call never takes longer than two request timeouts, so a round never waits on a model for minutes. When the attempts are spent, the answer carries the reason and
-compose() falls back to the offline generator. Error reasons are built from status codes and exception types,
-never from response bodies or the client's messages, so neither the key nor a prompt reaches a log.
+call stops retrying after about two request timeouts, so a round never waits on a model for minutes. When the
+attempts are spent, the answer carries the reason and compose() falls back to the offline generator. Error
+reasons are built from status codes and exception types, never from response bodies or the client's
+messages, so neither the key nor a prompt reaches a log.
 """
 
 from __future__ import annotations
