@@ -69,6 +69,11 @@ class Settings(BaseModel):
     secure_cookies: bool = Field(
         False, alias="SECURE_COOKIES", description="Mark cookies Secure (set true behind HTTPS in production)."
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        alias="MIRAGE_METRICS_TOKEN",
+        description="Bearer token for GET /metrics. Unset: only direct requests from this host's loopback.",
+    )
     evolution_base_url: str | None = Field(
         None, alias="EVOLUTION_BASE_URL", description="Default Evolution API base URL when a tenant sets none."
     )

@@ -1,8 +1,9 @@
-"""`mirage db`: apply and inspect the migrations in supabase/migrations, refresh the metrics views."""
+"""`mirage db`: apply and inspect the migrations, refresh the metrics views, back up and restore the database."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -25,7 +26,8 @@ _DIR_OPTION = click.option(
 
 @cli.group()
 def db() -> None:
-    """Database: apply migrations (schema, row level security, access token hook, metrics views) and inspect them.
+    """Database: apply migrations (schema, row level security, access token hook, metrics views) and inspect them;
+    back the database up and restore it.
 
     Uses DATABASE_URL, or the embedded Postgres of the state folder when it is unset.
     """
@@ -94,6 +96,60 @@ def refresh_metrics_command() -> None:
         raise ServiceError("postgres", f"refresh failed: {str(e).strip().splitlines()[0]}") from e
     for row in timings:
         click.echo(t("db.refreshed", view=row["view_name"], ms=row["duration_ms"]))
+
+
+@db.command(name="backup")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def backup_command(file: Path | None) -> None:
+    """Dump the database (DATABASE_URL, or the embedded one) to FILE with pg_dump's custom format.
+
+    FILE defaults to mirage-<database>-<UTC time>.dump in the current folder; it is written owner-only and
+    appears only when the dump is complete. Restore it with `mirage db restore`. On Supabase use PITR and
+    scheduled dumps as well (README, "Backups").
+    """
+    from mirage.backends import postgres_backend
+    from mirage.db.backup import backup, database_name
+
+    pg = postgres_backend()
+    if file is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        file = Path(f"mirage-{database_name(pg.url)}-{stamp}.dump")
+    result = backup(pg.url, file, embedded=pg.embedded)
+    click.echo(t("db.backup_done", path=result.path, kb=max(1, result.bytes // 1024), seconds=f"{result.seconds:.1f}"))
+
+
+@db.command(name="restore")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--database",
+    "new_database",
+    help="Create this new database on the same server and restore into it (a drill that leaves production alone).",
+)
+def restore_command(file: Path, new_database: str | None) -> None:
+    """Restore a `mirage db backup` FILE in one transaction, into an empty database.
+
+    Without --database the target is DATABASE_URL (or the embedded database), which must hold no Mirage tables.
+    Afterwards point DATABASE_URL at the restored database and run `mirage db status` and `mirage plan`.
+    """
+    from mirage.backends import mask_url, postgres_backend
+    from mirage.db.backup import create_database, restore
+
+    pg = postgres_backend()
+    url = create_database(pg.url, new_database) if new_database else pg.url
+    result = restore(url, file, embedded=pg.embedded)
+    click.echo(
+        t(
+            "db.restore_done",
+            path=file,
+            database=result.database,
+            seconds=f"{result.seconds:.1f}",
+            migrations=result.migrations,
+            tenants=result.tenants,
+            messages=result.messages,
+        )
+    )
+    if new_database:
+        click.echo(t("db.restore_url", url=mask_url(url)))
 
 
 def _rows(st: MigrationStatus) -> list[tuple[str, str]]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import click
 
 from mirage.cli.base import cli
@@ -9,6 +13,8 @@ from mirage.errors import MirageError
 from mirage.i18n import t
 from mirage.jobs.queues import ALL_QUEUES
 from mirage.settings import get_settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client in each server process (mirage.web.prometheus)
 
 _SHORT_QUEUES = [name.removeprefix("mirage-") for name in ALL_QUEUES]
 
@@ -24,7 +30,7 @@ _SHORT_QUEUES = [name.removeprefix("mirage-") for name in ALL_QUEUES]
     help="Server processes; each has its own database pool and auth cache (the service is stateless).",
 )
 def serve(host: str | None, port: int | None, workers: int) -> None:
-    """Serve Evolution webhooks (POST /api/webhooks/evolution) and /healthz, /readyz with uvicorn.
+    """Serve Evolution webhooks (POST /api/webhooks/evolution), /healthz, /readyz and /metrics with uvicorn.
 
     Put it behind a TLS-terminating reverse proxy in production; the proxy's X-Forwarded-* headers are
     trusted from 127.0.0.1 only.
@@ -39,8 +45,17 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     options = {"host": host, "port": port, "log_config": None, "access_log": False, "server_header": False}
     if workers == 1:
         uvicorn.run(create_app(s), **options)  # type: ignore[arg-type]
-    else:  # each process builds its own app from the environment the CLI options were copied into
+        return
+    # each process builds its own app from the environment the CLI options were copied into; their webhook
+    # metrics go to one folder that every process's /metrics sums (prometheus_client's multiprocess mode)
+    own_folder = not os.environ.get(MULTIPROC_ENV)
+    if own_folder:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="mirage-metrics-")
+    try:
         uvicorn.run("mirage.web.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    finally:
+        if own_folder:
+            shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)
 
 
 @cli.command()

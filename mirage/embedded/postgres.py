@@ -24,6 +24,15 @@ def _pgserver() -> Any:
     return pgserver
 
 
+def bundled_tool(name: str) -> Path | None:
+    """pgserver's own copy of a Postgres client program (pg_dump, pg_restore, psql), when installed."""
+    try:
+        path = Path(_pgserver().__file__).parent / "pginstall" / "bin" / name
+    except ImportError:
+        return None
+    return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
 def pgdata_dir(state_dir: Path) -> Path:
     return state_dir.resolve() / "postgres"
 

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from mirage.integrations.evolution.models import WEBHOOK_PATH
 from mirage.logs import configure_logging
 from mirage.settings import Settings, get_settings
+from mirage.web import prometheus
 from mirage.web.middleware import RequestContext
 from mirage.web.state import WebState
 from mirage.web.webhooks import EvolutionWebhook, WebhookRoutes, answer
@@ -89,8 +90,10 @@ def create_app(settings: Settings | None = None, *, auth_ttl: float = 30.0) -> S
             Route("/readyz", readyz, methods=["GET"]),
             Route(WEBHOOK_PATH, webhook, methods=["POST"]),
             Route(WEBHOOK_PATH + "/{event}", webhook, methods=["POST"]),
+            *prometheus.routes(),
         ],
         middleware=[
+            *prometheus.middleware(),  # outermost: times every webhook answer, refusals included
             Middleware(RequestContext, max_body=settings.webhook_max_body),
             Middleware(WebhookRoutes),  # webhook POSTs skip the router (the routes above serve the other cases)
         ],
