@@ -70,6 +70,14 @@ def test_the_wheel_carries_every_migration_example_tenant_and_schema(wheel: Path
         assert files, source
         for path in files:
             assert f"mirage/_bundle/{bundle}/{path.relative_to(ROOT / source).as_posix()}" in names
+    # every data file of the package (translations, prompt templates, page templates and assets) is in the wheel
+    data = [p for p in (ROOT / "mirage").rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    missing = [
+        str(p.relative_to(ROOT))
+        for p in data
+        if "_bundle" not in p.parts and p.relative_to(ROOT).as_posix() not in names
+    ]
+    assert not missing, f"not in the wheel (add their suffix to package-data in pyproject.toml): {missing}"
     assert "mirage/i18n/pt-BR.yaml" in names and "mirage/py.typed" in names
     assert any(n.startswith("mirage/integrations/evolution_sim/") for n in names)  # the simulator the demo drives
     assert wheel.name.startswith(f"mirage_whats_orchestrator-{VERSION}-")
