@@ -19,6 +19,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from mirage.errors import MirageError
 from mirage.logs import register_secret
+from mirage.reconcile.sealing import fingerprint as fingerprint  # the pure helper, kept importable here
 from mirage.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -94,15 +95,6 @@ def generate_key() -> str:
 def secret_hash(value: str) -> str:
     """sha256 hex of a secret, for lookups (token_hash) without keeping the value."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
-def fingerprint(*parts: object) -> str:
-    """A salted sha256 that shows a secret changed without revealing it (salt: tenant id and name)."""
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(str(p).encode("utf-8"))
-        h.update(b"\x1f")
-    return "sha256:" + h.hexdigest()[:32]
 
 
 def _state_key_file(settings: Settings) -> Path:

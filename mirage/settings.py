@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from mirage.errors import SettingsError
+from mirage.i18n import set_default_locale
 
 
 class Settings(BaseModel):
@@ -147,3 +148,6 @@ def read_dotenv(path: Path) -> dict[str, str]:
 def get_settings() -> Settings:
     """The process-wide settings; tests call `get_settings.cache_clear()` after changing the environment."""
     return Settings.from_env()
+
+
+set_default_locale(lambda: get_settings().resolved_locale)  # t() without --lang follows MIRAGE_LOCALE / LANG

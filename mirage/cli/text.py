@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from mirage.engine.calendar import local_datetime
 from mirage.engine.generation import STEPS, Line, LLMConfig, Step, choose_topic
 from mirage.errors import MirageError
 from mirage.i18n import t
+from mirage.logs import register_secret
 from mirage.settings import Settings, get_settings
 
 ROUND: tuple[tuple[Step, int], ...] = (
@@ -55,7 +57,8 @@ def _speakers(tenant: TenantConfig, conv: Conversation, number: str | None) -> l
 
 def _llm(tenant: TenantConfig, conv: Conversation, settings: Settings) -> LLMConfig | None:
     oai = tenant.openai
-    key = oai.api_key.resolve() if oai is not None and oai.api_key is not None else None
+    key = oai.api_key.resolve(os.environ) if oai is not None and oai.api_key is not None else None
+    register_secret(key)  # the shell resolves secrets and registers them for log redaction (ADR 0021)
     if key is None and settings.openai_api_key is not None:
         key = settings.openai_api_key.get_secret_value()
     base_url = (oai.base_url if oai is not None else None) or settings.openai_base_url

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Mapping
 from datetime import time
@@ -22,8 +21,6 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
-
-from mirage.logs import register_secret
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -138,7 +135,11 @@ def previous_keys() -> Any:
 
 
 class SecretRef(BaseModel):
-    """A secret written as an `${ENV_VAR}` reference; only the variable name is kept, the value is read on demand."""
+    """A secret written as an `${ENV_VAR}` reference; only the variable name is kept, the value is read on demand.
+
+    The models never read the process environment: the shell passes the mapping to resolve against
+    (reconcile/service.py) and registers the values it reads for log redaction.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -154,11 +155,9 @@ class SecretRef(BaseModel):
         # Never echo the value: it may be the secret itself.
         raise ValueError("must be an ${ENV_VAR} reference, not a literal (secrets in YAML end up in git)")
 
-    def resolve(self, environ: Mapping[str, str] | None = None) -> str | None:
-        """The secret's value from `environ` (default os.environ), or None when unset; registered for log redaction."""
-        value = (os.environ if environ is None else environ).get(self.env) or None
-        register_secret(value)
-        return value
+    def resolve(self, environ: Mapping[str, str]) -> str | None:
+        """The secret's value from `environ`, or None when unset or empty (the caller registers it for redaction)."""
+        return environ.get(self.env) or None
 
     def __str__(self) -> str:
         return "${" + self.env + "}"
@@ -177,8 +176,12 @@ class SecretRef(BaseModel):
 
 
 def resolve_env_reference(value: str, environ: Mapping[str, str] | None) -> str | None:
-    """A literal stays as is; `${VAR}` becomes the variable's value from `environ` (None when unset or empty)."""
+    """A literal stays as is; `${VAR}` becomes the variable's value from `environ` (None when unset or empty).
+
+    `environ` is what the loader's shell passes (load_fleet: os.environ by default); validated without one,
+    a reference resolves as unset.
+    """
     m = ENV_REF.match(value.strip())
     if not m:
         return value
-    return (os.environ if environ is None else environ).get(m[1]) or None
+    return (environ or {}).get(m[1]) or None

@@ -23,11 +23,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from mirage.crypto import Keyring, fingerprint, keyring
+from mirage.crypto import Keyring, keyring
 from mirage.errors import MirageError, PolicyError
 from mirage.reconcile.diff import desired_fingerprint
 from mirage.reconcile.effects import Effect, effects
-from mirage.reconcile.plan import Item, Op, Plan, Summary, seal_secret
+from mirage.reconcile.plan import Item, Op, Plan, Summary
 from mirage.reconcile.resources import (
     JSON,
     SPEC_BY_NAME,
@@ -40,6 +40,7 @@ from mirage.reconcile.resources import (
     canonical_json,
     values_hash,
 )
+from mirage.reconcile.sealing import fingerprint, seal_secret
 from mirage.reconcile.state import read_for
 from mirage.settings import get_settings
 

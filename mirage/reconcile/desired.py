@@ -1,7 +1,7 @@
 """Desired state: the validated config models (mirage.config) turned into resources, one per row to exist.
 
-Pure apart from reading secret values from `environ` (they are registered for log redaction as they
-are read). Every column a YAML file controls is set explicitly, defaults included, so a row edited by
+Pure: secret values come from the `environ` mapping the shell passes (service.load, which also registers
+them for log redaction). Every column a YAML file controls is set explicitly, defaults included, so a row edited by
 hand to a value the YAML leaves at its default still shows up as drift.
 """
 
@@ -127,11 +127,11 @@ def _conversation(key: str, c: Conversation) -> list[Resource]:
     return out
 
 
-def _secret(name: str, ref: Any, environ: Mapping[str, str] | None) -> Resource:
+def _secret(name: str, ref: Any, environ: Mapping[str, str]) -> Resource:
     return Resource("secrets", (name,), {"name": name}, secret=SecretValue(ref.env, ref.resolve(environ)))
 
 
-def tenant_resources(cfg: TenantConfig, environ: Mapping[str, str] | None = None) -> tuple[Resource, ...]:
+def tenant_resources(cfg: TenantConfig, environ: Mapping[str, str]) -> tuple[Resource, ...]:
     """Every row one tenant's YAML asks for, parents before children."""
     s = cfg.settings
     out: list[Resource] = [
@@ -254,7 +254,7 @@ def _slug(d: str | Path) -> str:
 def desired_state(
     fleet: Fleet,
     *,
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str],
     scope: Iterable[str] | None = None,
 ) -> DesiredState:
     """The desired state of `fleet`; `scope` (slugs from --tenant) limits which tenants are planned."""

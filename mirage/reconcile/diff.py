@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mirage.crypto import fingerprint as secret_fingerprint
 from mirage.errors import MirageError
 from mirage.reconcile.plan import Change, Item, Op, Plan, TenantPlan
 from mirage.reconcile.resources import (
@@ -30,7 +29,9 @@ from mirage.reconcile.resources import (
     normalise,
     values_hash,
 )
-from mirage.reconcile.state import ActualState, Row
+from mirage.reconcile.rows import ActualState, Row
+from mirage.reconcile.sealing import Sealer
+from mirage.reconcile.sealing import fingerprint as secret_fingerprint
 
 
 class DesiredStateError(MirageError):
@@ -59,7 +60,7 @@ class _TenantDiff:
         rows: Mapping[str, list[Row]],
         tenant_row: Row | None,
         new_id: Callable[[], str],
-        seal: Callable[[str], str] | None = None,
+        seal: Sealer | None = None,
     ) -> None:
         self.slug = slug
         self.seal = seal
@@ -257,11 +258,12 @@ def build_plan(
     actual: ActualState,
     *,
     new_id: Callable[[], str] = new_uuid,
-    seal: Callable[[str], str] | None = None,
+    seal: Sealer | None = None,
 ) -> Plan:
     """Diff desired against actual; pure apart from `new_id` (inject a deterministic one in tests).
 
-    `seal` keys a secret's fingerprint (plan.seal_secret) for the plan's `secrets`; without it they are None.
+    `seal` keys a secret's fingerprint (sealing.seal_secret with a key the shell holds) for the plan's
+    `secrets`; without it they are None.
     """
     by_tenant: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for spec in SPECS[1:]:

@@ -26,7 +26,7 @@ from typing import Any
 
 from mirage.reconcile.plan import Item, Op, Plan
 from mirage.reconcile.resources import SPEC_BY_NAME, digest
-from mirage.reconcile.state import ActualState
+from mirage.reconcile.rows import ActualState
 
 INSTANCES = "mirage-instances"  # mirage.jobs.queues.INSTANCES (kept literal: this module stays pure)
 ROUNDS = "mirage-rounds"  # mirage.jobs.queues.ROUNDS

@@ -19,7 +19,8 @@ import yaml
 
 from mirage.config.types import KEY_PATTERN
 from mirage.errors import MirageError
-from mirage.reconcile.state import ActualState, Row, read_state
+from mirage.reconcile.rows import ActualState, Row
+from mirage.reconcile.state import read_state
 
 DOWS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 PARTS = ("morning", "afternoon", "evening")

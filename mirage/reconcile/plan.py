@@ -7,8 +7,6 @@ items of the Plan it was given (rendered by `mirage plan`, or loaded from `--out
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,16 +19,6 @@ from mirage.reconcile.invisible import reveal_json
 from mirage.reconcile.resources import SPEC_BY_NAME, digest
 
 FORMAT_VERSION = 1
-
-
-def seal_secret(key: str, fingerprint: str) -> str:
-    """A secret's fingerprint keyed with a MIRAGE_SECRET_KEYS key: apply can tell the secret changed since the plan.
-
-    A bare fingerprint would confirm guesses of the secret to anyone holding the plan file (its salt, the tenant
-    id and the secret's name, is in the plan); without the key, a seal confirms nothing.
-    """
-    mac_key = hashlib.sha256(b"mirage plan seal\x1f" + key.encode("utf-8")).digest()
-    return "hmac-sha256:" + hmac.new(mac_key, fingerprint.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 class PlanFormatError(MirageError):
@@ -187,8 +175,8 @@ class Plan:
 
     `desired_fingerprint` / `actual_fingerprint` digest the YAML and the rows the plan was computed from;
     apply recomputes both (the rows inside its transaction) and refuses a plan that no longer matches.
-    `secrets` maps `slug/name` to the secret's seal at plan time (`seal_secret`; None: its variable was unset, or
-    no secret key was configured, so apply cannot check it).
+    `secrets` maps `slug/name` to the secret's seal at plan time (`sealing.seal_secret`; None: its variable was
+    unset, or no secret key was configured, so apply cannot check it).
     """
 
     tenants: tuple[TenantPlan, ...]

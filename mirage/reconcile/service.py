@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,11 +18,14 @@ from mirage.crypto import CryptoError, keyring
 from mirage.db.migrate import status
 from mirage.engine.calendar import local_date
 from mirage.errors import MirageError, Problem
+from mirage.logs import register_secret
 from mirage.reconcile.desired import desired_state
 from mirage.reconcile.diff import build_plan, new_uuid
-from mirage.reconcile.plan import Plan, seal_secret
+from mirage.reconcile.plan import Plan
 from mirage.reconcile.resources import DesiredState
-from mirage.reconcile.state import ActualState, read_for
+from mirage.reconcile.rows import ActualState
+from mirage.reconcile.sealing import Sealer, seal_secret
+from mirage.reconcile.state import read_for
 
 
 class SchemaError(MirageError):
@@ -31,9 +35,24 @@ class SchemaError(MirageError):
 def load(
     root: Path, scope: Sequence[str] | None, environ: Mapping[str, str] | None = None
 ) -> tuple[Fleet, DesiredState]:
-    """Validate the YAML under `root` (ConfigError lists every problem) and build the desired state."""
-    fleet = load_fleet(root, only=list(scope) if scope is not None else None, environ=environ)
-    return fleet, desired_state(fleet, environ=environ, scope=scope)
+    """Validate the YAML under `root` (ConfigError lists every problem) and build the desired state.
+
+    `environ` (default: this process's environment) resolves `${VAR}` references; every secret value read
+    is registered with the log redaction filter here, in the shell, before anything can log it.
+    """
+    env = os.environ if environ is None else environ
+    fleet = load_fleet(root, only=list(scope) if scope is not None else None, environ=env)
+    desired = desired_state(fleet, environ=env, scope=scope)
+    register_secrets(desired)
+    return fleet, desired
+
+
+def register_secrets(desired: DesiredState) -> None:
+    """Register every secret value of `desired` for log redaction."""
+    for tenant in desired.tenants.values():
+        for r in tenant.resources:
+            if r.secret is not None:
+                register_secret(r.secret.value)
 
 
 def load_desired(root: Path, scope: Sequence[str] | None, environ: Mapping[str, str] | None = None) -> DesiredState:
@@ -68,7 +87,7 @@ def read_actual(conn: psycopg.Connection[Any], desired: DesiredState) -> tuple[A
         conn.rollback()
 
 
-def secret_sealer(desired: DesiredState) -> Callable[[str], str] | None:
+def secret_sealer(desired: DesiredState) -> Sealer | None:
     """Seals secret fingerprints with the first MIRAGE_SECRET_KEYS key; None when there is no value or no key."""
     if not any(r.secret is not None and r.secret.value for t in desired.tenants.values() for r in t.resources):
         return None

@@ -1,68 +1,22 @@
 """Actual state: the configuration rows of the selected tenants, one query per table, sent in one pipeline.
 
 The number of queries is fixed (one per configuration table) whatever the number of rows or tenants.
-Values are normalised here (resources.normalise), so the diff compares like with like.
+Values are normalised here (resources.normalise), so the diff compares like with like. The values
+themselves (Row, ActualState) live in rows.py, which the pure diff imports without psycopg.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
 
-from mirage.reconcile.resources import SPECS, TENANT, DesiredState, TableSpec, digest, normalise
+from mirage.reconcile.resources import SPECS, TENANT, DesiredState, TableSpec, normalise
+from mirage.reconcile.rows import ActualState, Row
 
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One configuration row: ids, normalised compared values, applied_hash, runtime columns (read only)."""
-
-    id: str
-    tenant_id: str
-    parent_id: str | None
-    values: Mapping[str, Any]
-    applied_hash: str | None
-    runtime: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ActualState:
-    """Rows by spec name; `slugs` maps tenant id -> slug for the tenants read."""
-
-    rows: Mapping[str, tuple[Row, ...]]
-    slugs: Mapping[str, str]
-
-    @property
-    def tenants(self) -> tuple[Row, ...]:
-        return self.rows.get(TENANT.name, ())
-
-    def fingerprint(self) -> str:
-        """A digest of every compared value, id, applied_hash and tenant slug (other runtime columns excluded)."""
-        return digest(
-            [
-                [
-                    spec.name,
-                    [
-                        [
-                            r.id,
-                            r.parent_id,
-                            [r.values.get(f.name) for f in spec.fields],
-                            r.applied_hash,
-                            *([r.runtime.get("slug")] if spec is TENANT else []),
-                        ]
-                        for r in sorted(self.rows.get(spec.name, ()), key=lambda r: r.id)
-                    ],
-                ]
-                for spec in SPECS
-            ]
-        )
-
-    @classmethod
-    def empty(cls) -> ActualState:
-        return cls(rows={s.name: () for s in SPECS}, slugs={})
+__all__ = ["QUERIES", "ActualState", "Row", "read_for", "read_state"]
 
 
 _SCOPE = "(slug = any(%(slugs)s) or (%(all)s and archived_at is null))"

@@ -15,7 +15,7 @@ from mirage.reconcile.invisible import reveal
 from mirage.reconcile.plan import Plan
 from mirage.reconcile.render import render_json, render_markdown, render_text
 from mirage.reconcile.resources import DesiredState, DesiredTenant, Resource
-from mirage.reconcile.state import ActualState
+from mirage.reconcile.rows import ActualState
 
 # (name as written in YAML, how a plan shows it)
 HIDDEN = [
