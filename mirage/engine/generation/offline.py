@@ -19,6 +19,7 @@ from mirage.engine.generation.model import PHRASE_KINDS, PersonaLike, Step, Voic
 ATTEMPTS = 24
 _TRAILING = re.compile(r"[\s!?.,;…]+$")
 _EMOJI_TAIL = re.compile(r"[\s\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200d]+$")
+_INTERJECTED = re.compile(r"^(?:[EeÉé]\s|\w+(?:\s\w+)?,)")
 _ARTICLES = {"o": ("no", "do"), "a": ("na", "da"), "os": ("nos", "dos"), "as": ("nas", "das")}
 
 
@@ -94,7 +95,7 @@ def _talk(step: Step, persona: Voice, rng: random.Random, seed: str) -> str:
     is_question = body.rstrip().endswith("?")
     core = _bare(body)
     openers = banks.OPENERS[step]
-    if openers and rng.random() < 0.45 and not core.startswith(("E ", "e ")):  # not "E aí, e a família?"
+    if openers and rng.random() < 0.45 and not _INTERJECTED.match(core):  # not "Ó, pois é, …" nor "E aí, e …"
         core = f"{rng.choice(openers)} {_lower_first(core)}"
     tails = banks.TAILS[step]
     if tails and not is_question and rng.random() < 0.35:
