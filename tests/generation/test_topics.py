@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mirage.config.conversations import Topic
 from mirage.engine.generation import TopicPick, active_keys, choose_topic
@@ -87,3 +90,22 @@ def test_no_active_topic_gives_none() -> None:
     topics = {"junina": Topic(seed="Quentão", active_from=date(2027, 6, 1))}
     pick = choose_topic(topics, "rotate", None, NOW, TZ, 180, random.Random(0))
     assert pick.key is None and pick.since is None
+
+
+@given(
+    strategy=st.sampled_from(["rotate", "random", "weighted", "sticky"]),
+    minutes=st.integers(0, 60 * 24 * 400),
+    current=st.sampled_from([None, "churrasco", "natal", "gone"]),
+    seed=st.integers(0, 2**16),
+)
+def test_the_pick_is_always_an_active_topic_and_fresh_picks_are_kept(
+    strategy: str, minutes: int, current: str | None, seed: int
+) -> None:
+    topics = {**TOPICS, "natal": Topic(seed="Ceia", active_from=date(2026, 12, 1), active_to=date(2026, 12, 26))}
+    now = NOW + timedelta(minutes=minutes)
+    held = TopicPick(current, now - timedelta(minutes=30)) if current else None
+    pick = choose_topic(topics, strategy, held, now, TZ, 180, random.Random(seed))
+    today = now.astimezone(ZoneInfo(TZ)).date()
+    assert pick.key in active_keys(topics, today)
+    if held is not None and held.key in active_keys(topics, today):
+        assert pick.key == held.key and not pick.changed

@@ -14,6 +14,7 @@ import random
 import re
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 from starlette.applications import Starlette
@@ -27,6 +28,7 @@ from mirage.engine.generation.model import Step, Voice
 from mirage.engine.generation.offline import generate
 from mirage.integrations.openai_sim.config import FaultConfig, OpenAISimConfig
 
+KEPT_REQUESTS = 1000  # the newest chat requests /sim/requests shows; a long demo does not grow without bound
 _NAME = re.compile(r"Você é (.+?) e está conversando")
 _TOPIC = re.compile(r"Assunto da conversa: (.+)")
 _LINE = re.compile(r"^- (?:Você|A outra pessoa): (.*)$", re.MULTILINE)
@@ -50,7 +52,7 @@ class SimState:
         self.config = config
         self.rng = random.Random(config.seed)
         self.replies: list[str] = []
-        self.requests: list[dict[str, Any]] = []
+        self.requests: deque[dict[str, Any]] = deque(maxlen=KEPT_REQUESTS)
 
     def take(self, counter: str, rate: str) -> bool:
         f = self.config.faults
@@ -184,14 +186,17 @@ async def set_faults(request: Request) -> Response:
         faults.update(dict(body))
     except KeyError as e:
         return JSONResponse({"error": f"unknown fault {e.args[0]!r}"}, 400)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, UnicodeDecodeError) as e:
         return JSONResponse({"error": f"bad value for {e}"}, 400)
     return JSONResponse(vars(faults))
 
 
 async def script(request: Request) -> Response:
     """PUT {"replies": [...]}: the next chat answers, in order, before the in-character ones resume."""
-    body = json.loads(await request.body() or b"{}")
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return JSONResponse({"error": "the body is not JSON"}, 400)
     replies = body.get("replies") if isinstance(body, dict) else None
     if not isinstance(replies, list) or not all(isinstance(r, str) for r in replies):
         return JSONResponse({"error": "replies must be a list of strings"}, 400)
@@ -200,7 +205,7 @@ async def script(request: Request) -> Response:
 
 
 async def requests_log(request: Request) -> Response:
-    return JSONResponse(_state(request).requests)
+    return JSONResponse(list(_state(request).requests))
 
 
 async def health(request: Request) -> Response:
