@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,6 +13,11 @@ from mirage.cli.base import cli
 from mirage.errors import MirageError, PolicyError
 from mirage.i18n import t
 from mirage.settings import get_settings
+
+if TYPE_CHECKING:
+    from mirage.reconcile.effects import Effect
+    from mirage.reconcile.resources import DesiredState
+    from mirage.reconcile.sync import RuntimeDrift
 
 FORMATS = ("text", "json", "markdown")
 _COMPACT = click.option(
@@ -35,6 +42,16 @@ def _tenants(path: Path, tenants: tuple[str, ...]) -> list[str] | None:
     if (path / "tenant.yaml").is_file():
         return [path.resolve().name]
     return list(tenants) or None
+
+
+def _scope_of(desired: DesiredState) -> list[str] | None:
+    return None if desired.scope is None else sorted(set(desired.tenants) | set(desired.scope))
+
+
+def drift_text(drift: RuntimeDrift) -> str:
+    """`Runtime: 3 numbers waiting for provisioning, ...` and how it gets fixed."""
+    parts = [t(f"plan.drift_{kind}" + ("_one" if n == 1 else ""), n=n) for kind, n in drift.counts().items() if n]
+    return t("plan.runtime_drift", parts=", ".join(parts))
 
 
 @cli.command()
@@ -94,8 +111,11 @@ def plan(
     root = _path(path)
     fleet, desired = load(root, _tenants(root, tenants))
     findings = lint_problems(fleet) if strict else []
+    from mirage.jobs.sync import drift_of
+
     with connect() as conn:
         p = make_plan(conn, desired)
+        drift = drift_of(conn, _scope_of(desired))
     if out is not None:
         out.write_text(p.to_json(), encoding="utf-8")
         click.echo(t("plan.plan_saved", path=out, hash=p.plan_hash), err=True)
@@ -105,6 +125,8 @@ def plan(
         kwargs["color"] = paint
         kwargs["compact"] = compact
     click.echo(RENDERERS[fmt](p, **kwargs), nl=False, color=paint if fmt == "text" else None)
+    if not drift.empty:  # JSON stays the plan document alone (docs/plan-format.md): the drift goes to stderr
+        click.echo(drift_text(drift), err=fmt == "json")
     ctx = click.get_current_context()
     for problem in findings:
         click.echo(str(problem), err=True)
@@ -244,7 +266,10 @@ def _apply_once(
         else:
             p = make_plan(conn, desired)
         click.echo(render_text(p, allow_delete=allow_delete, color=color, compact=compact), nl=False)
-        if p.empty or dry_run:
+        if dry_run:
+            return
+        if p.empty:
+            _enqueue_runtime(conn, _scope_of(desired), ())
             return
         if confirm and not p.blocked(allow_delete):
             if not stdin_is_tty():
@@ -259,14 +284,30 @@ def _apply_once(
             allow_delete=allow_delete,
             lock_timeout=lock_timeout,
             on_wait=lambda holder: click.echo(t("plan.waiting_lock", holder=holder), err=True),
+            enqueue=None,  # enqueued below, with the runtime's catch-up, failing fast when Redis is down
         )
-    s = result.summary
-    click.echo(t("plan.applied", add=s.add, change=s.change, destroy=s.destroy, apply_id=result.apply_id))
-    if result.effects:
-        click.echo(t("plan.enqueued", n=len(result.enqueued), total=len(result.effects)))
-    if result.effect_errors:
-        jobs = ", ".join(f"{e.job_id} ({err})" for e, err in result.effect_errors)
-        raise MirageError(t("plan.effects_failed", n=len(result.effect_errors), jobs=jobs))
+        s = result.summary
+        click.echo(t("plan.applied", add=s.add, change=s.change, destroy=s.destroy, apply_id=result.apply_id))
+        _enqueue_runtime(conn, _scope_of(desired), result.effects)
+
+
+def _enqueue_runtime(conn: Any, scope: list[str] | None, effects: Sequence[Effect]) -> None:
+    """Enqueue the plan's jobs, then whatever else the runtime owes the applied rows (lost enqueues of an earlier
+    apply included); when Redis is unreachable, say how to recover."""
+    from mirage.jobs.sync import enqueue_effects, enqueue_runtime_drift
+
+    report = enqueue_effects(effects)
+    if effects:
+        click.echo(t("plan.enqueued", n=len(report.enqueued), total=len(effects)))
+    failed = list(report.failed)
+    if not failed:
+        drift, more = enqueue_runtime_drift(conn, scope)
+        if more.enqueued:
+            click.echo(t("plan.drift_enqueued", n=len(more.enqueued), drift=drift_text(drift)))
+        failed += more.failed
+    if failed:
+        jobs = ", ".join(f"{e.job_id} ({err})" for e, err in failed[:3]) + (" ..." if len(failed) > 3 else "")
+        raise MirageError(t("plan.effects_failed", n=len(failed), jobs=jobs))
 
 
 @cli.command("import")

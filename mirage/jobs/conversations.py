@@ -14,7 +14,8 @@ import logging
 from typing import Any
 
 from mirage.db.connect import connect
-from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
+from mirage.jobs.args import uuid_arg
+from mirage.jobs.wrapper import job
 from mirage.logs import log_context
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,11 @@ def abort_rounds(conn: Any, conversation_id: str, tenant_id: str | None = None) 
     return {"conversation": state, "aborted": cur.rowcount}
 
 
+@job
 def reschedule_conversation(conversation_id: str, tenant_id: str | None = None) -> dict[str, Any]:
     """RQ job: abort the rounds of a changed, deactivated or deleted conversation (idempotent)."""
-    with permanent_failures_stop_retries():
-        conversation_id = uuid_arg("conversation_id", conversation_id)
-        tenant_id = None if tenant_id is None else uuid_arg("tenant_id", tenant_id)
+    conversation_id = uuid_arg("conversation_id", conversation_id)
+    tenant_id = None if tenant_id is None else uuid_arg("tenant_id", tenant_id)
     with log_context(tenant=tenant_id, conversation_id=conversation_id), connect() as conn:
         result = abort_rounds(conn, conversation_id, tenant_id)
         conn.commit()

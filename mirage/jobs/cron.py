@@ -17,6 +17,7 @@ from rq.cron import CronScheduler
 from mirage.jobs import queues
 from mirage.jobs.events import reprocess_pending
 from mirage.jobs.maintenance import link_auth_users, refresh_metrics
+from mirage.jobs.sync import sync_runtime
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class Periodic:
 
 
 SCHEDULE: tuple[Periodic, ...] = (
+    Periodic(
+        sync_runtime, queues.EVENTS, 60, "enqueue the jobs the runtime owes the applied rows (level-triggered)"
+    ),
     Periodic(reprocess_pending, queues.EVENTS, 300, "normalise webhook events left `stored` while Redis was down"),
     Periodic(refresh_metrics, queues.EVENTS, 300, "refresh mv_stats_messages and mv_number_stats"),
     Periodic(link_auth_users, queues.EVENTS, 300, "give members who signed up since their tenant claim"),

@@ -14,7 +14,8 @@ from mirage.db.evolution_sessions import load_auth
 from mirage.db.sessions import service_session
 from mirage.ingest import store
 from mirage.integrations.evolution.envelope import EnvelopeError, envelope_from_document
-from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
+from mirage.jobs.args import uuid_arg
+from mirage.jobs.wrapper import job
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,14 @@ select id from t_webhook_events
 """
 
 
+@job
 def reprocess_event(event_id: str) -> str:
     """Normalise one stored event from its (redacted) payload; returns its new status.
 
     The QR of a stored `qrcode.updated` is redacted, so such an event ends `ignored` (`no_qr`): Evolution
     sends a new QR every 45 s anyway. A failure marks the event `failed` and re-raises, so RQ retries it with backoff.
     """
-    with permanent_failures_stop_retries():
-        event_id = uuid_arg("event_id", event_id)
+    event_id = uuid_arg("event_id", event_id)
     with connect() as conn:
         with service_session(conn):
             row = conn.execute(
@@ -75,6 +76,7 @@ def _mark_failed(conn: psycopg.Connection[Any], event_id: UUID, reason: str) -> 
         )
 
 
+@job
 def reprocess_pending(older_than_s: float = 60.0, limit: int = 500) -> int:
     """Enqueue a reprocess job for every event left `stored` (e.g. Redis was down when it arrived)."""
     from mirage.ingest.pipeline import schedule_reprocess

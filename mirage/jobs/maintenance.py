@@ -6,10 +6,12 @@ import logging
 
 from mirage.db.connect import connect
 from mirage.db.sessions import service_session
+from mirage.jobs.wrapper import job
 
 log = logging.getLogger(__name__)
 
 
+@job
 def refresh_metrics() -> dict[str, int]:
     """Refresh the metrics materialized views concurrently (readers are never blocked); ms per view."""
     with connect() as conn, service_session(conn) as c:
@@ -19,6 +21,7 @@ def refresh_metrics() -> dict[str, int]:
     return timings
 
 
+@job
 def link_auth_users() -> int:
     """Link members who signed up since (confirmed e-mail) to their t_users rows, so their next token carries
     the tenant claim; 0 on plain Postgres, which has no auth.users."""

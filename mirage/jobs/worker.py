@@ -1,32 +1,19 @@
 """RQ workers for Mirage's queues; each job runs inside the log context of whatever enqueued it.
 
 `mirage.jobs.queues.enqueue_unique` stores the producer's context (correlation id, tenant, ...) in
-`job.meta["log_context"]`; `ContextJob.perform` binds it again, plus the job id, around the job function.
+`job.meta["log_context"]`; the job wrapper every job function wears (`mirage.jobs.wrapper.job`) binds it again,
+plus the job's name and id, so a job logs the same way under any worker, `rq worker` included.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
-from rq.job import Job
 from rq.worker import BaseWorker
 
 from mirage.jobs import queues as q
-from mirage.logs import log_context
-
-
-class ContextJob(Job):
-    """A job whose log lines carry the correlation id and fields of the request or job that enqueued it."""
-
-    def perform(self) -> Any:
-        ctx = dict(self.meta.get("log_context") or {})
-        cid = ctx.pop("correlation_id", None)
-        ctx.pop("job_id", None)  # the enqueuing job's id; this job has its own
-        with log_context(cid, job_id=self.id, **ctx):
-            return super().perform()
 
 
 def queue_names(names: Sequence[str]) -> tuple[str, ...]:
@@ -45,9 +32,9 @@ def queue_names(names: Sequence[str]) -> tuple[str, ...]:
 def make_worker(names: Sequence[str] = (), *, simple: bool = False, connection: Redis | None = None) -> BaseWorker:
     """A worker over `names` (default all); `simple` runs jobs in-process (no fork, no job timeouts)."""
     conn = connection or q.connection()
-    queues = [Queue(name, connection=conn, job_class=ContextJob) for name in queue_names(names)]
+    queues = [Queue(name, connection=conn) for name in queue_names(names)]
     cls: type[BaseWorker] = SimpleWorker if simple else Worker
-    return cls(queues, connection=conn, job_class=ContextJob)
+    return cls(queues, connection=conn)
 
 
 def run_worker(
