@@ -29,9 +29,7 @@ class Periodic:
 
 
 SCHEDULE: tuple[Periodic, ...] = (
-    Periodic(
-        sync_runtime, queues.EVENTS, 60, "enqueue the jobs the runtime owes the applied rows (level-triggered)"
-    ),
+    Periodic(sync_runtime, queues.EVENTS, 60, "enqueue the jobs the runtime owes the applied rows (level-triggered)"),
     Periodic(reprocess_pending, queues.EVENTS, 300, "normalise webhook events left `stored` while Redis was down"),
     Periodic(refresh_metrics, queues.EVENTS, 300, "refresh mv_stats_messages and mv_number_stats"),
     Periodic(link_auth_users, queues.EVENTS, 300, "give members who signed up since their tenant claim"),
