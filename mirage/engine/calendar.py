@@ -90,13 +90,26 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
     return z
 
 
+FALLBACK_ZONE = "UTC"
+
+
+def tenant_zone(name: str) -> zoneinfo.ZoneInfo:
+    """The zone a tenant's days and hours are counted in: `name`, or UTC when this system does not know it.
+
+    The same rule as SQL's `public.tenant_zones` view (ADR 0021), so a daily quota and the daily metrics
+    count the same day. `mirage validate` refuses unknown zones; this covers rows edited by hand and tzdata
+    that differs between Python and Postgres.
+    """
+    return _zone(name) or _zone(FALLBACK_ZONE) or zoneinfo.ZoneInfo(FALLBACK_ZONE)
+
+
 def local_datetime(now: datetime, tz: str) -> datetime:
-    """`now` (timezone-aware) as wall-clock time in the zone `tz`."""
+    """`now` (timezone-aware) as wall-clock time in the tenant zone `tz` (UTC when unknown: tenant_zone)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    return now.astimezone(zone(tz))
+    return now.astimezone(tenant_zone(tz))
 
 
 def local_date(now: datetime, tz: str) -> date:
-    """Today's date in the zone `tz` at the instant `now`."""
+    """The tenant's date at the instant `now` in the zone `tz` (UTC when unknown: tenant_zone)."""
     return local_datetime(now, tz).date()

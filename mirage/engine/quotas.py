@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from mirage.engine.calendar import local_datetime, zone
+from mirage.engine.calendar import local_datetime, tenant_zone
 from mirage.engine.ramp import daily_message_cap
 
 # Statuses of outgoing messages that count against a quota: anything that left, or may have left.
@@ -49,8 +49,8 @@ def buckets(
     """The (hour, day) counters a send from `number_id` at `now` goes into."""
     hour_start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     local = local_datetime(now, tz)
-    day_start_local = datetime.combine(local.date(), datetime.min.time(), tzinfo=zone(tz))
-    day_end_local = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=zone(tz))
+    day_start_local = datetime.combine(local.date(), datetime.min.time(), tzinfo=tenant_zone(tz))
+    day_end_local = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=tenant_zone(tz))
     hour = Bucket(
         f"mirage:quota:{number_id}:h:{hour_start:%Y%m%d%H}", hourly_limit, hour_start, hour_start + timedelta(hours=1)
     )
