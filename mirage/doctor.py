@@ -171,6 +171,33 @@ def check_openai(settings: Settings, timeout: float = 3.0) -> Check:
     )
 
 
+def check_public_url(settings: Settings, timeout: float = 3.0) -> Check:
+    """GET MIRAGE_PUBLIC_URL/readyz the way Evolution will reach Mirage: through the proxy, TLS verified."""
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    url = settings.public_url.rstrip("/")
+    parts = urlsplit(url)
+    details: dict[str, Any] = {"url": url, "https": parts.scheme == "https", "secure_cookies": settings.secure_cookies}
+    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        return Check("public_url", Level.WARN, t("doctor.public_url_local", url=url), details)
+    try:
+        r = httpx.get(url + "/readyz", timeout=timeout, follow_redirects=False)
+    except httpx.HTTPError as e:
+        return Check(
+            "public_url", Level.FAIL, t("doctor.public_url_unreachable", url=url, reason=_one_line(e)), details
+        )
+    details["status"] = r.status_code
+    if r.status_code != 200:
+        return Check("public_url", Level.FAIL, t("doctor.public_url_status", url=url, status=r.status_code), details)
+    if parts.scheme != "https":
+        return Check("public_url", Level.WARN, t("doctor.public_url_plain", url=url), details)
+    if not settings.secure_cookies:
+        return Check("public_url", Level.WARN, t("doctor.public_url_cookies", url=url), details)
+    return Check("public_url", Level.OK, t("doctor.public_url_ok", url=url), details)
+
+
 def run_checks(settings: Settings) -> list[Check]:
     pg, conn = check_postgres(settings)
     checks = [pg]
@@ -178,4 +205,5 @@ def run_checks(settings: Settings) -> list[Check]:
         checks.append(check_migrations(conn))
         conn.close()
     checks += [check_redis(settings), check_secret_keys(settings), check_evolution(settings), check_openai(settings)]
+    checks.append(check_public_url(settings))
     return checks
