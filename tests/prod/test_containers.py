@@ -5,6 +5,7 @@ container files are kept honest; the negative cases prove a rename on either sid
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import shlex
@@ -44,6 +45,7 @@ class Files:
     compose: str
     env_example: str
     cli: click.Group = field(default=cli)
+    dockerignore: list[str] = field(default_factory=list)
 
 
 def _routes() -> dict[str, set[str]]:
@@ -141,6 +143,8 @@ def check_dockerfile(files: Files, routes: dict[str, set[str]]) -> list[str]:
             for src in shlex.split(rest)[:-1]:
                 if not (ROOT / src).exists():
                     problems.append(f"Dockerfile: COPY {src}: no such path in the repository")
+                if any(fnmatch.fnmatch(src, pattern) for pattern in files.dockerignore):
+                    problems.append(f"Dockerfile: COPY {src}: excluded from the build context by .dockerignore")
     problems += check_vars(env, files.env_example, "Dockerfile ENV")
     port = env.get("MIRAGE_PORT", str(DEFAULT_PORT))
     exposed = [rest.split("/")[0] for word, rest in final if word == "EXPOSE"]
@@ -218,6 +222,11 @@ def _real() -> Files:
         dockerfile=(ROOT / "Dockerfile").read_text(encoding="utf-8"),
         compose=(ROOT / "infra" / "docker-compose.yml").read_text(encoding="utf-8"),
         env_example=(ROOT / ".env.example").read_text(encoding="utf-8"),
+        dockerignore=[
+            line.strip()
+            for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")
+        ],
     )
 
 
@@ -249,6 +258,7 @@ RENAMES = [
     ("dockerfile", "COPY mirage ./mirage", "COPY mirage_pkg ./mirage", "COPY mirage_pkg"),
     ("env_example", "# REDIS_PASSWORD=", "# REDIS_PASS=", "REDIS_PASSWORD is not in .env.example"),
     ("env_example", "# MIRAGE_HOST=", "# MIRAGE_LISTEN=", "MIRAGE_HOST is not in .env.example"),
+    ("dockerignore", "", "schemas", "COPY schemas: excluded from the build context"),
     ("cli", "cron", "scheduler", "`mirage cron` is not a Mirage command"),
     ("cli", "worker", "workers", "`mirage worker` is not a Mirage command"),
 ]
@@ -259,6 +269,8 @@ def test_a_rename_on_either_side_is_caught(part: str, old: str, new: str, expect
     files = _real()
     if part == "cli":
         files.cli = _renamed_command(old, new)
+    elif part == "dockerignore":
+        files.dockerignore = [*files.dockerignore, new]
     else:
         text = getattr(files, part)
         assert old in text, f"the negative case no longer matches {part}: {old!r}"

@@ -194,3 +194,64 @@ def test_a_database_that_cannot_be_read_reports_source_down_not_an_error(redis: 
     assert _value(families, "mirage_source_up", source="postgres") == 0
     assert _value(families, "mirage_source_up", source="redis") == 1
     assert "mirage_numbers" not in families and "mirage_jobs" in families
+
+
+@pytest.mark.slow
+def test_serve_with_two_processes_sums_the_webhook_series_whichever_process_answers_the_scrape(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "MIRAGE_METRICS_TOKEN": TOKEN,
+        "MIRAGE_SECRET_KEYS": generate_key(),
+        "MIRAGE_LOG_LEVEL": "WARNING",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mirage", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.2)
+        sent = 40
+        with httpx.Client(base_url=base) as http:  # new connections spread over both processes
+            for _ in range(sent):
+                assert http.post(
+                    "/api/webhooks/evolution", content=b"{}", headers={"connection": "close"}
+                ).status_code in (
+                    400,
+                    401,
+                )
+        seen = set()
+        for _ in range(6):
+            text = httpx.get(base + "/metrics", headers={"authorization": f"Bearer {TOKEN}"}).text
+            families = _families(text)
+            total = _value(families, "mirage_webhook_requests", "mirage_webhook_requests_total")
+            seen.add(total)
+            count = _value(families, "mirage_webhook_duration_seconds", "mirage_webhook_duration_seconds_count")
+            assert count == total
+        assert seen == {sent}  # every scrape, from either process, counts all 40
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
