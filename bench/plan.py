@@ -115,6 +115,9 @@ class Counting(psycopg.Cursor):  # type: ignore[type-arg]
         return super().copy(*a, **k)
 
 
+BENCH_STATE = Path(os.environ.get("MIRAGE_BENCH_STATE_DIR") or ROOT / ".mirage-test-bench")
+
+
 def fresh_database() -> tuple[str, str]:
     """(server url, url of a new migrated database)."""
     if os.environ.get("DATABASE_URL"):
@@ -122,7 +125,7 @@ def fresh_database() -> tuple[str, str]:
     else:
         from mirage.embedded import ensure_postgres
 
-        server = ensure_postgres(ROOT / ".mirage-test-bench")
+        server = ensure_postgres(BENCH_STATE)
     return server, create_database(server, f"mirage_bench_{uuid.uuid4().hex[:8]}")
 
 
@@ -210,7 +213,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="plans timed per figure (best kept)")
     args = ap.parse_args()
     os.environ.setdefault("BENCH_EVOLUTION_API_KEY", "bench-evolution-key-000")
-    with tempfile.TemporaryDirectory(prefix="mirage-bench-") as tmp:
+    from mirage.embedded import stopped_after
+
+    # the benchmark's own Postgres (unless DATABASE_URL is set) stops when it is done, if it started it
+    with tempfile.TemporaryDirectory(prefix="mirage-bench-") as tmp, stopped_after(BENCH_STATE):
         small = run(args.small, args.repeat, Path(tmp))
         big = run(args.resources, args.repeat, Path(tmp))
 

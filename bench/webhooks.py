@@ -83,10 +83,61 @@ class Workload:
     unique_messages: int
 
 
-def workload(n: int, dup_rate: float, instance: str, contacts: list[str], rng: random.Random) -> Workload:
-    """Incoming messages (60 %), API sends (20 %) and receipts for those sends (20 %), then re-sent duplicates."""
-    from tests.webhooks.helpers import envelope
+def envelope(event: str, data: Any, *, instance: str, apikey: str = "") -> bytes:
+    """A webhook body shaped like Evolution's (shared/evolution-contract.md §4.2)."""
+    body = {
+        "event": event,
+        "instance": instance,
+        "data": data,
+        "destination": "https://app.example.com/webhooks/evolution",
+        "date_time": "2025-10-21T14:40:39.512Z",
+        "sender": "5511912345678@s.whatsapp.net",
+        "server_url": "https://evolution.example.com",
+        "apikey": apikey,
+    }
+    return json.dumps(body, ensure_ascii=False).encode()
 
+
+@dataclass(frozen=True)
+class Seeded:
+    tenant_id: uuid.UUID
+    instance: str
+    token: str
+    secret: str
+
+    def headers(self) -> dict[str, str]:
+        return {"x-webhook-secret": self.secret, "content-type": "application/json"}
+
+
+def seed(conn: psycopg.Connection[Any], contacts: list[str]) -> Seeded:
+    """A tenant, its number and a live session stored the way the provision job stores it, plus contacts."""
+    from mirage.db.evolution_sessions import find_number, insert_session
+
+    tenant = conn.execute("insert into t_tenants (slug, name) values ('bench', 'Bench') returning id").fetchone()
+    conn.execute(
+        "insert into t_numbers (tenant_id, key, label, wa_number) values (%s, 'main', 'Main', '+5511912345678')",
+        (tenant["id"],),
+    )
+    for number in dict.fromkeys(contacts):
+        conn.execute(
+            "insert into t_contacts (tenant_id, wa_number, display_name) values (%s, %s, 'Cliente')",
+            (tenant["id"], number),
+        )
+    conn.commit()
+    number = find_number(conn, "bench", "main")
+    if number is None:
+        raise SystemExit("bench: the seeded number is missing")
+    session = insert_session(conn, number, instance_name="bench-main", base_url="http://127.0.0.1:8090")
+    conn.execute("update t_sessions set state = 'connecting' where id = %s", (str(session.id),))
+    conn.execute("update t_numbers set status = 'qr' where id = %s", (str(number.id),))
+    conn.commit()
+    return Seeded(tenant["id"], session.instance_name, session.token or "", session.webhook_secret or "")
+
+
+def workload(
+    n: int, dup_rate: float, instance: str, contacts: list[str], rng: random.Random, apikey: str = ""
+) -> Workload:
+    """Incoming messages (60 %), API sends (20 %) and receipts for those sends (20 %), then re-sent duplicates."""
     unique: list[bytes] = []
     sent_ids: list[str] = []
     n_unique = int(n / (1 + dup_rate))
@@ -102,7 +153,7 @@ def workload(n: int, dup_rate: float, instance: str, contacts: list[str], rng: r
                 "status": "DELIVERY_ACK",
                 "message": {"conversation": f"Olá, mensagem {len(unique)} <b>&</b>"},
             }
-            unique.append(envelope("messages.upsert", {**data, **common}, instance=instance))
+            unique.append(envelope("messages.upsert", {**data, **common}, instance=instance, apikey=apikey))
         elif roll < 0.8 or not sent_ids:
             data = {
                 "key": {"remoteJid": remote, "fromMe": True, "id": msg_id},
@@ -110,13 +161,13 @@ def workload(n: int, dup_rate: float, instance: str, contacts: list[str], rng: r
                 "status": "PENDING",
                 "message": {"conversation": "Bom dia! Tudo certo por aí? 🙏"},
             }
-            unique.append(envelope("send.message", {**data, **common}, instance=instance))
+            unique.append(envelope("send.message", {**data, **common}, instance=instance, apikey=apikey))
             sent_ids.append(msg_id)
         else:
             status = rng.choice(["DELIVERY_ACK", "READ"])
             target = sent_ids.pop(rng.randrange(len(sent_ids)))
             data = {"keyId": target, "remoteJid": remote, "fromMe": True, "status": status}
-            unique.append(envelope("messages.update", data, instance=instance))  # fmt: skip
+            unique.append(envelope("messages.update", data, instance=instance, apikey=apikey))  # fmt: skip
     messages = sum(1 for b in unique if b'"event": "messages.update"' not in b)
     bodies = list(unique)
     for _ in range(n - n_unique):  # a duplicate goes somewhere after its original, as a retry would
@@ -281,14 +332,10 @@ def main() -> None:
     from mirage.settings import get_settings
 
     get_settings.cache_clear()
-    from tests.webhooks.helpers import seed_contact, seed_instance
-
     rng = random.Random(14)
+    contacts = [f"+55219{rng.randrange(10**7, 10**8)}" for _ in range(300)]
     with psycopg.connect(url, row_factory=dict_row) as conn:
-        seeded = seed_instance(conn, "bench", instance="bench-main")
-        contacts = [f"+55219{rng.randrange(10**7, 10**8)}" for _ in range(300)]
-        for number in dict.fromkeys(contacts):
-            seed_contact(conn, seeded.tenant_id, number, "Cliente")
+        seeded = seed(conn, contacts)
     headers = seeded.headers()
     env = {**os.environ, "MIRAGE_LOG_LEVEL": "INFO", "MIRAGE_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT)}
     bare_port, mirage_port = _free_port(), _free_port()
@@ -306,7 +353,9 @@ def main() -> None:
 
     try:
         for round_no in range(args.rounds + 1):  # round 0 warms both up (pool, caches, prepared statements)
-            work = workload(600 if round_no == 0 else args.events, args.duplicates, "bench-main", contacts, rng)
+            work = workload(
+                600 if round_no == 0 else args.events, args.duplicates, seeded.instance, contacts, rng, seeded.token
+            )
             for name, port in (("ceiling", bare_port), ("mirage", mirage_port)):
                 res = run(name, work, drive(f"http://127.0.0.1:{port}", work.bodies, headers, args.concurrency))
                 if round_no and (name not in best or res.rate > best[name].rate):
@@ -314,7 +363,9 @@ def main() -> None:
                 if round_no:
                     print(f"  round {round_no} {name:8} {_line(res)}  statuses {res.statuses}")
         if args.rate > 0:
-            work = workload(int(args.rate * 10), args.duplicates, "bench-main", contacts, rng)  # ten seconds
+            work = workload(
+                int(args.rate * 10), args.duplicates, seeded.instance, contacts, rng, seeded.token
+            )  # ten seconds
             coro = drive_at(f"http://127.0.0.1:{mirage_port}", work.bodies, headers, args.rate, args.concurrency)
             open_loop = run("mirage", work, coro)
     finally:

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from mirage.errors import SettingsError
 from mirage.i18n import set_default_locale
@@ -39,6 +39,13 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", alias="MIRAGE_LOG_LEVEL", description="Lowest level that is logged."
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        """`debug` works like `--log-level debug` (the option is case-insensitive too)."""
+        return value.strip().upper() if isinstance(value, str) else value
+
     log_format: Literal["auto", "text", "json"] = Field(
         "auto",
         alias="MIRAGE_LOG_FORMAT",

@@ -19,6 +19,7 @@ local servers that speak their real contracts (see docs/architecture.md and docs
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -34,6 +35,26 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_STATE_DIR = Path(os.environ.get("MIRAGE_TEST_STATE_DIR") or ROOT / ".mirage-test").resolve()
 # The Evolution API v2 contract samples (copied verbatim from the team's shared/fixtures/, see its README).
 SHARED_FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The run stops, at its end, the embedded servers it starts for itself (left running if they already were)."""
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller owns the servers' lifetime
+    from mirage.embedded import stopped_after
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(stopped_after(TEST_STATE_DIR))
+    session.config.stash[_SERVERS] = stack
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stack = session.config.stash.get(_SERVERS, None)
+    if stack is not None:
+        stack.close()
+
+
+_SERVERS = pytest.StashKey[contextlib.ExitStack]()
 
 
 def _worker_index() -> int:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -145,3 +147,54 @@ def test_stopping_a_redis_that_refuses_to_exit_is_an_error_not_a_silent_success(
             stop_redis(state, timeout=2)
     finally:
         os.kill(pid, signal.SIGKILL)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _own_servers_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PYTEST_ADDOPTS")}
+    return {**env, **extra}
+
+
+@pytest.mark.parametrize(
+    ("command", "variable"),
+    [
+        (
+            [
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/test_queues.py::test_enqueue_unique_enqueues_a_job_id_once",
+                "tests/test_cron.py::test_refresh_metrics_refreshes_both_views",
+            ],
+            "MIRAGE_TEST_STATE_DIR",
+        ),
+        (["bench/plan.py", "--resources", "60", "--small", "30", "--repeat", "1"], "MIRAGE_BENCH_STATE_DIR"),
+    ],
+    ids=["make test", "bench/plan.py"],
+)
+def test_a_command_that_starts_embedded_servers_for_itself_stops_them(command: list[str], variable: str) -> None:
+    from mirage.embedded import postgres_running, redis_running
+
+    # under the worktree, not the 0700 temp folder: pgserver runs Postgres as its own user under root
+    state = ROOT / ".mirage-test" / f"own-{uuid.uuid4().hex[:8]}"
+    try:
+        proc = subprocess.run(
+            [sys.executable, *command],
+            cwd=ROOT,
+            env=_own_servers_env(**{variable: str(state)}),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert (state / "postgres").is_dir()  # it did start its own
+        assert postgres_running(state) is None and redis_running(state) is None
+    finally:
+        stop_redis(state)
+        stop_postgres(state)
+        shutil.rmtree(state, ignore_errors=True)

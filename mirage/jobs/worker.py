@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, Worker
 from rq.worker import BaseWorker
 
+from mirage.backends import redis_backend
+from mirage.errors import ServiceError
 from mirage.jobs import queues as q
 
 
@@ -45,6 +49,15 @@ def run_worker(
     scheduler: bool = True,
     connection: Redis | None = None,
 ) -> bool:
-    """Work until stopped (or, with `burst`, until the queues are empty); True if any job was run."""
-    worker = make_worker(names, simple=simple, connection=connection)
-    return bool(worker.work(burst=burst, with_scheduler=scheduler))
+    """Work until stopped (or, with `burst`, until the queues are empty); True if any job was run.
+
+    An unreachable Redis is a one-line ServiceError naming the (masked) URL, not a traceback.
+    """
+    try:
+        worker = make_worker(names, simple=simple, connection=connection)
+        return bool(worker.work(burst=burst, with_scheduler=scheduler))
+    except (RedisConnectionError, RedisTimeoutError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ServiceError(
+            "redis", f"cannot connect to {redis_backend().masked}: {reason}; start Redis or fix REDIS_URL"
+        ) from e
