@@ -14,10 +14,15 @@ import psycopg
 from mirage.db.sessions import service_session
 from mirage.errors import ServiceError
 
-# The reason a claim was refused: the runtime stores it in meta.refused_reason or, for cancelled rows, in `error`.
-# Only its leading identifier is kept (`quota_hour: 20/20 this hour` -> `quota_hour`), lower-cased, 40 chars at most.
+# The reason a claim was refused: the runtime writes it to the cancelled row's `error` ("quiet hours", "daily_limit
+# reached for number ze-balcao", "not this bot's turn"); meta.refused_reason wins when set. The label keeps the words
+# before the first ':', ' for ' or digit, lower-cased, non-alphanumerics as '_', 40 characters at most, so a number's
+# key, a phone number or a count never becomes a label value ("daily_limit_reached", "not_this_bot_s_turn").
 _RAW_REASON = "coalesce(nullif(m.meta->>'refused_reason', ''), m.error, '')"
-_REASON = f"coalesce(nullif(left(lower(substring({_RAW_REASON} from '^[A-Za-z0-9_]+')), 40), ''), 'unspecified')"
+_WORDS = f"regexp_replace({_RAW_REASON}, '(:| for |[0-9+]).*$', '')"
+_SLUG = f"trim(both '_' from regexp_replace(lower({_WORDS}), '[^a-z0-9]+', '_', 'g'))"
+_REASON = f"coalesce(nullif(left({_SLUG}, 40), ''), 'unspecified')"
+QUOTA_REASONS = ("hourly_burst_limit_reached", "daily_limit_reached")
 
 QUERIES: dict[str, str] = {
     "numbers": """select t.slug as tenant, n.status::text as state, count(*) as n

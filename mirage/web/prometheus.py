@@ -154,6 +154,8 @@ FLEET_SERIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 
 def _fleet_metrics(rows: dict[str, list[dict[str, object]]]) -> Iterator[Metric]:
+    from mirage.db.stats import QUOTA_REASONS
+
     for kind, (name, help_text, labels) in FLEET_SERIES.items():
         family = GaugeMetricFamily(name, help_text, labels=list(labels))
         for row in rows.get(kind, []):
@@ -161,11 +163,11 @@ def _fleet_metrics(rows: dict[str, list[dict[str, object]]]) -> Iterator[Metric]
         yield family
     quota = GaugeMetricFamily(
         "mirage_quota_refusals",
-        "Claims refused because a number's hourly or daily quota was full (reasons starting with `quota`).",
+        "Claims refused because a number's hourly or daily quota was full.",
         labels=["tenant", "reason"],
     )
     for row in rows.get("refused", []):
-        if str(row["reason"]).startswith("quota"):
+        if str(row["reason"]) in QUOTA_REASONS or str(row["reason"]).startswith("quota"):
             quota.add_metric([str(row["tenant"]), str(row["reason"])], float(str(row["n"])))
     yield quota
 

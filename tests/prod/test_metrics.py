@@ -67,11 +67,14 @@ def demo_db(database_url: str, redis_url: str) -> dict[str, Any]:
             (tenant,) = conn.execute("select id from t_tenants where slug = 'padaria-do-ze'").fetchone() or ()
             for status in ("done", "done", "aborted", "active"):
                 conn.execute("insert into t_rounds (tenant_id, status) values (%s, %s)", (tenant, status))
-            for error, meta in (
-                ("quota_hour: 20 of 20 this hour", "{}"),
-                ("quota_hour: 20 of 20 this hour", "{}"),
-                (None, '{"refused_reason": "quiet_hours"}'),
-                ("Opt-out by +5511999990000", "{}"),  # free text: only the leading identifier becomes a label
+            for error, meta in (  # the runtime's own wording (mirage/jobs/send.py), and worse
+                ("daily_limit reached for number ze-balcao", "{}"),
+                ("hourly_burst_limit reached for number juca-forno", "{}"),
+                ("hourly_burst_limit reached for number ze-balcao", "{}"),
+                ("quiet hours", "{}"),
+                ("not this bot's turn", "{}"),
+                ("ignored", '{"refused_reason": "quiet hours"}'),  # meta wins over error
+                ("Opt-out by +5511999990000: 12 queued", "{}"),  # digits, phone numbers and counts never reach a label
                 (None, "{}"),
             ):
                 conn.execute(
@@ -126,8 +129,16 @@ def test_metrics_expose_every_documented_series_with_its_labels_after_a_demo(dem
     assert _value(families, "mirage_rounds", tenant="padaria-do-ze", outcome="done") == 2
     assert _value(families, "mirage_rounds", outcome="aborted") == 1
     refused = {s.labels["reason"]: s.value for s in families["mirage_claims_refused"].samples}
-    assert refused == {"quota_hour": 2, "quiet_hours": 1, "opt": 1, "unspecified": 1}
-    assert {s.labels["reason"]: s.value for s in families["mirage_quota_refusals"].samples} == {"quota_hour": 2}
+    assert refused == {
+        "daily_limit_reached": 1,
+        "hourly_burst_limit_reached": 2,
+        "quiet_hours": 2,
+        "not_this_bot_s_turn": 1,
+        "opt_out_by": 1,
+        "unspecified": 1,
+    }
+    quota = {s.labels["reason"]: s.value for s in families["mirage_quota_refusals"].samples}
+    assert quota == {"daily_limit_reached": 1, "hourly_burst_limit_reached": 2}
     assert _value(families, "mirage_jobs", queue="instances", state="finished") >= 14
     assert {s.labels["queue"] for s in families["mirage_jobs"].samples} == {"instances", "events", "rounds", "messages"}
     events = _value(families, "mirage_webhook_events")
