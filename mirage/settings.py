@@ -75,7 +75,17 @@ class Settings(BaseModel):
         description="Largest webhook body accepted, in bytes (larger -> 413).",
     )
     secure_cookies: bool = Field(
-        False, alias="SECURE_COOKIES", description="Mark cookies Secure (set true behind HTTPS in production)."
+        False,
+        alias="SECURE_COOKIES",
+        description="Mark the metrics page's session cookie Secure (set true behind HTTPS in production).",
+    )
+    supabase_jwt_secret: SecretStr | None = Field(
+        None,
+        alias="SUPABASE_JWT_SECRET",
+        description="Supabase project's JWT secret: the metrics page accepts its Auth access tokens (HS256).",
+    )
+    supabase_jwt_audience: str = Field(
+        "authenticated", alias="SUPABASE_JWT_AUDIENCE", description="The `aud` Supabase access tokens must carry."
     )
     metrics_token: SecretStr | None = Field(
         None,

@@ -33,8 +33,8 @@ def test_the_periodic_jobs_run_in_a_worker(db: psycopg.Connection[Any], redis: r
     assert len(jobs) == len(SCHEDULE)
 
 
-def test_refresh_metrics_refreshes_both_views(db: psycopg.Connection[Any]) -> None:
-    assert set(refresh_metrics()) == {"mv_stats_messages", "mv_number_stats"}
+def test_refresh_metrics_refreshes_every_view(db: psycopg.Connection[Any]) -> None:
+    assert set(refresh_metrics()) == {"mv_stats_messages", "mv_number_stats", "mv_page_facts"}
 
 
 def test_cron_list_names_every_job() -> None:

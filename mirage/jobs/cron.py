@@ -31,7 +31,12 @@ class Periodic:
 SCHEDULE: tuple[Periodic, ...] = (
     Periodic(sync_runtime, queues.EVENTS, 60, "enqueue the jobs the runtime owes the applied rows (level-triggered)"),
     Periodic(reprocess_pending, queues.EVENTS, 300, "normalise webhook events left `stored` while Redis was down"),
-    Periodic(refresh_metrics, queues.EVENTS, 300, "refresh mv_stats_messages and mv_number_stats"),
+    Periodic(
+        refresh_metrics,
+        queues.EVENTS,
+        300,
+        "refresh the metrics views (mv_stats_messages, mv_number_stats, mv_page_facts)",
+    ),
     Periodic(link_auth_users, queues.EVENTS, 300, "give members who signed up since their tenant claim"),
 )
 

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from mirage.integrations.evolution.models import WEBHOOK_PATH
 from mirage.logs import configure_logging
 from mirage.settings import Settings, get_settings
-from mirage.web import prometheus
+from mirage.web import pages, prometheus
 from mirage.web.middleware import RequestContext
 from mirage.web.state import WebState
 from mirage.web.webhooks import EvolutionWebhook, WebhookRoutes, answer
@@ -67,6 +67,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
     finally:
         await state.aclose()  # pending writes finish before the pool closes
+        await app.state.pages.aclose()
 
 
 @functools.cache  # once per process
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, auth_ttl: float = 30.0) -> S
     """The ASGI app. Nothing connects until start-up or the first request."""
     settings = settings or get_settings()
     webhook = EvolutionWebhook()
+    page_routes, page_state = pages.build(settings)
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None, *, auth_ttl: float = 30.0) -> S
             Route(WEBHOOK_PATH, webhook, methods=["POST"]),
             Route(WEBHOOK_PATH + "/{event}", webhook, methods=["POST"]),
             *prometheus.routes(),
+            *page_routes,  # the metrics page (mirage/web/pages)
         ],
         middleware=[
             *prometheus.middleware(),  # outermost: times every webhook answer, refusals included
@@ -101,6 +104,7 @@ def create_app(settings: Settings | None = None, *, auth_ttl: float = 30.0) -> S
         lifespan=lifespan,
     )
     app.state.mirage = WebState(settings, auth_ttl=auth_ttl)
+    app.state.pages = page_state
     return app
 
 

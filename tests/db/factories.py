@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -50,6 +51,8 @@ TENANT_TABLES: tuple[str, ...] = (
     "t_messages",
     "t_webhook_events",
     "t_applies",
+    "t_viewer_links",
+    "t_viewer_sessions",
 )
 
 
@@ -210,6 +213,27 @@ def make_tenant_graph(conn: psycopg.Connection[Any], slug: str | None = None) ->
             "actor": "tests",
             "summary": json.dumps({"add": 1, "change": 0, "destroy": 0}),
             "changes": json.dumps([]),
+        },
+    )
+    link = rows["t_viewer_links"] = _insert(
+        conn,
+        "t_viewer_links",
+        {
+            "tenant_id": tid,
+            "user_id": rows["t_users"],
+            "token_hash": f"link-{u}",
+            "expires_at": datetime.now(UTC) + timedelta(days=1),
+        },
+    )
+    rows["t_viewer_sessions"] = _insert(
+        conn,
+        "t_viewer_sessions",
+        {
+            "tenant_id": tid,
+            "user_id": rows["t_users"],
+            "link_id": link,
+            "session_hash": f"session-{u}",
+            "expires_at": datetime.now(UTC) + timedelta(days=1),
         },
     )
     missing = set(TENANT_TABLES) - set(rows)

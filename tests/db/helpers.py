@@ -24,10 +24,12 @@ SERVICE_ONLY = frozenset(
         "t_messages",
         "t_webhook_events",
         "t_applies",
+        "t_viewer_links",
+        "t_viewer_sessions",
     }
 )
 INSERT_ONLY = frozenset({"t_optouts"})
-SENSITIVE = frozenset({"t_tenant_secrets", "t_sessions", "t_webhook_events"})
+SENSITIVE = frozenset({"t_tenant_secrets", "t_sessions", "t_webhook_events", "t_viewer_links", "t_viewer_sessions"})
 
 Conn = psycopg.Connection[Any]
 

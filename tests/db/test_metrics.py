@@ -122,7 +122,7 @@ def test_metrics_functions_return_nothing_without_a_valid_tenant_claim(
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
-@pytest.mark.parametrize("view", ["mv_stats_messages", "mv_number_stats"])
+@pytest.mark.parametrize("view", ["mv_stats_messages", "mv_number_stats", "mv_page_facts"])
 def test_api_roles_cannot_read_materialized_views_directly(
     conn: Conn, two_tenants: tuple[TenantGraph, TenantGraph], role: str, view: str
 ) -> None:
@@ -137,7 +137,7 @@ def test_anon_cannot_call_the_metrics_functions(conn: Conn, call: str) -> None:
     assert attempt(conn, call) == "42501"
 
 
-@pytest.mark.parametrize(("role", "outcome"), [("authenticated", "42501"), ("anon", "42501"), ("service_role", 2)])
+@pytest.mark.parametrize(("role", "outcome"), [("authenticated", "42501"), ("anon", "42501"), ("service_role", 3)])
 def test_only_the_service_refreshes_metrics(conn: Conn, role: str, outcome: int | str) -> None:
     act_as(conn, role, {"role": role})
     assert attempt(conn, "select * from public.refresh_metrics()") == outcome

@@ -104,11 +104,15 @@ def test_db_status_lists_applied_pending_and_edited_and_exits_1_when_edited(
     assert "refusing to migrate" in refused.output and ALL[-1] in refused.output
 
 
-def test_db_refresh_metrics_refreshes_both_views(empty_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_db_refresh_metrics_refreshes_every_view(empty_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _cli(empty_database, monkeypatch, "migrate").exit_code == 0
     result = _cli(empty_database, monkeypatch, "refresh-metrics")
     assert result.exit_code == 0, result.output
-    assert re.findall(r"^refreshed (\S+) \(\d+ ms\)$", result.output, re.M) == ["mv_stats_messages", "mv_number_stats"]
+    assert re.findall(r"^refreshed (\S+) \(\d+ ms\)$", result.output, re.M) == [
+        "mv_stats_messages",
+        "mv_number_stats",
+        "mv_page_facts",
+    ]
 
 
 def test_seed_runs_on_a_migrated_database(conn: psycopg.Connection[Any]) -> None:
