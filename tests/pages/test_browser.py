@@ -120,7 +120,9 @@ def test_every_page_loads_in_chromium_without_console_errors_or_failed_requests(
         assert visit.console == [], f"{name}: {visit.console}"
         dom = browser.dom(url)
         assert "<h1" in dom.dom and dom.console == []
-    phone = browser.screenshot(base + "/?period=7d&theme=dark", SCREENSHOTS / "overview-phone.png", width=390, height=1600)
+    phone = browser.screenshot(
+        base + "/?period=7d&theme=dark", SCREENSHOTS / "overview-phone.png", width=390, height=1600
+    )
     assert phone.console == []
     _clean(recorder)
     paths = {p for _, p, _ in recorder.seen}

@@ -22,7 +22,7 @@ from mirage.db import page as q
 from mirage.db.viewers import Viewer
 from mirage.i18n import LOCALES, t
 from mirage.web.pages import auth, charts, fmt
-from mirage.web.pages.figures import Counts, exchanges_per_round, figures, number_states
+from mirage.web.pages.figures import Counts, exchanges_per_round, figures, number_states, state_of
 from mirage.web.pages.periods import PERIODS, Period, resolve, zone_name
 from mirage.web.pages.security import SecurityHeaders
 from mirage.web.pages.state import PageState
@@ -344,14 +344,16 @@ class Pages:
                     raw = self.state.ring().decrypt(
                         s["last_qr_enc"], table="t_sessions", row_id=s["id"], field="last_qr"
                     )
-                    svg = Markup(segno.make(raw, error="m").svg_inline(scale=5, dark="#0b0b10", light="#ffffff"))  # noqa: S704
+                    drawing = segno.make(raw, error="m").svg_inline(scale=5, omitsize=True, dark="#0b0b10")
+                    svg = Markup(drawing)  # noqa: S704  (segno's own SVG: paths only, no text from the QR)
                 if s["pairing_code_enc"] is not None:
                     code = self.state.ring().decrypt(
                         s["pairing_code_enc"], table="t_sessions", row_id=s["id"], field="pairing_code"
                     )
             except CryptoError:
                 log.warning("a session's QR could not be decrypted", extra={"session_id": str(s["id"])})
-            cards.append({"number": number, "session": s, "svg": svg, "code": code})
+            state, _ = state_of(number)
+            cards.append({"number": number, "state": state, "session": s, "svg": svg, "code": code})
         return self.render("qr.html", c=ctx, cards=cards, refresh_s=QR_REFRESH_S)
 
     async def live(self, request: Request) -> Response:
