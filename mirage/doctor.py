@@ -124,11 +124,24 @@ def check_evolution(settings: Settings) -> Check:
         return Check("evolution", Level.WARN, t("doctor.evolution_missing"))
     import httpx
 
+    from mirage.integrations.evolution.errors import evolution_message, is_cors_refusal
+
+    url = settings.evolution_base_url
     try:
-        r = httpx.get(settings.evolution_base_url.rstrip("/") + "/", timeout=3)
+        r = httpx.get(url.rstrip("/") + "/", timeout=3)
         body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
     except (httpx.HTTPError, ValueError) as e:
-        return Check("evolution", Level.WARN, f"{settings.evolution_base_url}: {_one_line(e)}")
+        return Check("evolution", Level.WARN, f"{url}: {_one_line(e)}")
+    if is_cors_refusal(r.status_code, body):  # a setting on Evolution's side, not an outage: say which one
+        return Check("evolution", Level.FAIL, t("doctor.evolution_cors", url=url), {"url": url, "status": 500})
+    if r.status_code >= 400:
+        message = evolution_message(body) or r.reason_phrase
+        return Check(
+            "evolution",
+            Level.WARN,
+            t("doctor.evolution_status", url=url, status=r.status_code, message=message),
+            {"url": url, "status": r.status_code},
+        )
     version = body.get("version", "?") if isinstance(body, dict) else "?"
     return Check(
         "evolution",

@@ -185,7 +185,7 @@ def test_error_answers_match_the_fixtures(
         ({"presence": "composing", "delay": 1}, [['instance requires property "number"']]),
         (
             {"number": CUSTOMER, "presence": "typing", "delay": 1},
-            [["instance.presence is not one of enum values: unavailable,available,composing,recording,paused"]],
+            [["presence is not one of enum values: unavailable,available,composing,recording,paused"]],
         ),
     ],
 )
@@ -246,7 +246,8 @@ def delivered() -> Iterator[list[dict[str, Any]]]:
     )
     http.delete("/instance/logout/acme-support", headers={"apikey": token})
     http.delete("/instance/delete/acme-support", headers={"apikey": token})
-    http.post("/instance/create", json={**request, "instanceName": "acme-pair", "token": None, "number": OWNER})
+    unkeyed = {k: v for k, v in request.items() if k != "token"}  # `"token": null` is a 400, as in Evolution
+    http.post("/instance/create", json={**unkeyed, "instanceName": "acme-pair", "number": OWNER})
     wait_until(
         lambda: any(r.body["data"].get("qrcode", {}).get("pairingCode") for r in receiver.events("qrcode.updated"))
     )

@@ -3,13 +3,17 @@
 The `apikey` header carries the global key for server-wide calls (create, fetch all) and the instance token for
 per-instance routes. HTTP 200 with `{"error": true}` is an error. 4xx raise EvolutionClientError (permanent);
 5xx, timeouts and connection failures are retried with exponential backoff and full jitter, bounded in attempts and
-total time, and then raise EvolutionServerError (temporary, so an RQ job retries later).
+total time, and then raise EvolutionServerError (temporary, so an RQ job retries later) — except Evolution's
+500 "Not allowed by CORS", which no retry can fix (EvolutionCorsError). No body leaves that Evolution would answer
+400: numbers are normalised, de-duplicated and checked, empty lists refused, and every body checked against
+Evolution's request schemas (schemas.py) first; a refusal is an EvolutionRequestError, raised before any HTTP.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +24,15 @@ import httpx
 
 from mirage import __version__
 from mirage.errors import PermanentError
-from mirage.integrations.evolution.errors import EvolutionClientError, EvolutionServerError, evolution_message
+from mirage.integrations.evolution import schemas
+from mirage.integrations.evolution.errors import (
+    EvolutionClientError,
+    EvolutionCorsError,
+    EvolutionRequestError,
+    EvolutionServerError,
+    evolution_message,
+    is_cors_refusal,
+)
 from mirage.integrations.evolution.models import (
     PRESENCES,
     ConnectResult,
@@ -59,6 +71,21 @@ NO_RETRY = RetryPolicy(attempts=1)
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
+
+
+def _phone(method: str, path: str, number: str, field: str) -> str:
+    """`number` as Evolution takes it (digits, or a JID), refused unless it matches Evolution's number pattern."""
+    out = to_evolution_number(number)
+    if not re.match(schemas.NUMBER_PATTERN, out, re.ASCII):
+        raise EvolutionRequestError(
+            method, path, [f"{field} {number!r} is not a phone number or JID (digits first, at least two characters)"]
+        )
+    return out
+
+
+def _phones(method: str, path: str, numbers: Iterable[str], field: str) -> list[str]:
+    """Each number normalised and checked, duplicates (after normalising) dropped, first occurrence kept."""
+    return list(dict.fromkeys(_phone(method, path, n, field) for n in numbers))
 
 
 class EvolutionClient:
@@ -118,11 +145,17 @@ class EvolutionClient:
         timeout: float | None = None,
         repeatable: bool = True,
         auth: bool = True,
+        schema: schemas.Schema | None = None,
     ) -> Any:
         """One call with retries; returns the decoded JSON body (or text) of a 2xx answer.
 
-        A call that is not `repeatable` (sendText) is retried only when it certainly never reached Evolution.
+        A call that is not `repeatable` (sendText) is retried only when it certainly never reached Evolution. With a
+        `schema`, a body Evolution would refuse raises EvolutionRequestError and is never sent.
         """
+        if schema is not None:
+            problems = schemas.problems(json, schema)
+            if problems:
+                raise EvolutionRequestError(method, path, problems)
         key = token if token is not None else self._api_key
         register_secret(key)
         headers = {"apikey": key} if auth and key else {}
@@ -157,6 +190,8 @@ class EvolutionClient:
                         "ms": round((self._clock() - started) * 1000, 1),
                     },
                 )
+                if is_cors_refusal(resp.status_code, body):
+                    raise EvolutionCorsError(method, path, body)
                 if resp.status_code >= 500:
                     err = EvolutionServerError(method, path, resp.status_code, evolution_message(body))
                     retryable = repeatable  # a proxy's 504, or a failure after sending: it may have been acted on
@@ -201,6 +236,9 @@ class EvolutionClient:
         sync_full_history: bool = False,
     ) -> CreatedInstance:
         """`POST /instance/create` with the nested webhook (events always explicit: none would mean all)."""
+        path = "/instance/create"
+        if not name.strip():
+            raise EvolutionRequestError("POST", path, ["instanceName must not be empty"])
         payload: dict[str, Any] = {
             "instanceName": name,
             "integration": "WHATSAPP-BAILEYS",
@@ -217,8 +255,14 @@ class EvolutionClient:
             register_secret(token)
             payload["token"] = token
         if number is not None:
-            payload["number"] = to_evolution_number(number)
-        body = self._request("POST", "/instance/create", json=payload, timeout=max(self.timeout, CREATE_TIMEOUT_S))
+            payload["number"] = _phone("POST", path, number, "number")
+        body = self._request(
+            "POST",
+            path,
+            json=payload,
+            timeout=max(self.timeout, CREATE_TIMEOUT_S),
+            schema=schemas.CREATE_INSTANCE,
+        )
         created = CreatedInstance.parse(body if isinstance(body, dict) else {})
         register_secret(created.token)
         return created
@@ -236,8 +280,9 @@ class EvolutionClient:
 
     def connect(self, instance: str, *, token: str | None = None, number: str | None = None) -> ConnectResult:
         """`GET /instance/connect/{instance}`: a QR (and a pairing code when `number` is given) or the state."""
-        params = {"number": to_evolution_number(number)} if number else None
-        body = self._request("GET", f"/instance/connect/{_segment(instance)}", token=token, params=params)
+        path = f"/instance/connect/{_segment(instance)}"
+        params = {"number": _phone("GET", path, number, "number")} if number else None
+        body = self._request("GET", path, token=token, params=params)
         return ConnectResult.parse(body)
 
     def connection_state(self, instance: str, *, token: str | None = None) -> str:
@@ -265,7 +310,11 @@ class EvolutionClient:
         """`POST /instance/setPresence/{instance}`: the account's own presence (available / unavailable)."""
         _check_presence(presence)
         body = self._request(
-            "POST", f"/instance/setPresence/{_segment(instance)}", token=token, json={"presence": presence}
+            "POST",
+            f"/instance/setPresence/{_segment(instance)}",
+            token=token,
+            json={"presence": presence},
+            schema=schemas.SET_PRESENCE,
         )
         return body if isinstance(body, dict) else {}
 
@@ -278,6 +327,7 @@ class EvolutionClient:
             f"/webhook/set/{_segment(instance)}",
             token=token,
             json={"webhook": webhook.body(enabled=enabled)},
+            schema=schemas.SET_WEBHOOK,
         )
         return body if isinstance(body, dict) else {}
 
@@ -306,7 +356,10 @@ class EvolutionClient:
         timeout or a 5xx is not retried here (the message may have gone out); the caller's job decides with its
         own idempotency key.
         """
-        payload: dict[str, Any] = {"number": to_evolution_number(number), "text": text}
+        path = f"/message/sendText/{_segment(instance)}"
+        if not text.strip():
+            raise EvolutionRequestError("POST", path, ["text must not be blank (Evolution: Text is required)"])
+        payload: dict[str, Any] = {"number": _phone("POST", path, number, "number"), "text": text}
         if delay_ms is not None:
             payload["delay"] = int(delay_ms)
         if link_preview is not None:
@@ -318,15 +371,16 @@ class EvolutionClient:
             payload["quoted"] = quoted
         if mentions_everyone is not None:
             payload["mentionsEveryOne"] = mentions_everyone
-        if mentioned:
-            payload["mentioned"] = [to_evolution_number(m) for m in mentioned]
+        if mentioned:  # none: the key is left out (an empty list is a 400)
+            payload["mentioned"] = _phones("POST", path, mentioned, "mentioned")
         body = self._request(
             "POST",
-            f"/message/sendText/{_segment(instance)}",
+            path,
             token=token,
             json=payload,
             timeout=self._delay_timeout(delay_ms),
             repeatable=False,
+            schema=schemas.SEND_TEXT,
         )
         return SentMessage.parse(body if isinstance(body, dict) else {})
 
@@ -335,33 +389,44 @@ class EvolutionClient:
     ) -> str:
         """`POST /chat/sendPresence/{instance}`: all three fields required; blocks `delay_ms`, then `paused`."""
         _check_presence(presence)
+        path = f"/chat/sendPresence/{_segment(instance)}"
         body = self._request(
             "POST",
-            f"/chat/sendPresence/{_segment(instance)}",
+            path,
             token=token,
-            json={"number": to_evolution_number(number), "presence": presence, "delay": int(delay_ms)},
+            json={"number": _phone("POST", path, number, "number"), "presence": presence, "delay": int(delay_ms)},
             timeout=self._delay_timeout(delay_ms),
+            schema=schemas.SEND_PRESENCE,
         )
         return str(body.get("presence", presence)) if isinstance(body, dict) else presence
 
     def mark_read(
         self, instance: str, keys: Iterable[Mapping[str, Any]], *, token: str | None = None
     ) -> dict[str, Any]:
-        """`POST /chat/markMessageAsRead/{instance}` with `{remoteJid, fromMe, id}` keys (`@lid` keys are dropped)."""
-        read = [{"remoteJid": k["remoteJid"], "fromMe": bool(k.get("fromMe", False)), "id": k["id"]} for k in keys]
-        body = self._request(
-            "POST", f"/chat/markMessageAsRead/{_segment(instance)}", token=token, json={"readMessages": read}
-        )
+        """`POST /chat/markMessageAsRead/{instance}` with `{remoteJid, fromMe, id}` keys (`@lid` keys are dropped).
+
+        Repeated keys are sent once; no keys at all is refused (Evolution answers an empty list with 400).
+        """
+        path = f"/chat/markMessageAsRead/{_segment(instance)}"
+        unique = {
+            (str(k["remoteJid"]), bool(k.get("fromMe", False)), str(k["id"])): None for k in keys
+        }  # dict: insertion order
+        if not unique:
+            raise EvolutionRequestError("POST", path, ["no message keys to mark as read"])
+        read = [{"remoteJid": jid, "fromMe": from_me, "id": mid} for jid, from_me, mid in unique]
+        body = self._request("POST", path, token=token, json={"readMessages": read}, schema=schemas.MARK_READ)
         return body if isinstance(body, dict) else {}
 
     def whatsapp_numbers(self, instance: str, numbers: Iterable[str], *, token: str | None = None) -> list[NumberCheck]:
-        """`POST /chat/whatsappNumbers/{instance}`: which numbers are on WhatsApp (check sparingly: ban risk)."""
-        body = self._request(
-            "POST",
-            f"/chat/whatsappNumbers/{_segment(instance)}",
-            token=token,
-            json={"numbers": [to_evolution_number(n) for n in numbers]},
-        )
+        """`POST /chat/whatsappNumbers/{instance}`: which numbers are on WhatsApp (check sparingly: ban risk).
+
+        Each number is asked once (repeats, also in another spelling, are dropped); none at all is refused.
+        """
+        path = f"/chat/whatsappNumbers/{_segment(instance)}"
+        unique = _phones("POST", path, numbers, "numbers")
+        if not unique:
+            raise EvolutionRequestError("POST", path, ["no numbers to check"])
+        body = self._request("POST", path, token=token, json={"numbers": unique}, schema=schemas.WHATSAPP_NUMBERS)
         return [NumberCheck.parse(r) for r in body if isinstance(r, dict)] if isinstance(body, list) else []
 
     def _delay_timeout(self, delay_ms: int | None) -> float:

@@ -5,9 +5,17 @@ Messages carry the method, the path, the status and Evolution's own message, nev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mirage.errors import PermanentError, TemporaryError
+
+CORS_MESSAGE = "Not allowed by CORS"
+CORS_HINT = (
+    "Evolution answered 500 'Not allowed by CORS': its CORS_ORIGIN lists origins, so it refuses every request"
+    " without an Origin header (as Mirage's server-to-server calls are); set CORS_ORIGIN=* on Evolution"
+    " (docs/credentials/evolution.md)"
+)
 
 
 def evolution_message(body: Any) -> str:
@@ -25,6 +33,11 @@ def evolution_message(body: Any) -> str:
     if isinstance(body, str):
         return body[:300]
     return ""
+
+
+def is_cors_refusal(status: int | None, body: Any) -> bool:
+    """Evolution's answer to a request whose Origin its CORS_ORIGIN does not list: 500 "Not allowed by CORS"."""
+    return status == 500 and evolution_message(body) == CORS_MESSAGE
 
 
 def _flatten(items: list[Any]) -> list[str]:
@@ -78,6 +91,23 @@ class EvolutionClientError(PermanentError):
         if not isinstance(items, list):
             return []
         return [str(i.get("number")) for i in items if isinstance(i, dict) and i.get("exists") is False]
+
+
+class EvolutionCorsError(EvolutionClientError):
+    """Evolution's CORS_ORIGIN refuses requests without an Origin: a 500 that retrying cannot fix."""
+
+    def __init__(self, method: str, path: str, body: Any = None) -> None:
+        super().__init__(method, path, 500, CORS_HINT, body)
+
+
+class EvolutionRequestError(PermanentError):
+    """A body Evolution would refuse (its request schemas, or a number it cannot use): not sent at all."""
+
+    def __init__(self, method: str, path: str, problems: Sequence[str]) -> None:
+        self.method = method
+        self.path = path
+        self.problems = list(problems)
+        super().__init__(f"Evolution {method} {path} not sent: {'; '.join(self.problems)}", {"path": path})
 
 
 class EvolutionServerError(TemporaryError):

@@ -1,15 +1,16 @@
 """The simulator's HTTP face: Evolution 2.3.6 routes with their real bodies, guards and error envelopes, plus /sim.
 
-Guard order is Evolution's: unknown instance -> 404 before any auth check; `/instance/create` with a taken name
--> 403 before auth; then the `apikey` header (the global key everywhere, an instance token on its own routes).
-Errors look like `{"status": 400, "error": "Bad Request", "response": {"message": [...]}}`.
+Order is Evolution's: CORS (when `cors_origins` is set), then the JSON body parser (bad JSON -> 400 before any
+guard), unknown instance -> 404 before any auth check, `/instance/create` with a taken name -> 403 before auth, the
+`apikey` header (the global key everywhere, an instance token on its own routes), then the route's request schema
+(mirage.integrations.evolution.schemas) and only then the controller. Errors look like
+`{"status": 400, "error": "Bad Request", "response": {"message": [[...]]}}`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -17,10 +18,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mirage.integrations.evolution import schemas
+from mirage.integrations.evolution_sim.bodies import BadBody, json_body, world_of
 from mirage.integrations.evolution_sim.config import SimConfig
 from mirage.integrations.evolution_sim.control import SIM_ROUTES
-from mirage.integrations.evolution_sim.state import ALL_EVENTS, INTEGRATIONS, SimInstance
+from mirage.integrations.evolution_sim.state import INTEGRATIONS, SimInstance
 from mirage.integrations.evolution_sim.world import SimRefusal, SimWorld
 
 _REASONS = {
@@ -31,14 +35,15 @@ _REASONS = {
     409: "Conflict",
     500: "Internal Server Error",
 }
-_PRESENCES = ("unavailable", "available", "composing", "recording", "paused")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def envelope(status: int, message: Any, reason: str | None = None) -> dict[str, Any]:
+    return {"status": status, "error": reason or _REASONS.get(status, "Error"), "response": {"message": message}}
+
+
 def error(status: int, message: Any) -> JSONResponse:
-    return JSONResponse(
-        {"status": status, "error": _REASONS.get(status, "Error"), "response": {"message": message}}, status
-    )
+    return JSONResponse(envelope(status, message), status)
 
 
 def invalid(*problems: str) -> SimRefusal:
@@ -46,22 +51,18 @@ def invalid(*problems: str) -> SimRefusal:
     return SimRefusal(400, [list(problems)])
 
 
-def _world(request: Request) -> SimWorld:
-    world: SimWorld = request.app.state.world
-    return world
+_world = world_of
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SimRefusal(400, [f"Unexpected token in JSON: {type(e).__name__}"]) from e
-    if not isinstance(data, dict):
-        raise invalid("instance is not of a type(s) object")
-    return data
+async def _body(request: Request, schema: schemas.Schema) -> dict[str, Any]:
+    """The body as `dataValidate` sees it (copied onto a DTO object, so an array's items become "0", "1", ...),
+    refused with Evolution's 400 when it breaks the route's schema."""
+    raw = await json_body(request)
+    body = {str(i): v for i, v in enumerate(raw)} if isinstance(raw, list) else raw
+    problems = schemas.problems(body, schema)
+    if problems:
+        raise invalid(*problems)
+    return body
 
 
 def _instance(request: Request) -> SimInstance:
@@ -82,12 +83,6 @@ def _require_global(request: Request) -> None:
         raise SimRefusal(401, "Unauthorized")
 
 
-def _required(body: dict[str, Any], *names: str) -> None:
-    missing = [f'instance requires property "{n}"' for n in names if n not in body]
-    if missing:
-        raise invalid(*missing)
-
-
 def evolution(handler: Handler) -> Handler:
     """An Evolution route: chaos (when on) first, SimRefusal -> Evolution's error envelope."""
 
@@ -102,9 +97,14 @@ def evolution(handler: Handler) -> Handler:
             chaos.hang_next = max(0, chaos.hang_next - 1)
             await asyncio.sleep(chaos.timeout_s)
         try:
+            await json_body(request)  # Express parses the body before any guard runs
+        except BadBody as e:
+            # body-parser's SyntaxError carries a status but no `error`: the error handler names it a 500's reason
+            return JSONResponse(envelope(400, e.message, "Internal Server Error"), 400)
+        try:
             return await handler(request)
         except SimRefusal as e:
-            return error(e.status, e.message)
+            return JSONResponse(e.body, e.status) if e.body is not None else error(e.status, e.message)
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__
@@ -117,14 +117,15 @@ def evolution(handler: Handler) -> Handler:
 @evolution
 async def create_instance(request: Request) -> Response:
     world = _world(request)
-    body = await _body(request)
-    name = body.get("instanceName")
+    raw = await json_body(request)
+    name = raw.get("instanceName") if isinstance(raw, dict) else None
     if isinstance(name, str) and name in world.instances:  # instanceLoggedGuard runs before auth
         raise SimRefusal(403, [f'This name "{name}" is already in use.'])
     _require_global(request)
-    _required(body, "instanceName")
+    body = await _body(request, schemas.CREATE_INSTANCE)
     if not isinstance(name, str) or not name.strip():
-        raise invalid("instanceName does not meet minimum length of 1")
+        # The schema lets a blank name through next to other keys; Evolution then fails inside the controller.
+        raise invalid('The "instanceName" cannot be empty')
     integration = body.get("integration")
     if integration not in INTEGRATIONS:
         raise SimRefusal(400, ["Invalid integration"])
@@ -132,7 +133,7 @@ async def create_instance(request: Request) -> Response:
     if webhook is not None and (not isinstance(webhook, dict) or not isinstance(webhook.get("events"), list)):
         # WebhookController.set reads events.length: a TypeError, and the half-made instance is deleted
         raise SimRefusal(400, ["Cannot read properties of undefined (reading 'length')"])
-    token = body.get("token")
+    token = body.get("token")  # a string or absent: the schema checked it
     settings = {
         "rejectCall": bool(body.get("rejectCall", False)),
         "msgCall": str(body.get("msgCall", "")),
@@ -145,11 +146,11 @@ async def create_instance(request: Request) -> Response:
     qrcode = bool(body.get("qrcode", False))
     inst = world.create(
         name,
-        token=str(token) if token else None,
+        token=token or None,
         integration=str(integration),
         settings=settings,
         webhook=webhook,
-        number=str(body["number"]) if body.get("number") else None,
+        number=body.get("number") or None,
         qrcode=qrcode,
     )
     hook = inst.webhook
@@ -217,13 +218,16 @@ async def connection_state(request: Request) -> Response:
 @evolution
 async def restart(request: Request) -> Response:
     inst = _instance(request)
-    return JSONResponse(_world(request).restart(inst))
+    answer = _world(request).restart(inst)
+    if answer is None:  # restartInstance has no branch for `refused`: Express sends `json(undefined)`, an empty 200
+        return Response(status_code=200, media_type="application/json")
+    return JSONResponse(answer)
 
 
 @evolution
 async def logout(request: Request) -> Response:
     inst = _instance(request)
-    if inst.state in ("close", "refused"):
+    if inst.state == "close":  # only `close` is refused: a `refused` instance is logged out like a connected one
         raise SimRefusal(400, [f'The "{inst.name}" instance is not connected'])
     _world(request).logout(inst)
     return JSONResponse({"status": "SUCCESS", "error": False, "response": {"message": "Instance logged out"}})
@@ -258,10 +262,7 @@ async def fetch_instances(request: Request) -> Response:
 @evolution
 async def set_presence(request: Request) -> Response:
     _instance(request)
-    body = await _body(request)
-    _required(body, "presence")
-    if body["presence"] not in _PRESENCES:
-        raise invalid(f"instance.presence is not one of enum values: {','.join(_PRESENCES)}")
+    body = await _body(request, schemas.SET_PRESENCE)
     return JSONResponse({"presence": body["presence"]}, 201)
 
 
@@ -272,22 +273,8 @@ async def set_presence(request: Request) -> Response:
 async def set_webhook(request: Request) -> Response:
     world = _world(request)
     inst = _instance(request)
-    body = await _body(request)
-    _required(body, "webhook")
+    body = await _body(request, schemas.SET_WEBHOOK)
     hook = body["webhook"]
-    if not isinstance(hook, dict):
-        raise invalid("instance.webhook is not of a type(s) object")
-    _required(hook, "enabled", "url")
-    if "headers" in hook and not isinstance(hook["headers"], dict):
-        raise invalid("instance.webhook.headers is not of a type(s) object")
-    events = hook.get("events") or []
-    if not isinstance(events, list):
-        raise invalid("instance.webhook.events is not of a type(s) array")
-    bad = [
-        f"instance.webhook.events[{i}] is not one of enum values" for i, e in enumerate(events) if e not in ALL_EVENTS
-    ]
-    if bad:
-        raise invalid(*bad)
     inst.webhook = world.make_webhook(inst, hook, existing=inst.webhook)
     return JSONResponse(inst.webhook.row(), 201)
 
@@ -301,30 +288,24 @@ async def find_webhook(request: Request) -> Response:
 # -- messages and chat --------------------------------------------------------------------------------------------
 
 
-def _delay(body: dict[str, Any], name: str = "delay") -> int:
-    value = body.get(name, 0)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise invalid(f"instance.{name} is not of a type(s) integer")
-    return int(value)
+def _delay(body: dict[str, Any]) -> int:
+    """The `delay` in ms (the schema made it a number, or it is absent; null reads as 0, as in JavaScript)."""
+    value = body.get("delay")
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 @evolution
 async def send_text(request: Request) -> Response:
     world = _world(request)
     inst = _instance(request)
-    body = await _body(request)
-    _required(body, "number", "text")
+    body = await _body(request, schemas.SEND_TEXT)
     text = body["text"]
-    if not isinstance(text, str) or not text.strip():
+    if not text or not text.strip():
         raise SimRefusal(400, ["Text is required"])
     quoted = body.get("quoted")
-    quoted_id = None
-    if quoted is not None:
-        key = quoted.get("key") if isinstance(quoted, dict) else None
-        if not isinstance(key, dict) or "id" not in key:
-            raise invalid('instance.quoted.key requires property "id"')
-        quoted_id = str(key["id"])
-    sent = await world.send_text(inst, str(body["number"]), text, delay_ms=_delay(body), quoted_id=quoted_id)
+    key = quoted.get("key") if isinstance(quoted, dict) else None
+    quoted_id = str(key["id"]) if isinstance(key, dict) else None
+    sent = await world.send_text(inst, body["number"], text, delay_ms=_delay(body), quoted_id=quoted_id)
     return JSONResponse(sent, 201)
 
 
@@ -332,11 +313,8 @@ async def send_text(request: Request) -> Response:
 async def send_presence(request: Request) -> Response:
     world = _world(request)
     inst = _instance(request)
-    body = await _body(request)
-    _required(body, "number", "presence", "delay")
-    if body["presence"] not in _PRESENCES:
-        raise invalid(f"instance.presence is not one of enum values: {','.join(_PRESENCES)}")
-    await world.presence(inst, str(body["number"]), str(body["presence"]), _delay(body))
+    body = await _body(request, schemas.SEND_PRESENCE)
+    await world.presence(inst, body["number"], body["presence"], _delay(body))
     return JSONResponse({"presence": body["presence"]}, 201)
 
 
@@ -344,34 +322,26 @@ async def send_presence(request: Request) -> Response:
 async def mark_read(request: Request) -> Response:
     world = _world(request)
     inst = _instance(request)
-    body = await _body(request)
-    _required(body, "readMessages")
-    keys = body["readMessages"]
-    if not isinstance(keys, list):
-        raise invalid("instance.readMessages is not of a type(s) array")
-    for i, key in enumerate(keys):
-        if not isinstance(key, dict):
-            raise invalid(f"instance.readMessages[{i}] is not of a type(s) object")
-        _required_in(key, f"readMessages[{i}]", "id", "fromMe", "remoteJid")
-    world.mark_read(inst, keys)
+    body = await _body(request, schemas.MARK_READ)
+    # The item schema has no "type": an item that is not an object passes, and markMessageAsRead skips it.
+    world.mark_read(inst, [k for k in body["readMessages"] if isinstance(k, dict)])
     return JSONResponse({"message": "Read messages", "read": "success"}, 201)
-
-
-def _required_in(obj: dict[str, Any], where: str, *names: str) -> None:
-    missing = [f'instance.{where} requires property "{n}"' for n in names if n not in obj]
-    if missing:
-        raise invalid(*missing)
 
 
 @evolution
 async def whatsapp_numbers(request: Request) -> Response:
     world = _world(request)
     _instance(request)
-    body = await _body(request)
-    _required(body, "numbers")
-    numbers = body["numbers"]
-    if not isinstance(numbers, list) or not all(isinstance(n, str) for n in numbers):
-        raise invalid("instance.numbers is not of a type(s) array")
+    # This route catches its own errors and answers `res.status(400).json(error)`: a validation failure is the
+    # thrown object itself (no `response` wrapper), and a body without `numbers` fails in the controller with a
+    # TypeError, which serialises as `{}`.
+    try:
+        body = await _body(request, schemas.WHATSAPP_NUMBERS)
+    except SimRefusal as e:
+        raise SimRefusal(400, e.message, body={"status": 400, "error": "Bad Request", "message": e.message}) from e
+    numbers = body.get("numbers")
+    if not isinstance(numbers, list):
+        raise SimRefusal(400, [], body={})
     return JSONResponse(world.whatsapp_numbers(numbers))
 
 
@@ -389,6 +359,24 @@ async def welcome(request: Request) -> Response:
             "simulator": "mirage",
         }
     )
+
+
+class Cors:
+    """Evolution's `cors` middleware, first in its chain: with `CORS_ORIGIN` set to anything but `*`, a request whose
+    `Origin` is not listed (server-to-server calls send none) fails with a plain Error -> 500 "Not allowed by CORS"."""
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        self.app = app
+        self.origins = origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.origins and "*" not in self.origins:
+            origin = Request(scope).headers.get("origin")
+            if origin not in self.origins:
+                answer = JSONResponse(envelope(500, "Not allowed by CORS"), 500)
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_sim_app(config: SimConfig | None = None) -> Starlette:
@@ -421,4 +409,6 @@ def create_sim_app(config: SimConfig | None = None) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.world = world
+    if cfg.cors_origins:
+        app.add_middleware(Cors, origins=tuple(cfg.cors_origins))
     return app

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from mirage.config.outreach import DEFAULT_OPTOUT_KEYWORDS
+
 # Evolution 2.3.6 WEBHOOK_RETRY_NON_RETRYABLE_STATUS_CODES default.
 NON_RETRYABLE = frozenset({400, 401, 403, 404, 422})
 
@@ -76,6 +78,8 @@ class HumanConfig:
     scripts: dict[str, list[str]] = field(default_factory=dict)  # digits -> replies, in order, then random ones
     replies: tuple[str, ...] = HUMAN_REPLIES
     optout_replies: tuple[str, ...] = OPTOUT_REPLIES
+    # What counts as opting out, matched as mirage.engine.text.contains_keyword does (Mirage's default keywords).
+    optout_keywords: tuple[str, ...] = tuple(DEFAULT_OPTOUT_KEYWORDS)
     names: tuple[str, ...] = HUMAN_NAMES
 
 
@@ -95,6 +99,7 @@ class SimConfig:
     scan_after_s: float | None = None  # a QR is "scanned" this long after connect; None: only /sim scan
     phones: dict[str, str] = field(default_factory=dict)  # instance name -> phone that scans it
     expose_token: bool = False  # AUTHENTICATION_EXPOSE_IN_FETCH_INSTANCES: token in each webhook's `apikey`
+    cors_origins: tuple[str, ...] = ()  # CORS_ORIGIN; () or ("*",) is Evolution's default (every origin, and none)
     delivery_ack_after_s: float = 1.0  # scaled; sender gets messages.update DELIVERY_ACK
     read_after_s: float | None = 4.0  # scaled; READ unless the receiver marks it read sooner; None: only then
     absent_numbers: frozenset[str] = frozenset()  # digits not on WhatsApp (also: any ending in 7 zeros)

@@ -5,7 +5,7 @@ These routes need no apikey: the simulator is a local test tool (bind it to loop
 
 from __future__ import annotations
 
-import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -13,29 +13,32 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mirage.integrations.evolution_sim.bodies import BadBody, json_object, world_of
 from mirage.integrations.evolution_sim.config import ChaosConfig
 from mirage.integrations.evolution_sim.state import SimInstance, digits_of
-from mirage.integrations.evolution_sim.world import SimRefusal, SimWorld
+from mirage.integrations.evolution_sim.world import SimRefusal
 
-
-def _world(request: Request) -> SimWorld:
-    world: SimWorld = request.app.state.world
-    return world
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {"__invalid__": True}
-    return data if isinstance(data, dict) else {"__invalid__": True}
+_world = world_of
+_body = json_object
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _problem(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status)
+
+
+def _control(handler: Handler) -> Handler:
+    """A /sim route: a body that is not a JSON object answers 400 `{"error": ...}`, as on every route."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except BadBody as e:
+            return _problem(400, e.message)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
 
 
 def _find(request: Request) -> SimInstance | None:
@@ -63,6 +66,7 @@ async def list_instances(request: Request) -> Response:
     return JSONResponse([_summary(i) for i in _world(request).instances.values()])
 
 
+@_control
 async def scan(request: Request) -> Response:
     """The phone scans the current QR: body `{"number": "+5511…"}` (optional) is the account that links."""
     inst = _find(request)
@@ -76,6 +80,7 @@ async def scan(request: Request) -> Response:
     return JSONResponse({"instance": inst.name, "state": inst.state, "wuid": inst.owner_jid})
 
 
+@_control
 async def disconnect(request: Request) -> Response:
     """The phone drops the session (`{"statusReason": 401}` logged out, 403 banned): a permanent close."""
     inst = _find(request)
@@ -89,6 +94,7 @@ async def disconnect(request: Request) -> Response:
     return JSONResponse({"instance": inst.name, "state": inst.state})
 
 
+@_control
 async def emit(request: Request) -> Response:
     """Deliver `{"event": "messages.upsert", "data": {...}}` to the instance's webhook as Evolution would.
 
@@ -109,6 +115,7 @@ async def emit(request: Request) -> Response:
     return JSONResponse({"deliveries": [d.as_dict() for d in deliveries]}, 202)
 
 
+@_control
 async def contact_says(request: Request) -> Response:
     """A simulated person writes: body `{"instance": "<name>", "text": "SAIR"}`."""
     world = _world(request)
@@ -126,6 +133,7 @@ async def contact_says(request: Request) -> Response:
     return JSONResponse({"key": data["key"]}, 201)
 
 
+@_control
 async def phone_send(request: Request) -> Response:
     """The instance's owner writes from the phone: body `{"number": "+55…", "text": "…"}` (upsert, fromMe)."""
     inst = _find(request)
@@ -141,6 +149,7 @@ async def phone_send(request: Request) -> Response:
     return JSONResponse({"key": data["key"]}, 201)
 
 
+@_control
 async def contact_script(request: Request) -> Response:
     """Script a person's next replies: body `{"replies": ["Oi!", "SAIR"]}` (then random ones)."""
     world = _world(request)
@@ -184,6 +193,7 @@ async def messages(request: Request) -> Response:
     return JSONResponse(rows)
 
 
+@_control
 async def chaos(request: Request) -> Response:
     """Change chaos at run time: any of duplicate_rate, reorder_rate, error_rate, timeout_rate, timeout_s,
     fail_next, hang_next."""

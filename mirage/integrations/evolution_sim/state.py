@@ -11,40 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mirage.integrations.evolution.schemas import EVENTS
+
 # EventController.events in 2.3.6: what /webhook/set accepts and what `events: []` expands to.
-ALL_EVENTS: tuple[str, ...] = (
-    "APPLICATION_STARTUP",
-    "QRCODE_UPDATED",
-    "MESSAGES_SET",
-    "MESSAGES_UPSERT",
-    "MESSAGES_EDITED",
-    "MESSAGES_UPDATE",
-    "MESSAGES_DELETE",
-    "SEND_MESSAGE",
-    "SEND_MESSAGE_UPDATE",
-    "CONTACTS_SET",
-    "CONTACTS_UPSERT",
-    "CONTACTS_UPDATE",
-    "PRESENCE_UPDATE",
-    "CHATS_SET",
-    "CHATS_UPSERT",
-    "CHATS_UPDATE",
-    "CHATS_DELETE",
-    "GROUPS_UPSERT",
-    "GROUP_UPDATE",
-    "GROUP_PARTICIPANTS_UPDATE",
-    "CONNECTION_UPDATE",
-    "LABELS_EDIT",
-    "LABELS_ASSOCIATION",
-    "CALL",
-    "TYPEBOT_START",
-    "TYPEBOT_CHANGE_STATUS",
-    "REMOVE_INSTANCE",
-    "LOGOUT_INSTANCE",
-    "INSTANCE_CREATE",
-    "INSTANCE_DELETE",
-    "STATUS_INSTANCE",
-)
+ALL_EVENTS: tuple[str, ...] = EVENTS
 INTEGRATIONS = ("WHATSAPP-BAILEYS", "WHATSAPP-BUSINESS", "EVOLUTION")
 PN_SUFFIX = "@s.whatsapp.net"
 

@@ -42,12 +42,13 @@ _STATUS_RANK = {"PENDING": 1, "SERVER_ACK": 2, "DELIVERY_ACK": 3, "READ": 4, "PL
 
 
 class SimRefusal(Exception):
-    """An Evolution error answer: HTTP status and the `response.message` value."""
+    """An Evolution error answer: HTTP status and the `response.message` value (or a whole `body` of its own)."""
 
-    def __init__(self, status: int, message: Any) -> None:
+    def __init__(self, status: int, message: Any, *, body: Any = None) -> None:
         super().__init__(str(message))
         self.status = status
         self.message = message
+        self.body = body
 
 
 class SimWorld:
@@ -274,8 +275,9 @@ class SimWorld:
         self.emit(inst, "remove.instance", None)
         self.instances.pop(inst.name, None)
 
-    def restart(self, inst: SimInstance) -> dict[str, Any]:
-        """open: reconnect with the saved session; connecting: a new QR series; close: Evolution's 200 error."""
+    def restart(self, inst: SimInstance) -> dict[str, Any] | None:
+        """open: reconnect with the saved session; connecting: a new QR series; close: Evolution's 200 error;
+        refused: nothing at all (restartInstance has no branch for it and answers an empty 200)."""
         if inst.state == "open":
             self.emit(inst, "connection.update", {"instance": inst.name, "state": "connecting", "statusReason": 200})
             inst.state = "connecting"
@@ -285,6 +287,8 @@ class SimWorld:
             self._cancel(inst)
             self.start_connecting(inst)
             return inst.qr_object()
+        if inst.state == "refused":
+            return None
         return {"error": True, "message": "[object Object]"}
 
     async def _reopen(self, inst: SimInstance) -> None:
