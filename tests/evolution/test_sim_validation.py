@@ -17,9 +17,10 @@ import pytest
 from mirage.config.outreach import DEFAULT_OPTOUT_KEYWORDS
 from mirage.doctor import Level, check_evolution
 from mirage.engine.text import contains_keyword
-from mirage.integrations.evolution import WebhookConfig, schemas
+from mirage.integrations.evolution import schemas
 from mirage.integrations.evolution.client import NO_RETRY
 from mirage.integrations.evolution.errors import EvolutionCorsError, EvolutionRequestError
+from mirage.integrations.evolution.models import WebhookConfig
 from mirage.integrations.evolution_sim import HumanConfig, SimConfig, SimHandle, run_in_thread
 from mirage.integrations.evolution_sim.humans import is_optout
 from mirage.settings import Settings
