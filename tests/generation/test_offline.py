@@ -107,3 +107,12 @@ def test_the_runtimes_row_views_speak_like_the_config_models() -> None:
         a = compose(step, view, topic, [], "morning", random.Random(9))
         b = compose(step, config, topic, [], "morning", random.Random(9))
         assert a.text == b.text and violations(a.text, step) == []
+
+
+@pytest.mark.parametrize(("rate", "low", "high"), [(0.0, 0.0, 0.0), (0.5, 0.35, 0.65), (1.0, 1.0, 1.0)])
+def test_the_personas_emoji_rate_sets_how_many_messages_carry_an_emoji(rate: float, low: float, high: float) -> None:
+    plain = Persona(name="Fulano", emoji_rate=rate)
+    rng = random.Random(4)
+    texts = [generate(STEPS[i % 5], plain, "afternoon", rng) for i in range(400)]  # type: ignore[arg-type]
+    share = sum(any(ord(c) > 0x2500 for c in t) for t in texts) / len(texts)
+    assert low <= share <= high
