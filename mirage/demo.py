@@ -26,7 +26,7 @@ from mirage.db.connect import connect
 from mirage.db.migrate import migrate
 from mirage.errors import MirageError, ServiceError
 from mirage.i18n import t
-from mirage.settings import get_settings
+from mirage.settings import get_settings, write_state_env
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class DemoOptions:
     log_level: str = "WARNING"  # passed to every command the demo runs, so its narration stays readable
     port: int = 8080  # the webhook service; stable ports keep the Evolution URL the same across runs
     sim_port: int = 8090  # the Evolution simulator (0: any free port)
+    settings_file: Path | None = None  # where to keep the simulator's URL and key for later commands
 
 
 @dataclass
@@ -64,20 +65,9 @@ def _step(say: Say, n: int, key: str, **fields: Any) -> None:
     say(click.style(f"[{n}/8] {t(f'demo.step.{key}', **fields)}", bold=True))
 
 
-def _run_cli(say: Say, options: DemoOptions, *args: str) -> int:
-    """Run one `mirage` command in process, as a user would type it; returns its exit code."""
-    from mirage.cli import cli
-
+def _command(say: Say, *args: str) -> None:
+    """Narrate the command a user would type for the step the demo runs through the same functions."""
     say(click.style(f"$ mirage {' '.join(args)}", fg="cyan"))
-    try:
-        # standalone_mode=False returns the exit code of ctx.exit() instead of raising SystemExit
-        code = cli.main(["--log-level", options.log_level, *args], prog_name="mirage", standalone_mode=False)
-    except SystemExit as e:
-        return int(e.code or 0)
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    return code if isinstance(code, int) else 0
 
 
 @contextlib.contextmanager
@@ -154,8 +144,12 @@ def run_demo(options: DemoOptions, say: Say) -> DemoReport:
         raise
     say(f"  {t('demo.webhooks_at')}: {web.url}/api/webhooks/evolution")
     say(f"  {t('demo.sim_at')}: {sim.url}  (Evolution API {sim.config.version})")
+    world = {"MIRAGE_PUBLIC_URL": web.url, "EVOLUTION_BASE_URL": sim.url, "EVOLUTION_API_KEY": sim.config.api_key}
+    if options.settings_file is not None:  # the commands a user types next work against the same world
+        write_state_env(options.settings_file, world)
+        say(f"  {t('demo.settings_saved', path=options.settings_file)}")
     try:
-        with _environment(MIRAGE_PUBLIC_URL=web.url, EVOLUTION_BASE_URL=sim.url, EVOLUTION_API_KEY=sim.config.api_key):
+        with _environment(**world):
             _flow(options, say, report, started, sim)
             if options.keep_running:
                 say("")
@@ -176,15 +170,10 @@ def _flow(options: DemoOptions, say: Say, report: DemoReport, started: datetime,
 
     root = str(options.tenants_dir)
     _step(say, 4, "config", path=root)
-    for args in (("validate", root), ("lint", root, "--strict")):
-        if _run_cli(say, options, *args) != 0:
-            raise DemoError(t("demo.command_failed", command=" ".join(args)))
+    _validate_and_lint(say, options.tenants_dir)
 
     _step(say, 5, "plan_apply")
-    if _run_cli(say, options, "plan", root, "--compact", "--detailed-exitcode") not in (0, 2):
-        raise DemoError(t("demo.command_failed", command="plan"))
-    if _run_cli(say, options, "apply", root, "--yes", "--compact") != 0:
-        raise DemoError(t("demo.command_failed", command="apply"))
+    _plan_and_apply(say, options.tenants_dir)
 
     _step(say, 6, "provision")
     numbers = _numbers(started)
@@ -253,6 +242,52 @@ def _flow(options: DemoOptions, say: Say, report: DemoReport, started: datetime,
         )
     )
     say(t("demo.next"))
+
+
+def _validate_and_lint(say: Say, root: Path) -> None:
+    """`mirage validate` and `mirage lint --strict`: a ConfigError lists every problem; lint findings block."""
+    from mirage.reconcile.service import lint_problems, load
+
+    _command(say, "validate", str(root))
+    fleet, _ = load(root, None)
+    say(t("config.valid", n=len(fleet.tenants)))
+    _command(say, "lint", str(root), "--strict")
+    if findings := lint_problems(fleet):
+        for problem in findings:
+            say(str(problem))
+        raise DemoError(t("plan.lint_blocked", n=len(findings)))
+    say(t("config.lint_summary", errors=0, warnings=0, n=len(fleet.tenants)))
+
+
+def _plan_and_apply(say: Say, root: Path) -> None:
+    """`mirage plan` then `mirage apply --yes`: one transaction, then the runtime jobs (and any drift) enqueued."""
+    from mirage.jobs.sync import enqueue_effects, enqueue_runtime_drift
+    from mirage.reconcile.apply import apply_plan
+    from mirage.reconcile.render import render_text
+    from mirage.reconcile.service import load, make_plan
+
+    _command(say, "plan", str(root), "--compact")
+    _, desired = load(root, None)
+    with connect() as conn:
+        plan = make_plan(conn, desired)
+        say(render_text(plan, compact=True).rstrip("\n"))
+        _command(say, "apply", str(root), "--yes", "--compact")
+        if plan.empty:
+            say(render_text(plan, compact=True).rstrip("\n"))
+            effects: tuple[Any, ...] = ()
+        else:
+            result = apply_plan(plan, conn, desired, enqueue=None)
+            s = result.summary
+            say(t("plan.applied", add=s.add, change=s.change, destroy=s.destroy, apply_id=result.apply_id))
+            effects = result.effects
+        report = enqueue_effects(effects)
+        _, more = enqueue_runtime_drift(conn)
+    failed = [*report.failed, *more.failed]
+    if failed:
+        jobs = ", ".join(f"{e.job_id} ({err})" for e, err in failed[:3])
+        raise DemoError(t("plan.effects_failed", n=len(failed), jobs=jobs))
+    if effects:
+        say(t("plan.enqueued", n=len(report.enqueued), total=len(effects)))
 
 
 def _pair(numbers: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:

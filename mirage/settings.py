@@ -161,6 +161,41 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return out
 
 
+STATE_ENV = "demo.env"
+
+
+def state_env_path(state_dir: Path) -> Path:
+    """The state folder's settings file: `mirage demo` keeps there the URLs and keys of the world it set up."""
+    return state_dir / STATE_ENV
+
+
+def write_state_env(path: Path, values: Mapping[str, str]) -> None:
+    """Write `values` as KEY=VALUE lines, owner-only (it may hold a key), for `load_state_env`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Written by `mirage demo`: the settings of the world it set up (simulator URL and key).",
+        "# Every mirage command run with this state folder reads it; the environment and ./.env win.",
+        *(f"{k}={v}" for k, v in values.items()),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
+def load_state_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Put the state folder's settings (`mirage demo`'s world) into `environ` under whatever is set already.
+
+    Into the process environment, so `${EVOLUTION_BASE_URL}` in tenant YAML resolves the same way as the
+    settings do. Returns what it added.
+    """
+    env = os.environ if environ is None else environ
+    default = env.get("MIRAGE_DOTENV", ".env")
+    dotenv = read_dotenv(Path(default)) if default else {}
+    state_dir = Path(env.get("MIRAGE_STATE_DIR") or dotenv.get("MIRAGE_STATE_DIR") or ".mirage")
+    added = {k: v for k, v in read_dotenv(state_env_path(state_dir)).items() if k not in env and k not in dotenv}
+    env.update(added)
+    return added
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; tests call `get_settings.cache_clear()` after changing the environment."""

@@ -13,7 +13,7 @@ from mirage import __version__
 from mirage.errors import MirageError
 from mirage.i18n import set_locale, t
 from mirage.logs import configure_logging
-from mirage.settings import get_settings
+from mirage.settings import get_settings, load_state_env
 
 
 class MirageGroup(click.Group):
@@ -65,6 +65,10 @@ def cli(state_dir: Path | None, log_format: str | None, log_level: str | None, l
         os.environ["MIRAGE_LOG_LEVEL"] = log_level.upper()
     if lang is not None:
         os.environ["MIRAGE_LOCALE"] = lang
+    try:
+        load_state_env()  # what `mirage demo` left in the state folder: the tour runs against the same world
+    except MirageError as e:
+        raise click.ClickException(str(e)) from e
     get_settings.cache_clear()
     try:
         settings = get_settings()

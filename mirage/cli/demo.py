@@ -12,7 +12,7 @@ from mirage.demo import DemoOptions, run_demo
 from mirage.i18n import t
 from mirage.logs import configure_logging
 from mirage.resources import example_tenants_dir
-from mirage.settings import get_settings
+from mirage.settings import get_settings, state_env_path
 
 
 @cli.command()
@@ -86,5 +86,6 @@ def demo(
         keep_running=keep_running,
         port=settings.port if port is None else port,
         sim_port=sim_port,
+        settings_file=state_env_path(settings.state_dir),
     )
     run_demo(options, click.echo)
