@@ -1,8 +1,7 @@
 """Periodic jobs, scheduled by rq 3's CronScheduler: `mirage cron` runs one scheduler per deployment.
 
 Every job here is idempotent, so the rare double enqueue of two schedulers (RQ's schedulers do not
-coordinate) costs a little work and nothing else. The 60-second conversation and outreach schedulers
-join this table with the engine issue.
+coordinate) costs a little work and nothing else.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ from mirage.jobs import queues
 from mirage.jobs.events import reprocess_pending
 from mirage.jobs.maintenance import link_auth_users, refresh_metrics
 from mirage.jobs.sync import sync_runtime
+from mirage.jobs.rounds import conversation_tick
+from mirage.jobs.sweep import sweep_outbox
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ SCHEDULE: tuple[Periodic, ...] = (
         "refresh the metrics views (mv_stats_messages, mv_number_stats, mv_page_facts)",
     ),
     Periodic(link_auth_users, queues.EVENTS, 300, "give members who signed up since their tenant claim"),
+    Periodic(conversation_tick, queues.ROUNDS, 60, "plan the rounds every active conversation starts now"),
+    Periodic(sweep_outbox, queues.ROUNDS, 60, "re-send lost outbox jobs, settle dead sends, advance stalled rounds"),
 )
 
 

@@ -9,8 +9,10 @@ The endpoint is a plain ASGI app: no Request or Response objects on a path taken
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -129,6 +131,16 @@ async def _authenticate(
     return auth, method
 
 
+FOLLOWED_EVENTS = frozenset({"messages.upsert", "send.message"})
+_FOLLOW_UPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirage-follow-up")
+
+
+def _follow_up(message_id: str) -> bool:
+    from mirage.jobs.rounds import schedule_on_message  # the worker side; loaded on the first message event
+
+    return schedule_on_message(message_id)
+
+
 async def _store(state: WebState, route_event: str | None, auth: SessionAuth, env: Envelope, method: str) -> Answer:
     mismatch = route_event is not None and not route_matches(route_event, env.event)
     if mismatch:
@@ -145,6 +157,11 @@ async def _store(state: WebState, route_event: str | None, auth: SessionAuth, en
         state.auth.invalidate(env.instance)  # normalising failed: a stale cached session is the usual cause
         if outcome.event_id is not None:  # in a thread: Redis may hang, the event loop must not
             await run_in_threadpool(schedule_reprocess, outcome.event_id)
+    elif outcome.status == "processed" and outcome.message_id is not None and env.event in FOLLOWED_EVENTS:
+        # The conversation runtime reacts to messages off the hot path: one job (passes a round's turn, settles
+        # our own sends), enqueued after the event is committed by a small thread pool the answer never waits
+        # for. If Redis is down the job is lost, and the runtime's sweeper finds the message within a minute.
+        asyncio.get_running_loop().run_in_executor(_FOLLOW_UPS, _follow_up, str(outcome.message_id))
     if log.isEnabledFor(logging.DEBUG):
         extra = {"event": env.event, "auth": method, "outcome_reason": outcome.reason}
         log.debug("webhook %s", outcome.status, extra=extra)

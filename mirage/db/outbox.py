@@ -1,0 +1,243 @@
+"""SQL of the outbox (t_messages, direction `out`): queue a message once, claim it once, record what Evolution
+said, settle `unknown` sends from the webhook, and count what left for quota rebuilds (ADR 0026).
+
+Every rule that must hold at the instant of sending is in the claim's WHERE clause, with that instant and the
+quiet-hours verdict passed in by the caller (computed by the pure core for the clock's `now`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from mirage.engine.quotas import COUNTED_STATUSES
+
+Conn = psycopg.Connection[Any]
+Row = dict[str, Any]
+
+_ENQUEUE = """
+insert into t_messages (tenant_id, conversation_id, round_id, from_number_id, to_number_id, to_jid, direction,
+                        body, meta, status, idempotency_key, created_at, updated_at)
+values (%(tenant)s, %(conversation)s, %(round)s, %(sender)s, %(receiver)s, %(to_jid)s, 'out', %(body)s, %(meta)s,
+        'queued', %(key)s, %(now)s, %(now)s)
+on conflict (idempotency_key) do nothing
+returning id::text
+"""
+
+
+def enqueue(
+    conn: Conn,
+    *,
+    tenant_id: str,
+    conversation_id: str | None,
+    round_id: str,
+    sender: str,
+    receiver: str,
+    to_jid: str,
+    body: str,
+    meta: dict[str, Any],
+    key: str,
+    now: datetime,
+) -> tuple[str, bool]:
+    """Queue one outgoing message under its idempotency key; (its id, whether this call created it)."""
+    params = {
+        "tenant": tenant_id,
+        "conversation": conversation_id,
+        "round": round_id,
+        "sender": sender,
+        "receiver": receiver,
+        "to_jid": to_jid,
+        "body": body,
+        "meta": Jsonb(meta),
+        "key": key,
+        "now": now,
+    }
+    row = conn.execute(_ENQUEUE, params).fetchone()
+    if row is not None:
+        return str(row["id"]), True
+    existing = conn.execute("select id::text from t_messages where idempotency_key = %s", (key,)).fetchone()
+    if existing is None:  # pragma: no cover - the conflict row exists by definition
+        raise RuntimeError(f"outbox row {key} vanished")
+    return str(existing["id"]), False
+
+
+_CLAIM = """
+update t_messages m set status = 'sending', sent_at = %(now)s, updated_at = %(now)s,
+       session_id = n.session_id, meta = m.meta || jsonb_build_object('claimed_at', %(now)s::text)
+  from t_rounds r, t_numbers n
+ where m.id = %(id)s and m.status = 'queued'
+   and not %(quiet)s
+   and r.id = m.round_id and r.status = 'active' and r.turn_number_id = m.from_number_id
+   and r.exchanges_done = (m.meta->>'step')::int and (r.deadline_at is null or r.deadline_at > %(now)s)
+   and n.id = m.from_number_id and n.status = 'open' and n.active and n.paused_at is null
+   and n.session_id is not null
+returning m.id::text, m.session_id::text
+"""
+
+
+def claim(conn: Conn, message_id: str, now: datetime, quiet: bool) -> Row | None:
+    """queued -> sending in ONE conditional UPDATE: not quiet hours, round active and this bot's turn for this
+    step, before the deadline, number open / active / not paused with a live session. None: not claimable."""
+    row: Row | None = conn.execute(_CLAIM, {"id": message_id, "now": now, "quiet": quiet}).fetchone()
+    return row
+
+
+_LOAD = """
+select m.id::text, m.tenant_id::text, m.conversation_id::text, m.round_id::text, m.from_number_id::text,
+       m.to_number_id::text, m.to_jid, m.body, m.meta, m.status::text, m.idempotency_key, m.session_id::text,
+       m.created_at, m.updated_at
+  from t_messages m where m.id = %s
+"""
+
+
+def load(conn: Conn, message_id: str) -> Row | None:
+    row: Row | None = conn.execute(_LOAD, (message_id,)).fetchone()
+    return row
+
+
+def mark_sent(conn: Conn, message_id: str, session_id: str | None, wa_msg_id: str | None, now: datetime) -> None:
+    """Evolution accepted it. Its `send.message` webhook may have been stored first as a row of its own: that row
+    is folded into this one (its receipts kept). Statuses never go backwards."""
+    dup: Row | None = None
+    if wa_msg_id and session_id:
+        dup = conn.execute(
+            "delete from t_messages where session_id = %s and wa_msg_id = %s and idempotency_key is null "
+            "and id <> %s returning status::text, delivered_at, read_at",
+            (session_id, wa_msg_id, message_id),
+        ).fetchone()
+    later = dup["status"] if dup and dup["status"] in ("delivered", "read") else "sent"
+    conn.execute(
+        "update t_messages set status = case when status in ('sending', 'unknown') then %(later)s::msg_status "
+        "else status end, wa_msg_id = coalesce(wa_msg_id, %(wa)s), delivered_at = coalesce(delivered_at, %(d)s), "
+        "read_at = coalesce(read_at, %(r)s), updated_at = %(now)s where id = %(id)s",
+        {
+            "id": message_id,
+            "wa": wa_msg_id,
+            "now": now,
+            "later": later,
+            "d": dup["delivered_at"] if dup else None,
+            "r": dup["read_at"] if dup else None,
+        },
+    )
+    conn.execute(
+        "update t_numbers n set send_failures = 0 from t_messages m where m.id = %s and n.id = m.from_number_id "
+        "and n.send_failures <> 0",
+        (message_id,),
+    )
+
+
+def mark(conn: Conn, message_id: str, status: str, error: str, now: datetime, *, only_from: tuple[str, ...]) -> bool:
+    cur = conn.execute(
+        "update t_messages set status = %(status)s::msg_status, error = %(error)s, updated_at = %(now)s "
+        "where id = %(id)s and status = any(%(from)s::msg_status[])",
+        {"id": message_id, "status": status, "error": error[:500], "now": now, "from": list(only_from)},
+    )
+    return cur.rowcount == 1
+
+
+def count_failure(conn: Conn, number_id: str) -> int:
+    row = conn.execute(
+        "update t_numbers set send_failures = send_failures + 1 where id = %s returning send_failures", (number_id,)
+    ).fetchone()
+    return int(row["send_failures"]) if row else 0
+
+
+def counted_since(conn: Conn, number_id: str, start: datetime, end: datetime) -> int:
+    """Messages from `number_id` that left (or may have) in [start, end): the truth quota counters rebuild from."""
+    row = conn.execute(
+        "select count(*) as n from t_messages where direction = 'out' and from_number_id = %s "
+        "and status = any(%s::msg_status[]) and sent_at >= %s and sent_at < %s",
+        (number_id, list(COUNTED_STATUSES), start, end),
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def recent_bodies(conn: Conn, conversation_id: str, since: datetime) -> list[str]:
+    """Texts the conversation sent since `since` (the no-repeat guard)."""
+    rows = conn.execute(
+        "select body from t_messages where conversation_id = %s and direction = 'out' and body is not null "
+        "and created_at >= %s and status <> 'cancelled'",
+        (conversation_id, since),
+    ).fetchall()
+    return [str(r["body"]) for r in rows]
+
+
+def round_messages(conn: Conn, round_id: str) -> list[Row]:
+    return conn.execute(
+        "select id::text, (meta->>'step')::int as step, from_number_id::text, to_number_id::text, body, "
+        "status::text, wa_msg_id from t_messages where round_id = %s and direction = 'out' order by created_at",
+        (round_id,),
+    ).fetchall()
+
+
+def answered_inbound(conn: Conn, round_id: str, step: int) -> Row | None:
+    """The round's message of `step` as the receiver got it (to mark it read before answering it)."""
+    row: Row | None = conn.execute(
+        "select id::text, wa_msg_id, from_jid, body from t_messages where direction = 'in' and round_id = %s "
+        "and (meta->>'step')::int = %s order by created_at desc limit 1",
+        (round_id, step),
+    ).fetchone()
+    return row
+
+
+def ignore_inbound(conn: Conn, message_id: str, reason: str) -> None:
+    conn.execute(
+        "update t_messages set meta = meta || jsonb_build_object('ignored_reason', %s::text) where id = %s",
+        (reason, message_id),
+    )
+
+
+def attach_inbound(conn: Conn, message_id: str, round_id: str, conversation_id: str | None, step: int) -> None:
+    conn.execute(
+        "update t_messages set round_id = %s, conversation_id = %s, "
+        "meta = meta || jsonb_build_object('round_id', %s::text, 'step', %s::int) where id = %s",
+        (round_id, conversation_id, round_id, step, message_id),
+    )
+
+
+_SETTLE = """
+with dup as (
+  select id, wa_msg_id, status, delivered_at, read_at from t_messages
+   where id = %(webhook_row)s and direction = 'out' and idempotency_key is null
+), target as (
+  select m.id from t_messages m, dup
+   where m.session_id = %(session)s and m.direction = 'out' and m.status in ('sending', 'unknown')
+     and m.wa_msg_id is null and m.body = %(body)s and m.id <> dup.id
+   order by m.sent_at limit 1
+), gone as (
+  delete from t_messages d using target where d.id = (select id from dup) returning d.id
+)
+update t_messages m set status = case when dup.status in ('delivered', 'read') then dup.status else 'sent' end,
+       wa_msg_id = dup.wa_msg_id, delivered_at = coalesce(m.delivered_at, dup.delivered_at),
+       read_at = coalesce(m.read_at, dup.read_at), updated_at = %(now)s,
+       meta = m.meta || jsonb_build_object('settled_by', 'webhook')
+  from dup, target, gone
+ where m.id = target.id
+returning m.id::text
+"""
+
+
+def settle_from_webhook(conn: Conn, webhook_row: str, session_id: str, body: str, now: datetime) -> str | None:
+    """Our own send came back as a webhook row (`send.message`, fromMe) while the outbox row is still `sending`
+    or `unknown` (the worker died, or the answer was lost): fold the webhook row into the outbox row, `sent`."""
+    row = conn.execute(
+        _SETTLE, {"webhook_row": webhook_row, "session": session_id, "body": body, "now": now}
+    ).fetchone()
+    return str(row["id"]) if row else None
+
+
+def stale_outbox(conn: Conn, queued_before: datetime, sending_before: datetime, limit: int = 1000) -> list[Row]:
+    """Rows the sweeper looks at: queued for too long (job lost?) and sending for too long (worker died)."""
+    return conn.execute(
+        "select id::text, status::text, updated_at, round_id::text from t_messages where direction = 'out' and "
+        "((status = 'queued' and updated_at < %s) or (status = 'sending' and updated_at < %s)) "
+        "order by updated_at limit %s",
+        (queued_before, sending_before, limit),
+    ).fetchall()
+
+
+def merge_meta(conn: Conn, message_id: str, extra: dict[str, Any]) -> None:
+    conn.execute("update t_messages set meta = meta || %s where id = %s", (Jsonb(extra), message_id))

@@ -1,0 +1,315 @@
+"""SQL of the rounds aggregate: what the tick loads (a fixed number of queries for every tenant), round inserts
+with their deterministic identity, turns, ends, and number health. Run-time instants come in as parameters:
+no SQL `now()` decides anything here (ADR 0025)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+Conn = psycopg.Connection[Any]
+Row = dict[str, Any]
+
+
+@dataclass
+class TenantRows:
+    tenant: Row
+    settings: Row
+    numbers: dict[str, Row] = field(default_factory=dict)
+    personas: dict[str, Row] = field(default_factory=dict)
+
+
+@dataclass
+class ConversationRows:
+    conversation: Row
+    settings: Row | None = None
+    schedule: list[Row] = field(default_factory=list)
+    participants: list[Row] = field(default_factory=list)
+    pairings: list[Row] = field(default_factory=list)
+    topics: list[Row] = field(default_factory=list)
+    rounds: list[Row] = field(default_factory=list)
+    total_rounds: int = 0
+
+
+@dataclass
+class Snapshot:
+    """Everything one tick needs, for every tenant (or one conversation)."""
+
+    tenants: dict[str, TenantRows]
+    conversations: dict[str, ConversationRows]
+    busy_numbers: frozenset[str]
+    queries: int = 0
+
+
+_TENANTS = """
+select t.id::text, t.slug, t.timezone, s.min_delay_ms, s.max_delay_ms, s.hourly_burst_limit, s.daily_limit,
+       s.quiet_hours, s.humanize, s.allow_bot_to_bot
+  from t_tenants t join t_settings_tenant s on s.tenant_id = t.id
+ where t.archived_at is null {tenant_filter}
+"""
+_NUMBERS = """
+select id::text, tenant_id::text, key, wa_number, status::text, active, paused_reason, warmup_started_on,
+       persona_id::text, session_id::text
+  from t_numbers where active {tenant_filter}
+"""
+_PERSONAS = """
+select id::text, tenant_id::text, key, name, style, greeting_morning, greeting_afternoon, greeting_evening, phrases,
+       emoji_rate::float
+  from t_personas where true {tenant_filter}
+"""
+_CONVERSATIONS = """
+select id::text, tenant_id::text, key, mode::text, exchanges_min, exchanges_max, topic_strategy,
+       topic_refresh_minutes, openai_model, temperature::float
+  from t_conversations where active {tenant_filter} {conversation_filter}
+"""
+_CHILDREN = {
+    "settings": "select conversation_id::text, min_delay_ms, max_delay_ms, hourly_burst_limit, humanize, "
+    "allow_bot_to_bot, guard_no_echo from t_settings_conversation where true {tenant_filter}",
+    "schedule": "select conversation_id::text, day::text, morning_enabled, morning_window, afternoon_enabled, "
+    "afternoon_window, evening_enabled, evening_window, max_rounds_per_window, pause_between_rounds_min, "
+    "pause_between_rounds_max from t_conversation_schedule where true {tenant_filter} order by day",
+    "participants": "select conversation_id::text, participant_kind::text, number_id::text, contact_id::text, role, "
+    "start_order from t_conversation_participants where true {tenant_filter} order by start_order, id",
+    "pairings": "select id::text, conversation_id::text, number_a_id::text, number_b_id::text, contact_b_id::text, "
+    "starts from t_pairings where true {tenant_filter} order by created_at, id",
+    "topics": "select id::text, conversation_id::text, key, seed, system_prompt, active_from, active_to, weight "
+    "from t_topics where true {tenant_filter}",
+}
+# Recent rounds (today's windows and the last one before them) and the all-time count per conversation.
+_ROUNDS = """
+select r.conversation_id::text, r.window_date, r.daypart, coalesce(r.seq, 0) as seq, r.status::text, r.created_at,
+       r.finished_at, r.topic_id::text, r.number_a_id::text, r.number_b_id::text, c.n as total
+  from (select conversation_id, count(*) as n, max(created_at) as last_at from t_rounds
+         where conversation_id is not null {tenant_filter} group by conversation_id) c
+  join t_rounds r on r.conversation_id = c.conversation_id
+ where r.window_date >= %(since)s or r.created_at = c.last_at or r.status in ('planned', 'active')
+"""
+_BUSY = """
+select distinct unnest(array[number_a_id, number_b_id])::text as id from t_rounds
+ where status in ('planned', 'active') {tenant_filter}
+"""
+
+
+def load_snapshot(
+    conn: Conn, since: date, *, tenant_id: str | None = None, conversation_id: str | None = None
+) -> Snapshot:
+    """Every active conversation with its configuration and recent rounds: 11 queries, whatever the fleet size."""
+    tf = "and tenant_id = %(tenant)s" if tenant_id else ""
+    params = {"tenant": tenant_id, "since": since, "conversation": conversation_id}
+    queries = 0
+
+    def run(sql: str, **fmt: str) -> list[Row]:
+        nonlocal queries
+        queries += 1
+        return conn.execute(sql.format(**{"tenant_filter": tf, **fmt}), params).fetchall()
+
+    tenants = {
+        r["id"]: TenantRows(
+            tenant={"id": r["id"], "slug": r["slug"], "timezone": r["timezone"]},
+            settings={k: r[k] for k in r if k not in ("id", "slug", "timezone")},
+        )
+        for r in run(_TENANTS, tenant_filter="and t.id = %(tenant)s" if tenant_id else "")
+    }
+    for r in run(_NUMBERS):
+        if r["tenant_id"] in tenants:
+            tenants[r["tenant_id"]].numbers[r["id"]] = r
+    for r in run(_PERSONAS):
+        if r["tenant_id"] in tenants:
+            tenants[r["tenant_id"]].personas[r["id"]] = r
+    cf = "and id = %(conversation)s" if conversation_id else ""
+    conversations = {
+        r["id"]: ConversationRows(conversation=r)
+        for r in run(_CONVERSATIONS, conversation_filter=cf)
+        if r["tenant_id"] in tenants
+    }
+    for name, sql in _CHILDREN.items():
+        for r in run(sql):
+            c = conversations.get(r["conversation_id"])
+            if c is None:
+                continue
+            if name == "settings":
+                c.settings = r
+            else:
+                getattr(c, name).append(r)
+    for r in run(_ROUNDS):
+        c = conversations.get(r["conversation_id"])
+        if c is not None:
+            c.rounds.append(r)
+            c.total_rounds = int(r["total"])
+    busy = frozenset(r["id"] for r in run(_BUSY) if r["id"])
+    return Snapshot(tenants, conversations, busy, queries)
+
+
+_INSERT_ROUNDS = """
+insert into t_rounds (tenant_id, conversation_id, pairing_id, status, daypart, window_date, seq, exchanges_planned,
+                      exchanges_done, turn_number_id, number_a_id, number_b_id, topic_id, script, deadline_at,
+                      created_at, updated_at)
+select r.tenant_id, r.conversation_id, r.pairing_id, 'planned', r.daypart, r.window_date, r.seq, r.exchanges, 0,
+       r.starter, r.starter, r.responder, r.topic_id, r.script, r.deadline_at, r.created_at, r.created_at
+  from jsonb_to_recordset(%(rounds)s) as r(tenant_id uuid, conversation_id uuid, pairing_id uuid, daypart text,
+       window_date date, seq int, exchanges int, starter uuid, responder uuid, topic_id uuid, script jsonb,
+       deadline_at timestamptz, created_at timestamptz)
+on conflict (conversation_id, window_date, daypart, seq) where conversation_id is not null and seq is not null
+do nothing
+returning id::text, conversation_id::text, created_at
+"""
+
+
+def insert_rounds(conn: Conn, rounds: Sequence[dict[str, Any]]) -> list[Row]:
+    """Insert planned rounds in one statement; a round whose identity exists already is skipped, not doubled."""
+    if not rounds:
+        return []
+    return conn.execute(_INSERT_ROUNDS, {"rounds": Jsonb(list(rounds))}).fetchall()
+
+
+_ROUND_COLUMNS = """
+r.id::text, r.tenant_id::text, r.conversation_id::text, r.status::text, r.script, r.exchanges_planned,
+r.exchanges_done, r.turn_number_id::text, r.number_a_id::text, r.number_b_id::text, r.topic_id::text, r.daypart,
+r.deadline_at, r.started_at, r.window_date
+"""
+
+
+def load_round(conn: Conn, round_id: str, *, lock: bool = False) -> Row | None:
+    sql = f"select {_ROUND_COLUMNS} from t_rounds r where r.id = %s" + (" for update" if lock else "")
+    row: Row | None = conn.execute(sql, (round_id,)).fetchone()
+    return row
+
+
+def rounds_between(conn: Conn, a: str, b: str) -> list[Row]:
+    """The live (planned / active) rounds of a pair of numbers, either way round."""
+    return conn.execute(
+        f"select {_ROUND_COLUMNS} from t_rounds r where r.status in ('planned', 'active') "
+        "and ((r.number_a_id = %(a)s and r.number_b_id = %(b)s) or (r.number_a_id = %(b)s and r.number_b_id = %(a)s))"
+        " for update",
+        {"a": a, "b": b},
+    ).fetchall()
+
+
+def start_round(conn: Conn, round_id: str, now: datetime) -> bool:
+    cur = conn.execute(
+        "update t_rounds set status = 'active', started_at = %(now)s, updated_at = %(now)s "
+        "where id = %(id)s and status = 'planned'",
+        {"id": round_id, "now": now},
+    )
+    return cur.rowcount == 1
+
+
+def pass_turn(conn: Conn, round_id: str, step: int, next_turn: str, now: datetime) -> bool:
+    """Step `step` reached the other bot: count it and give the turn to `next_turn` (once, whatever the retries)."""
+    cur = conn.execute(
+        "update t_rounds set exchanges_done = %(step)s + 1, turn_number_id = %(turn)s, updated_at = %(now)s "
+        "where id = %(id)s and status = 'active' and exchanges_done = %(step)s",
+        {"id": round_id, "step": step, "turn": next_turn, "now": now},
+    )
+    return cur.rowcount == 1
+
+
+def finish_round(conn: Conn, round_id: str, now: datetime) -> bool:
+    cur = conn.execute(
+        "update t_rounds set status = 'done', finished_at = %(now)s, turn_number_id = null, updated_at = %(now)s "
+        "where id = %(id)s and status = 'active'",
+        {"id": round_id, "now": now},
+    )
+    return cur.rowcount == 1
+
+
+_CANCEL_QUEUED = """
+update t_messages set status = 'cancelled', error = %(reason)s, updated_at = %(now)s
+ where round_id = any(%(ids)s::uuid[]) and status = 'queued'
+"""
+
+
+def abort_rounds(conn: Conn, round_ids: Iterable[str], reason: str, now: datetime) -> list[str]:
+    """Abort live rounds with a reason and cancel their queued messages; returns the ids it aborted."""
+    ids = list(round_ids)
+    if not ids:
+        return []
+    rows = conn.execute(
+        "update t_rounds set status = 'aborted', abort_reason = %(reason)s, finished_at = %(now)s, "
+        "turn_number_id = null, updated_at = %(now)s "
+        "where id = any(%(ids)s::uuid[]) and status in ('planned', 'active') returning id::text",
+        {"ids": ids, "reason": reason, "now": now},
+    ).fetchall()
+    aborted = [r["id"] for r in rows]
+    if aborted:
+        conn.execute(_CANCEL_QUEUED, {"ids": aborted, "reason": f"round aborted: {reason}", "now": now})
+    return aborted
+
+
+def overdue_rounds(conn: Conn, now: datetime) -> list[str]:
+    rows = conn.execute(
+        "select id::text from t_rounds where status in ('planned', 'active') and deadline_at <= %s", (now,)
+    ).fetchall()
+    return [r["id"] for r in rows]
+
+
+def rounds_of_unhealthy_numbers(conn: Conn) -> dict[str, str]:
+    """Live rounds whose numbers cannot send now (not open, inactive or paused) -> the reason."""
+    rows = conn.execute(
+        """
+        select r.id::text, n.key, n.status::text, n.status_reason, n.paused_reason, n.active
+          from t_rounds r join t_numbers n on n.id in (r.number_a_id, r.number_b_id)
+         where r.status in ('planned', 'active')
+           and (n.status <> 'open' or not n.active or n.paused_at is not null)
+        """
+    ).fetchall()
+    out: dict[str, str] = {}
+    for r in rows:
+        why = r["paused_reason"] and f"paused: {r['paused_reason']}"
+        why = (
+            why
+            or (not r["active"] and "inactive")
+            or f"{r['status']}" + (f" ({r['status_reason']})" if r["status_reason"] else "")
+        )
+        out.setdefault(r["id"], f"number {r['key']} {why}")
+    return out
+
+
+BAN_LIKE_REASONS = ("401", "403", "463")
+
+
+def pause_banned_numbers(conn: Conn, now: datetime) -> list[Row]:
+    """Pause numbers whose connection closed with a ban-like reason (401/403/463) or was refused."""
+    return conn.execute(
+        """
+        update t_numbers set paused_at = %(now)s,
+               paused_reason = 'connection ' || status::text || coalesce(' (' || status_reason || ')', '')
+         where paused_at is null
+           and ((status in ('close', 'logged_out') and status_reason = any(%(codes)s)) or status = 'refused')
+        returning id::text, tenant_id::text, key, paused_reason
+        """,
+        {"now": now, "codes": list(BAN_LIKE_REASONS)},
+    ).fetchall()
+
+
+def pause_number(conn: Conn, number_id: str, reason: str, now: datetime) -> bool:
+    cur = conn.execute(
+        "update t_numbers set paused_at = %s, paused_reason = %s where id = %s and paused_at is null",
+        (now, reason, number_id),
+    )
+    return cur.rowcount == 1
+
+
+def resume_number(conn: Conn, number_id: str) -> Row | None:
+    """Clear a pause; refused unless the number is `open` again (returns its row either way)."""
+    row: Row | None = conn.execute(
+        "update t_numbers set paused_at = case when status = 'open' then null else paused_at end, "
+        "paused_reason = case when status = 'open' then null else paused_reason end, "
+        "send_failures = case when status = 'open' then 0 else send_failures end "
+        "where id = %s returning id::text, key, status::text, paused_reason",
+        (number_id,),
+    ).fetchone()
+    return row
+
+
+def group_by(rows: Iterable[Row], key: str) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        out[str(r[key])].append(r)
+    return out

@@ -1,0 +1,321 @@
+"""Round jobs: the 60-second `conversation_tick`, `advance_round` (queue the next step's message) and
+`on_message` (react to a stored message: settle our own sends, pass the turn, or ignore a bot out of turn).
+
+Thin shells over mirage.engine.rounds: load rows, ask the pure core with the clock's `now`, write the decision in
+one transaction, then schedule the next wake-up with RQ (ADR 0028).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from mirage.db import outbox
+from mirage.db import rounds as db_rounds
+from mirage.engine import cadence
+from mirage.engine.quotas import buckets
+from mirage.engine.rounds import (
+    NO_REPEAT_DAYS,
+    Abort,
+    Accept,
+    Finish,
+    Ignore,
+    RoundPlan,
+    Send,
+    Skip,
+    in_quiet_hours,
+    next_action,
+    on_bot_message,
+    plan_rounds,
+    text_allowed,
+)
+from mirage.engine.view import ConversationView
+from mirage.jobs import queues, runtime
+from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
+from mirage.jobs.runtime import (
+    Conn,
+    build_views,
+    counter,
+    db,
+    plan_state,
+    round_state,
+    schedule,
+    since_for_snapshot,
+    tx,
+)
+from mirage.jobs.text import fallback_text, text_for
+
+log = logging.getLogger(__name__)
+
+ADVANCE_JOB = "mirage.jobs.rounds.advance_round"
+SEND_JOB = "mirage.jobs.send.send_message"
+ON_MESSAGE_JOB = "mirage.jobs.rounds.on_message"
+TEXT_ATTEMPTS = 8
+
+
+# --- the tick --------------------------------------------------------------------------------------------------
+
+
+def conversation_tick() -> dict[str, int]:
+    """Plan rounds for every active conversation of every tenant (a fixed number of queries), insert them with
+    their deterministic identity and schedule each new round's first step."""
+    now = runtime.clock().now()
+    rng = random.Random()
+    with db() as conn:
+        with tx(conn) as c:
+            _health(c, now)
+            snapshot = db_rounds.load_snapshot(c, since_for_snapshot(now))
+        views, skipped = build_views(snapshot)
+        for slug, key, reason in skipped:
+            log.warning("conversation skipped: %s/%s: %s", slug, key, reason, extra={"tenant": slug, "reason": reason})
+        states = {v.id: plan_state(snapshot.conversations[v.id], snapshot.busy_numbers) for v in views}
+        _quota_usage(views, states, now)
+        decisions = plan_rounds(views, states, now, rng)
+        plans = [d for d in decisions if isinstance(d, RoundPlan)]
+        with tx(conn) as c:
+            created = db_rounds.insert_rounds(c, [_round_row(p, now) for p in plans])
+    for row in created:
+        queues.enqueue_unique(queues.ROUNDS, ADVANCE_JOB, job_id=f"advance:{row['id']}:0", args=[row["id"]])
+    result = {
+        "conversations": len(snapshot.conversations),
+        "skipped": len(skipped),
+        "planned": len(plans),
+        "created": len(created),
+        "waiting": sum(1 for d in decisions if isinstance(d, Skip)),
+    }
+    log.info("conversation tick", extra=result)
+    return result
+
+
+def _round_row(p: RoundPlan, now: datetime) -> dict[str, Any]:
+    return {
+        "tenant_id": p.tenant_id,
+        "conversation_id": p.conversation_id,
+        "pairing_id": p.pairing_id,
+        "daypart": p.daypart,
+        "window_date": p.window_date.isoformat(),
+        "seq": p.seq,
+        "exchanges": p.exchanges,
+        "starter": p.starter,
+        "responder": p.responder,
+        "topic_id": p.topic_id,
+        "script": list(p.script),
+        "deadline_at": p.deadline_at.isoformat(),
+        "created_at": now.isoformat(),
+    }
+
+
+def _quota_usage(views: list[ConversationView], states: dict[str, Any], now: datetime) -> None:
+    """Fill each plan state's (hour, day) usage and limits from the Redis counters (one MGET for the tick)."""
+    wanted: list[tuple[str, str, tuple[int, int], list[str]]] = []
+    for v in views:
+        for n in v.numbers.values():
+            hour, day = buckets(
+                n.id,
+                now,
+                v.timezone,
+                hourly_limit=v.settings.hourly_burst_limit,
+                tenant_daily_limit=v.settings.daily_limit,
+                warmup_started_on=n.warmup_started_on,
+            )
+            wanted.append((v.id, n.id, (hour.limit, day.limit), [hour.key, day.key]))
+    values = counter().used([k for *_, keys in wanted for k in keys])
+    for i, (conversation, number, limits, _) in enumerate(wanted):
+        state = states[conversation]
+        used = dict(state.used)
+        lims = dict(state.limits)
+        used[number] = (values[2 * i], values[2 * i + 1])
+        lims[number] = limits
+        states[conversation] = type(state)(state.rounds, state.total_rounds, state.busy_numbers, used, lims)
+
+
+def _health(c: Conn, now: datetime) -> None:
+    """Pause numbers that closed with a ban-like reason; abort live rounds of numbers that cannot send, and
+    rounds past their deadline."""
+    for n in db_rounds.pause_banned_numbers(c, now):
+        log.warning("number paused: %s", n["paused_reason"], extra={"number": n["key"], "tenant_id": n["tenant_id"]})
+    for round_id, reason in db_rounds.rounds_of_unhealthy_numbers(c).items():
+        db_rounds.abort_rounds(c, [round_id], reason, now)
+    overdue = db_rounds.overdue_rounds(c, now)
+    db_rounds.abort_rounds(c, overdue, "deadline passed", now)
+
+
+# --- one step of a round ---------------------------------------------------------------------------------------
+
+
+def advance_round(round_id: str) -> str:
+    """Start the round if planned, then queue the message of the due step (or finish / abort it)."""
+    with permanent_failures_stop_retries():
+        round_id = uuid_arg("round_id", round_id)
+    now = runtime.clock().now()
+    follow_up: tuple[str, datetime] | None = None
+    with db() as conn, tx(conn) as c:
+        r = db_rounds.load_round(c, round_id, lock=True)
+        if r is None:
+            return "gone"
+        if r["status"] not in ("planned", "active"):
+            return str(r["status"])
+        view = _view_of(c, r, now)
+        if isinstance(view, str):
+            db_rounds.abort_rounds(c, [round_id], view, now)
+            return f"aborted: {view}"
+        if r["status"] == "planned":
+            db_rounds.start_round(c, round_id, now)
+            r["status"] = "active"
+        state = round_state(r)
+        action = next_action(state, now, in_quiet_hours(view.quiet, now, view.timezone))
+        if isinstance(action, Finish):
+            db_rounds.finish_round(c, round_id, now)
+            return "done"
+        if isinstance(action, Abort):
+            db_rounds.abort_rounds(c, [round_id], action.reason, now)
+            return f"aborted: {action.reason}"
+        if not isinstance(action, Send):
+            return action.reason
+        sender = view.numbers.get(action.sender)
+        if sender is None or not sender.can_send:
+            reason = f"number {sender.key if sender else action.sender} cannot send"
+            db_rounds.abort_rounds(c, [round_id], reason, now)
+            return f"aborted: {reason}"
+        message_id, when = _queue_step(c, r, view, action, now)
+        follow_up = (message_id, when)
+    if follow_up is not None:
+        message_id, when = follow_up
+        schedule(queues.MESSAGES, SEND_JOB, job_id=f"send:{message_id}", args=[message_id], when=when, now=now)
+    return f"step {action.step} queued"
+
+
+def _view_of(c: Conn, r: dict[str, Any], now: datetime) -> ConversationView | str:
+    if r["conversation_id"] is None:
+        return "conversation deleted"
+    snap = db_rounds.load_snapshot(
+        c, since_for_snapshot(now), tenant_id=r["tenant_id"], conversation_id=r["conversation_id"]
+    )
+    if r["conversation_id"] not in snap.conversations:
+        return "conversation inactive"
+    views, skipped = build_views(snap)
+    if skipped:
+        return f"configuration: {skipped[0][2]}"
+    return views[0]
+
+
+def _queue_step(
+    c: Conn, r: dict[str, Any], view: ConversationView, action: Send, now: datetime
+) -> tuple[str, datetime]:
+    key = f"round:{r['id']}:{action.step}"
+    existing = c.execute(
+        "select id::text, created_at, meta from t_messages where idempotency_key = %s", (key,)
+    ).fetchone()
+    if existing is not None:  # a retry of this job: the message is queued already; make sure its send is scheduled
+        planned = existing["meta"].get("planned_at")
+        return existing["id"], datetime.fromisoformat(planned) if planned else now
+    rng = random.Random(key)
+    previous = [m for m in outbox.round_messages(c, r["id"]) if m["step"] == action.step - 1]
+    last_received = previous[0]["body"] if previous else None
+    recent = outbox.recent_bodies(c, view.id, now - timedelta(days=NO_REPEAT_DAYS))
+    sender = view.numbers[action.sender]
+    persona = view.personas.get(sender.persona_id or "")
+    topic = next((t for t in view.topics if t.id == r["topic_id"]), None)
+    history = [m["body"] for m in outbox.round_messages(c, r["id"]) if m["body"]]
+    text = None
+    for _ in range(TEXT_ATTEMPTS):
+        candidate = text_for(action.kind, persona, topic, history, r["daypart"], rng)
+        if text_allowed(candidate, last_received, recent, view.settings.guard_no_echo):
+            text = candidate
+            break
+    while text is None or not text_allowed(text, last_received, recent, view.settings.guard_no_echo):
+        text = fallback_text(action.kind, rng)
+    think = cadence.think_delay_ms(view.settings.min_delay_ms, view.settings.max_delay_ms, view.settings.humanize, rng)
+    when = now + timedelta(milliseconds=think)
+    receiver = view.numbers[action.receiver]
+    meta = {
+        "app_origin": "bot",
+        "round_id": r["id"],
+        "step": action.step,
+        "kind": action.kind,
+        "topic": topic.key if topic else None,
+        "think_ms": think,
+        "typing_ms": cadence.typing_ms(text, view.settings.humanize),
+        "planned_at": when.isoformat(),
+    }
+    message_id, _ = outbox.enqueue(
+        c,
+        tenant_id=view.tenant_id,
+        conversation_id=view.id,
+        round_id=r["id"],
+        sender=action.sender,
+        receiver=action.receiver,
+        to_jid=f"{receiver.wa_number.lstrip('+')}@s.whatsapp.net",
+        body=text,
+        meta=meta,
+        key=key,
+        now=now,
+    )
+    return message_id, when
+
+
+# --- reacting to stored messages -------------------------------------------------------------------------------
+
+_MESSAGE = """
+select m.id::text, m.tenant_id::text, m.session_id::text, m.direction::text, m.body, m.status::text,
+       m.from_number_id::text, m.to_number_id::text, m.idempotency_key, m.round_id::text, m.meta,
+       fn.key as from_key
+  from t_messages m left join t_numbers fn on fn.id = m.from_number_id
+ where m.id = %s
+"""
+
+
+def on_message(message_id: str) -> str:
+    """After the ingest stored a message event: settle our own send it reports, or, for a message from one of the
+    tenant's bots to another, pass the round's turn (and queue the answer) or store why it is ignored."""
+    with permanent_failures_stop_retries():
+        message_id = uuid_arg("message_id", message_id)
+    now = runtime.clock().now()
+    advance: str | None = None
+    with db() as conn, tx(conn) as c:
+        m = c.execute(_MESSAGE, (message_id,)).fetchone()
+        if m is None:
+            return "gone"
+        if m["direction"] == "out":
+            if m["idempotency_key"] is None and m["session_id"] and m["body"]:
+                settled = outbox.settle_from_webhook(c, m["id"], m["session_id"], m["body"], now)
+                return f"settled {settled}" if settled else "not ours"
+            return "ours"
+        if m["from_number_id"] is None or m["to_number_id"] is None or m["round_id"] is not None:
+            return "not a bot message"
+        live = db_rounds.rounds_between(c, m["from_number_id"], m["to_number_id"])
+        states = [round_state(r) for r in live]
+        expected = {
+            (r["id"], row["step"]): row["body"]
+            for r in live
+            for row in outbox.round_messages(c, r["id"])
+            if row["body"] is not None
+        }
+        decision = on_bot_message(states, m["from_number_id"], m["to_number_id"], m["body"], expected)
+        if isinstance(decision, Ignore):
+            outbox.ignore_inbound(c, m["id"], decision.reason)
+            log.info("bot message ignored: %s", decision.reason, extra={"message_id": m["id"]})
+            return f"ignored: {decision.reason}"
+        if not isinstance(decision, Accept):  # pragma: no cover - on_bot_message returns Accept or Ignore
+            return "undecided"
+        r = next(x for x in live if x["id"] == decision.round_id)
+        outbox.attach_inbound(c, m["id"], r["id"], r["conversation_id"], decision.step)
+        state = round_state(r)
+        if db_rounds.pass_turn(c, r["id"], decision.step, state.listener(decision.step), now):
+            advance = r["id"]
+            step = decision.step + 1
+    if advance is not None:
+        queues.enqueue_unique(queues.ROUNDS, ADVANCE_JOB, job_id=f"advance:{advance}:{step}", args=[advance])
+        return f"turn passed: step {step}"
+    return "already passed"
+
+
+def schedule_on_message(message_id: str) -> bool:
+    """Enqueue `on_message` for a stored message event (called by the webhook service, off its event loop)."""
+    try:
+        return queues.enqueue_unique(queues.ROUNDS, ON_MESSAGE_JOB, job_id=f"onmsg:{message_id}", args=[message_id])
+    except Exception as e:  # Redis down: the sweeper finds messages whose follow-up never ran
+        log.warning("could not enqueue on_message", extra={"message_id": message_id, "error": repr(e)[:200]})
+        return False

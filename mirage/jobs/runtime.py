@@ -1,0 +1,133 @@
+"""What the runtime jobs share: the clock (MIRAGE_CLOCK), connections, views built from stored rows, scheduling
+at a clock instant, and quota buckets of a number."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+
+from mirage.db import rounds as db_rounds
+from mirage.db.connect import connect
+from mirage.db.sessions import service_session
+from mirage.engine.clock import Clock, clock_from_spec
+from mirage.engine.rounds import PlanState, RoundRecord, RoundState
+from mirage.engine.view import ConversationView, ViewError, conversation_view
+from mirage.jobs import queues
+from mirage.jobs.quota import QuotaCounter
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[Any]
+
+
+@lru_cache(maxsize=8)
+def _clock(spec: str) -> Clock:
+    return clock_from_spec(spec)
+
+
+def clock() -> Clock:
+    """The runtime's clock: MIRAGE_CLOCK (`wall` by default; `scaled:…` in time-scaled tests)."""
+    return _clock(os.environ.get("MIRAGE_CLOCK", ""))
+
+
+@contextlib.contextmanager
+def db() -> Iterator[Conn]:
+    """A connection in autocommit mode: each `service_session(conn)` block is one transaction."""
+    conn = connect(autocommit=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def tx(conn: Conn) -> contextlib.AbstractContextManager[Conn]:
+    """One transaction as the service role (bypasses RLS; runtime jobs act for every tenant)."""
+    return service_session(conn)
+
+
+def schedule(queue: str, func: str, *, job_id: str, args: list[str], when: datetime, now: datetime) -> bool:
+    """Run `func` at the clock instant `when` (now, if it is not in the future): RQ's scheduler, never a sleep."""
+    if when <= now:
+        return queues.enqueue_unique(queue, func, job_id=job_id, args=args)
+    return queues.enqueue_unique(queue, func, job_id=job_id, args=args, at=clock().wall_time(when))
+
+
+def wall_ms(ms: int, now: datetime) -> int:
+    """How long `ms` of the clock's time lasts on the wall (Evolution's typing delay is real time)."""
+    c = clock()
+    delta = c.wall_time(now + timedelta(milliseconds=ms)) - c.wall_time(now)
+    return max(0, int(delta.total_seconds() * 1000))
+
+
+def counter() -> QuotaCounter:
+    """Quota counters on this process's Redis (a client per call: jobs are short, and tests swap Redis)."""
+    return QuotaCounter(queues.connection())
+
+
+def build_views(snapshot: db_rounds.Snapshot) -> tuple[list[ConversationView], list[tuple[str, str, str]]]:
+    """Views of every conversation in the snapshot, and (tenant slug, conversation key, reason) of those skipped."""
+    views, skipped = [], []
+    for c in snapshot.conversations.values():
+        t = snapshot.tenants[c.conversation["tenant_id"]]
+        try:
+            views.append(
+                conversation_view(
+                    t.tenant,
+                    t.settings,
+                    c.conversation,
+                    c.settings,
+                    c.schedule,
+                    c.participants,
+                    c.pairings,
+                    c.topics,
+                    t.numbers,
+                    t.personas,
+                )
+            )
+        except ViewError as e:
+            skipped.append((str(t.tenant.get("slug")), e.conversation, e.reason))
+        except (KeyError, TypeError, ValueError) as e:  # a row the view could not even read
+            skipped.append((str(t.tenant.get("slug")), str(c.conversation.get("key")), f"unreadable row: {e!r}"))
+    return views, skipped
+
+
+def plan_state(c: db_rounds.ConversationRows, busy: frozenset[str]) -> PlanState:
+    records = [
+        RoundRecord(
+            window_date=r["window_date"],
+            daypart=r["daypart"],
+            seq=int(r["seq"]),
+            status=r["status"],
+            created_at=r["created_at"],
+            finished_at=r["finished_at"],
+            topic_id=r["topic_id"],
+            number_a_id=r["number_a_id"],
+            number_b_id=r["number_b_id"],
+        )
+        for r in c.rounds
+    ]
+    return PlanState(rounds=records, total_rounds=c.total_rounds, busy_numbers=busy)
+
+
+def round_state(r: dict[str, Any]) -> RoundState:
+    return RoundState(
+        id=r["id"],
+        status=r["status"],
+        script=tuple(str(s) for s in (r["script"] or [])),
+        starter=r["number_a_id"],
+        responder=r["number_b_id"],
+        done=int(r["exchanges_done"]),
+        turn=r["turn_number_id"],
+        deadline_at=r["deadline_at"],
+    )
+
+
+def since_for_snapshot(now: datetime) -> date:
+    return (now - timedelta(days=1)).date()

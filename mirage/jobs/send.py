@@ -1,0 +1,219 @@
+"""`send_message`: the outbox's one sender (ADR 0026). Claim the row (queued -> sending) after taking quota, mark
+the message it answers as read, send with Evolution's typing delay, record `sent` with the WhatsApp id.
+
+Exactly-once-effective: RQ may run this job twice (a worker killed mid-job); only one run can claim the row.
+A timeout or 5xx after the request left makes the row `unknown`: never re-sent, settled by the `send.message`
+webhook (`mirage.jobs.rounds.on_message`). A request that certainly never left goes back to `queued` and the
+job retries with backoff. Repeated failures pause the number.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import httpx
+import psycopg
+
+from mirage.db import outbox
+from mirage.db import rounds as db_rounds
+from mirage.engine import cadence
+from mirage.engine.quotas import buckets
+from mirage.engine.rounds import in_quiet_hours
+from mirage.engine.view import effective_settings, parse_hhmm
+from mirage.errors import TemporaryError
+from mirage.integrations.evolution.client import EvolutionClient, RetryPolicy
+from mirage.integrations.evolution.errors import EvolutionClientError, EvolutionServerError
+from mirage.integrations.evolution.store import evolution_access, live_session
+from mirage.jobs import runtime
+from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
+from mirage.jobs.quota import DAY_FULL, HOUR_FULL, TAKEN
+from mirage.jobs.runtime import Conn, counter, db, tx, wall_ms
+
+log = logging.getLogger(__name__)
+
+FAILURES_BEFORE_PAUSE = 3
+SEND_RETRY = RetryPolicy(attempts=2, base_delay=0.2, max_delay=1.0, total_time=10.0)
+
+_CONTEXT = """
+select m.id::text, m.status::text, m.body, m.meta, m.round_id::text, m.from_number_id::text,
+       m.to_number_id::text, m.tenant_id::text, m.conversation_id::text,
+       t.timezone, s.quiet_hours, s.min_delay_ms, s.max_delay_ms, s.hourly_burst_limit, s.daily_limit,
+       s.humanize, s.allow_bot_to_bot,
+       cs.min_delay_ms as c_min_delay_ms, cs.max_delay_ms as c_max_delay_ms,
+       cs.hourly_burst_limit as c_hourly_burst_limit, cs.humanize as c_humanize,
+       cs.allow_bot_to_bot as c_allow_bot_to_bot, coalesce(cs.guard_no_echo, true) as c_guard_no_echo,
+       fn.key as sender_key, fn.warmup_started_on, tn.wa_number as receiver_wa
+  from t_messages m
+  join t_tenants t on t.id = m.tenant_id
+  join t_settings_tenant s on s.tenant_id = m.tenant_id
+  left join t_settings_conversation cs on cs.conversation_id = m.conversation_id
+  left join t_numbers fn on fn.id = m.from_number_id
+  left join t_numbers tn on tn.id = m.to_number_id
+
+ where m.id = %s
+"""
+
+
+def _settings(ctx: dict[str, Any]) -> Any:
+    conv = {k[2:]: v for k, v in ctx.items() if k.startswith("c_")}
+    return effective_settings(ctx, conv)
+
+
+def send_message(message_id: str) -> str:
+    """Send one queued outbox message if every rule still holds at this instant; returns what happened."""
+    with permanent_failures_stop_retries():
+        message_id = uuid_arg("message_id", message_id)
+    now = runtime.clock().now()
+    with db() as conn:
+        with tx(conn) as c:
+            ctx = c.execute(_CONTEXT, (message_id,)).fetchone()
+        if ctx is None:
+            return "gone"
+        if ctx["status"] != "queued":
+            return f"already {ctx['status']}"  # a second run (RQ at-least-once): the first one owns it
+        if ctx["from_number_id"] is None or ctx["to_number_id"] is None or ctx["receiver_wa"] is None:
+            return _give_up(conn, ctx, "number deleted", now)
+        settings = _settings(ctx)
+        quiet = in_quiet_hours(
+            (parse_hhmm(ctx["quiet_hours"]["start"]), parse_hhmm(ctx["quiet_hours"]["end"])), now, ctx["timezone"]
+        )
+        if quiet:
+            return _give_up(conn, ctx, "quiet hours", now)
+        hour, day = buckets(
+            ctx["from_number_id"],
+            now,
+            ctx["timezone"],
+            hourly_limit=settings.hourly_burst_limit,
+            tenant_daily_limit=settings.daily_limit,
+            warmup_started_on=ctx["warmup_started_on"],
+        )
+        quotas = counter()
+
+        def truth(start: Any, end: Any) -> int:
+            with db() as other, tx(other) as oc:
+                return outbox.counted_since(oc, ctx["from_number_id"], start, end)
+
+        taken = quotas.take(ctx["from_number_id"], hour, day, truth)
+        if taken != TAKEN:
+            which = {HOUR_FULL: "hourly_burst_limit", DAY_FULL: "daily_limit"}.get(taken, "quota")
+            return _give_up(conn, ctx, f"{which} reached for number {ctx['sender_key']}", now)
+        with tx(conn) as c:
+            claimed = outbox.claim(c, message_id, now, quiet)
+        if claimed is None:
+            quotas.give_back(hour, day)
+            return _not_claimed(conn, ctx, now)
+        return _deliver(conn, ctx, claimed["session_id"], settings.humanize, now, lambda: quotas.give_back(hour, day))
+
+
+def _deliver(conn: Conn, ctx: dict[str, Any], session_id: str, humanize: bool, now: Any, refund: Any) -> str:
+    message_id = ctx["id"]
+    with tx(conn) as c:
+        session = live_session(c, uuid.UUID(str(ctx["from_number_id"])))
+        access = evolution_access(c, uuid.UUID(ctx["tenant_id"])) if session else None
+        step = int((ctx["meta"] or {}).get("step", 0))
+        answering = outbox.answered_inbound(c, ctx["round_id"], step - 1) if step > 0 and ctx["round_id"] else None
+    if session is None or access is None or not session.token:
+        with tx(conn) as c:
+            outbox.mark(c, message_id, "queued", "no live session", now, only_from=("sending",))
+        refund()
+        raise TemporaryError(f"number {ctx['sender_key']} has no live session")
+    body = str(ctx["body"])
+    typing = cadence.typing_ms(body, humanize)
+    client = EvolutionClient(session.base_url, access.api_key, retry=SEND_RETRY)
+    try:
+        if answering and answering["wa_msg_id"] and answering["from_jid"]:
+            try:  # read before replying, as people do; a failed receipt never blocks the answer
+                client.mark_read(
+                    session.instance_name,
+                    [{"remoteJid": answering["from_jid"], "fromMe": False, "id": answering["wa_msg_id"]}],
+                    token=session.token,
+                )
+            except (EvolutionClientError, EvolutionServerError) as e:
+                log.info("mark as read failed", extra={"message_id": message_id, "error": str(e)[:200]})
+        # Evolution shows "typing…" for `delay` ms, then sends (contract §3.1): presence and text in one request.
+        sent = client.send_text(
+            session.instance_name,
+            str(ctx["receiver_wa"]),
+            body,
+            token=session.token,
+            delay_ms=wall_ms(typing, now) or None,
+        )
+    except EvolutionServerError as e:
+        never_left = isinstance(e.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
+        with tx(conn) as c:
+            if never_left:
+                outbox.mark(c, message_id, "queued", f"not sent: {e}", now, only_from=("sending",))
+            else:
+                outbox.mark(c, message_id, "unknown", f"unknown: {e}", now, only_from=("sending",))
+            _count_failure(c, ctx, str(e), now)
+        if never_left:
+            refund()
+            raise TemporaryError(f"Evolution unreachable for {ctx['sender_key']}: {e}") from e
+        log.warning("send outcome unknown", extra={"message_id": message_id, "error": str(e)[:200]})
+        return "unknown"
+    except EvolutionClientError as e:
+        with tx(conn) as c:
+            outbox.mark(c, message_id, "failed", str(e), now, only_from=("sending",))
+            db_rounds.abort_rounds(c, [ctx["round_id"]], f"send failed: {e}"[:300], now)
+            _count_failure(c, ctx, str(e), now)
+        return "failed"
+    finally:
+        client.close()
+    for attempt in range(3):
+        try:
+            with tx(conn) as c:
+                outbox.mark_sent(c, message_id, session_id, sent.id or None, runtime.clock().now())
+            break
+        except psycopg.errors.UniqueViolation:
+            # The `send.message` webhook's own row was committed between our fold and our update: fold again.
+            if attempt == 2:
+                raise
+    log.info("message sent", extra={"message_id": message_id, "typing_ms": typing})
+    return "sent"
+
+
+def _count_failure(c: Conn, ctx: dict[str, Any], reason: str, now: Any) -> None:
+    failures = outbox.count_failure(c, ctx["from_number_id"])
+    if failures >= FAILURES_BEFORE_PAUSE and db_rounds.pause_number(
+        c, ctx["from_number_id"], f"{failures} send failures in a row: {reason}"[:300], now
+    ):
+        log.warning("number paused after send failures", extra={"number": ctx["sender_key"], "failures": failures})
+        for round_id, why in db_rounds.rounds_of_unhealthy_numbers(c).items():
+            db_rounds.abort_rounds(c, [round_id], why, now)
+
+
+def _give_up(conn: Conn, ctx: dict[str, Any], reason: str, now: Any) -> str:
+    """The rules forbid this send now: cancel it with the reason and end its round (a round never half-runs)."""
+    with tx(conn) as c:
+        outbox.mark(c, ctx["id"], "cancelled", reason, now, only_from=("queued",))
+        if ctx["round_id"]:
+            db_rounds.abort_rounds(c, [ctx["round_id"]], reason, now)
+    log.info("message cancelled: %s", reason, extra={"message_id": ctx["id"]})
+    return f"cancelled: {reason}"
+
+
+def _not_claimed(conn: Conn, ctx: dict[str, Any], now: Any) -> str:
+    """The claim failed: someone else has it, or a rule (round, turn, number) no longer holds."""
+    with tx(conn) as c:
+        row = c.execute(
+            "select m.status::text, r.status::text as round_status, r.turn_number_id::text as turn, "
+            "r.exchanges_done, r.deadline_at, n.status::text as number_status, n.paused_reason, n.active, "
+            "n.session_id from t_messages m left join t_rounds r on r.id = m.round_id "
+            "left join t_numbers n on n.id = m.from_number_id where m.id = %s",
+            (ctx["id"],),
+        ).fetchone()
+    if row is None or row["status"] != "queued":
+        return f"already {row['status'] if row else 'gone'}"
+    if row["round_status"] != "active":
+        reason = f"round {row['round_status']}"
+    elif row["paused_reason"]:
+        reason = f"number {ctx['sender_key']} paused: {row['paused_reason']}"
+    elif row["number_status"] != "open" or not row["active"] or row["session_id"] is None:
+        reason = f"number {ctx['sender_key']} is {row['number_status']}"
+    elif row["deadline_at"] is not None and row["deadline_at"] <= now:
+        reason = "deadline passed"
+    else:
+        reason = "not this bot's turn"
+    return _give_up(conn, ctx, reason, now)
