@@ -16,9 +16,9 @@ from rq.cron import CronScheduler
 from mirage.jobs import queues
 from mirage.jobs.events import reprocess_pending
 from mirage.jobs.maintenance import link_auth_users, refresh_metrics
-from mirage.jobs.sync import sync_runtime
 from mirage.jobs.rounds import conversation_tick
 from mirage.jobs.sweep import sweep_outbox
+from mirage.jobs.sync import sync_runtime
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import psycopg
 
 from mirage.db import outbox
 from mirage.db import rounds as db_rounds
+from mirage.db.evolution_sessions import evolution_access, live_session
 from mirage.engine import cadence
 from mirage.engine.quotas import buckets
 from mirage.engine.rounds import in_quiet_hours
@@ -25,7 +26,6 @@ from mirage.engine.view import effective_settings, parse_hhmm
 from mirage.errors import TemporaryError
 from mirage.integrations.evolution.client import EvolutionClient, RetryPolicy
 from mirage.integrations.evolution.errors import EvolutionClientError, EvolutionServerError
-from mirage.integrations.evolution.store import evolution_access, live_session
 from mirage.jobs import runtime
 from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 from mirage.jobs.quota import DAY_FULL, HOUR_FULL, TAKEN
