@@ -338,6 +338,7 @@ def main() -> None:
         seeded = seed(conn, contacts)
     headers = seeded.headers()
     env = {**os.environ, "MIRAGE_LOG_LEVEL": "INFO", "MIRAGE_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT)}
+    env["MIRAGE_SERVER_TIMING"] = "true"  # the app's own time per request (off by default: it helps probing)
     bare_port, mirage_port = _free_port(), _free_port()
     bare = _start("bench.webhooks:_bare_app", bare_port, env)
     mirage = _start("mirage.web.app:app_from_env", mirage_port, env)

@@ -74,6 +74,18 @@ class Settings(BaseModel):
         ge=1024,
         description="Largest webhook body accepted, in bytes (larger -> 413).",
     )
+    webhook_body_timeout: float = Field(
+        10.0,
+        alias="MIRAGE_WEBHOOK_BODY_TIMEOUT",
+        gt=0,
+        le=300,
+        description="Seconds a request may take to send its whole body (slower -> 408 and the connection closes).",
+    )
+    server_timing: bool = Field(
+        False,
+        alias="MIRAGE_SERVER_TIMING",
+        description="Send `Server-Timing: app;dur=<ms>` on every answer (benchmarks; timings help probing, so off).",
+    )
     secure_cookies: bool = Field(
         False,
         alias="SECURE_COOKIES",

@@ -244,10 +244,18 @@ def load_auth(conn: psycopg.Connection[Any], instance_name: str, ring: Keyring) 
     return None if row is None else _auth(row, ring)
 
 
-async def load_auth_async(conn: psycopg.AsyncConnection[Any], instance_name: str, ring: Keyring) -> SessionAuth | None:
-    """`load_auth` on an async connection (the web service's event loop)."""
-    row = await (await conn.execute(_AUTH_SQL, (instance_name,))).fetchone()
-    return None if row is None else _auth(row, ring)
+async def load_all_auth_async(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
+    """Every session's webhook credentials, still encrypted (`auth_from_row` decrypts one): the web directory.
+
+    Deprovisioned sessions are included: their late message events still authenticate.
+    """
+    cur = await conn.execute(_AUTH_SQL.replace(" where s.instance_name = %s", ""))
+    return await cur.fetchall()
+
+
+def auth_from_row(row: dict[str, Any], ring: Keyring) -> SessionAuth:
+    """A SessionAuth from a row of `load_all_auth_async` (CryptoError if a key is missing)."""
+    return _auth(row, ring)
 
 
 def _auth(row: dict[str, Any], ring: Keyring) -> SessionAuth:

@@ -97,7 +97,12 @@ def create_app(settings: Settings | None = None, *, auth_ttl: float = 30.0) -> S
         ],
         middleware=[
             *prometheus.middleware(),  # outermost: times every webhook answer, refusals included
-            Middleware(RequestContext, max_body=settings.webhook_max_body),
+            Middleware(
+                RequestContext,
+                max_body=settings.webhook_max_body,
+                body_timeout=settings.webhook_body_timeout,
+                server_timing=settings.server_timing,
+            ),
             Middleware(WebhookRoutes),  # webhook POSTs skip the router (the routes above serve the other cases)
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},

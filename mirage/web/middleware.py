@@ -1,4 +1,5 @@
-"""One pure ASGI middleware for every request: a correlation id, and a body limit enforced while the body streams.
+"""One pure ASGI middleware for every request: a correlation id, and a body limit and a read timeout enforced while
+the body streams.
 
 One layer instead of two, with the request's state in one small object instead of a closure per concern: at
 webhook rates every layer and allocation on the path is paid thousands of times a second.
@@ -6,6 +7,7 @@ webhook rates every layer and allocation on the path is paid thousands of times 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -41,15 +43,23 @@ class BodyTooLarge(Exception):
     """Raised from `receive` once the body passes the limit; the middleware turns it into a 413."""
 
 
+class BodyTimeout(Exception):
+    """Raised from `receive` when the body has not arrived in time; the middleware turns it into a 408."""
+
+
 class RequestContext:
     """Per request: binds `X-Request-ID` (or a new id) to every log line and echoes it in the response, with the
-    time the app took in `Server-Timing: app;dur=<ms>`; refuses a body over `max_body` bytes with a 413, at once
-    from Content-Length, else as soon as the chunks add up (nothing past the limit is read, chunked or not);
+    time the app took in `Server-Timing: app;dur=<ms>` when `server_timing` is on (off by default: a timing tells
+    a caller which branch ran); refuses a body over `max_body` bytes with a 413, at once from Content-Length,
+    else as soon as the chunks add up (nothing past the limit is read, chunked or not); answers 408 when the
+    body has not fully arrived `body_timeout` seconds after the request started (the connection then closes);
     logs the request at DEBUG and an unhandled error with its correlation id."""
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, body_timeout: float = 10.0, server_timing: bool = False) -> None:
         self.app = app
         self.max_body = max_body
+        self.body_timeout = body_timeout
+        self.server_timing = server_timing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,7 +73,7 @@ class RequestContext:
                 declared = value
         # Not a secret, only unique enough to follow one request: no need to pay for os.urandom each time.
         cid = given.decode("ascii") if given and _VALID_REQUEST_ID.fullmatch(given) else f"{_ids.getrandbits(64):016x}"
-        exchange = _Exchange(receive, send, cid, self.max_body)
+        exchange = _Exchange(receive, send, cid, self.max_body, self.body_timeout, self.server_timing)
         with log_context(cid):
             try:
                 if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_body):
@@ -76,6 +86,10 @@ class RequestContext:
                 log.info("request body refused", extra={"reason": "body_too_large", "bytes_read": exchange.received})
                 if not exchange.status:
                     await send_json(exchange.send, 413, _refusal(True, self.max_body))
+            except BodyTimeout:
+                log.info("request body too slow", extra={"reason": "body_timeout", "bytes_read": exchange.received})
+                if not exchange.status:
+                    await send_json(exchange.send, 408, {"ok": False, "reason": "body_timeout"})
             except Exception:
                 log.exception("unhandled error in %s %s", scope["method"], scope["path"])
                 raise
@@ -88,9 +102,22 @@ class RequestContext:
 class _Exchange:
     """One request's side of the middleware: counts the body it lets through, tags the response it sends."""
 
-    __slots__ = ("_receive", "_send", "cid", "max_body", "received", "started", "status")
+    __slots__ = (
+        "_receive",
+        "_send",
+        "body_done",
+        "cid",
+        "deadline",
+        "max_body",
+        "received",
+        "started",
+        "status",
+        "timing",
+    )
 
-    def __init__(self, receive: Receive, send: Send, cid: str, max_body: int) -> None:
+    def __init__(
+        self, receive: Receive, send: Send, cid: str, max_body: int, body_timeout: float, timing: bool
+    ) -> None:
         self._receive = receive
         self._send = send
         self.cid = cid
@@ -98,9 +125,20 @@ class _Exchange:
         self.received = 0
         self.status = 0
         self.started = time.perf_counter()
+        self.deadline = asyncio.get_running_loop().time() + body_timeout
+        self.timing = timing
+        self.body_done = False
 
     async def receive(self) -> Message:
-        message = await self._receive()
+        if self.body_done:  # e.g. waiting for a disconnect: no deadline on that
+            return await self._receive()
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                message = await self._receive()
+        except TimeoutError:
+            raise BodyTimeout from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.body_done = True
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             if self.received > self.max_body:
@@ -110,8 +148,10 @@ class _Exchange:
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
-            took = f"app;dur={(time.perf_counter() - self.started) * 1000:.2f}".encode()
-            extra = [(REQUEST_ID_HEADER, self.cid.encode()), (b"server-timing", took)]
+            extra = [(REQUEST_ID_HEADER, self.cid.encode())]
+            if self.timing:
+                took = f"app;dur={(time.perf_counter() - self.started) * 1000:.2f}".encode()
+                extra.append((b"server-timing", took))
             message = {**message, "headers": [*message.get("headers", []), *extra]}
         await self._send(message)
 

@@ -42,7 +42,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `*_created` series: they double the output and no query here uses them
 
 OUTCOMES = {200: "accepted", 202: "accepted", 400: "invalid", 401: "unauthorized", 404: "not_found"}
-OUTCOMES |= {405: "method_not_allowed", 413: "too_large", 503: "unavailable"}
+OUTCOMES |= {405: "method_not_allowed", 408: "too_slow", 413: "too_large", 503: "unavailable"}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 WEBHOOKS = Counter(

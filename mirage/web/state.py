@@ -6,19 +6,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
-from mirage.crypto import Keyring, keyring
+from mirage.crypto import CryptoError, Keyring, keyring
 from mirage.db.connect import AsyncPool, database_url, open_async_pool
-from mirage.db.evolution_sessions import SessionAuth, load_auth_async
+from mirage.db.evolution_sessions import SessionAuth, auth_from_row, load_all_auth_async
 from mirage.db.sessions import async_service_session
 from mirage.ingest.pipeline import POOL_TIMEOUT_S, StorageUnavailable, first_line
 from mirage.ingest.store import Outcome
 from mirage.ingest.writer import BatchWriter, WriterStats
 from mirage.integrations.evolution.envelope import Envelope
 from mirage.settings import Settings
-from mirage.web.auth import AuthCache
+from mirage.web.auth import AuthCache, Directory
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class WebState:
 
     def __init__(self, settings: Settings, auth_ttl: float = 30.0) -> None:
         self.settings = settings
-        self.auth = AuthCache(self._load_session, ttl=auth_ttl)
+        self.auth = AuthCache(self._load_directory, ttl=auth_ttl)
         self.stats = WriterStats()
         self._ring: Keyring | None = None
         self._ready: dict[asyncio.AbstractEventLoop, _LoopResources] = {}
@@ -77,13 +78,36 @@ class WebState:
             await ready.writer.drain()
             await ready.pool.close()
 
-    async def _load_session(self, instance: str) -> SessionAuth | None:
+    async def _load_directory(self) -> Directory:
+        """Every session's auth material: one query, decrypted off the event loop.
+
+        A session whose secrets cannot be decrypted is listed as unreadable (its requests then get a 503, which
+        Evolution retries, rather than a final 401); CryptoError when no session can be read at all.
+        """
         pool = (await self.resources()).pool
         try:
             async with pool.connection(timeout=POOL_TIMEOUT_S) as conn, async_service_session(conn):
-                return await load_auth_async(conn, instance, self.ring())
+                rows = await load_all_auth_async(conn)
         except psycopg.Error as e:
             raise StorageUnavailable(first_line(e)) from e
+        return await asyncio.to_thread(self._decrypt_directory, rows)
+
+    def _decrypt_directory(self, rows: list[dict[str, Any]]) -> Directory:
+        ring = self.ring()
+        sessions: list[SessionAuth] = []
+        unreadable: list[str] = []
+        failure: CryptoError | None = None
+        for row in rows:
+            try:
+                sessions.append(auth_from_row(row, ring))
+            except CryptoError as e:
+                unreadable.append(row["instance_name"])
+                failure = e
+        if failure is not None:
+            log.error("webhook secrets of %d session(s) cannot be decrypted: %s", len(unreadable), failure)
+            if not sessions:
+                raise failure
+        return Directory.of(sessions, unreadable)
 
     async def ingest(self, auth: SessionAuth, env: Envelope, method: str) -> Outcome:
         """Store and normalise one authenticated event, group-committed with whatever else is waiting."""

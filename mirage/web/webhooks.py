@@ -1,7 +1,8 @@
 """`POST /api/webhooks/evolution[/{event}]`: parse, authenticate, store once, answer with a small JSON.
 
-Order of checks: the body (400: not UTF-8, not JSON, too deep, no event/instance), then the instance and
-its credentials (401, one reason for both so instance names cannot be probed), then storage (503 when
+Order of checks: the credentials, before the body is parsed (401, one answer and one path for an unknown
+instance and a wrong secret, so instance names cannot be probed), then the body (400: not UTF-8, not JSON, too
+deep, no event/instance; 401 when it names another instance than the credentials), then storage (503 when
 Postgres cannot take it, so Evolution retries). Evolution never retries 400/401 (contract §6.1).
 
 The endpoint is a plain ASGI app: no Request or Response objects on a path taken thousands of times a second.
@@ -25,7 +26,7 @@ from mirage.ingest.pipeline import StorageUnavailable, schedule_reprocess
 from mirage.integrations.evolution.envelope import Envelope, EnvelopeError, parse_envelope, route_matches
 from mirage.integrations.evolution.models import WEBHOOK_PATH
 from mirage.logs import log_context
-from mirage.web.auth import Headers, verify
+from mirage.web.auth import Headers, identify
 from mirage.web.middleware import send_json
 from mirage.web.state import WebState
 
@@ -99,36 +100,38 @@ async def _read_body(receive: Receive) -> bytes | None:
 async def handle(state: WebState, headers: Headers, route_event: str | None, body: bytes) -> Answer:
     """The answer to one delivery: status code and JSON fields."""
     try:
+        found = await _authenticate(state, headers, body)
+    except CryptoError as e:
+        log.error("webhook secrets cannot be decrypted: %s", e)
+        return 503, fields(503, reason="secrets_unavailable")
+    except StorageUnavailable as e:
+        log.error("webhook auth lookup failed: %s", e.reason)
+        return 503, fields(503, reason="storage_unavailable")
+    if found is None:
+        if (await state.auth.directory()).unreadable:  # it may be theirs: let Evolution retry once keys are back
+            log.error("webhook not authenticated while some sessions' secrets cannot be decrypted")
+            return 503, fields(503, reason="secrets_unavailable")
+        log.warning("webhook unauthorised", extra={"why": "no_session_matches"})
+        return 401, fields(401, reason="unauthorized")
+    auth, method = found
+    try:
         env = await run_in_threadpool(parse_envelope, body) if len(body) > PARSE_OFF_LOOP else parse_envelope(body)
     except EnvelopeError as e:
         log.info("webhook refused: %s", e.reason, extra={"reason": e.reason, "detail": e.detail})
         return 400, fields(400, reason=e.reason, detail=e.detail or None)
-    try:
-        auth, method = await _authenticate(state, env, headers, body)
-    except CryptoError as e:
-        log.error("webhook secrets cannot be decrypted: %s", e, extra={"instance": env.instance})
-        return 503, fields(503, reason="secrets_unavailable")
-    except StorageUnavailable as e:
-        log.error("webhook auth lookup failed: %s", e.reason, extra={"instance": env.instance})
-        return 503, fields(503, reason="storage_unavailable")
-    if auth is None or method is None:
-        why = "unknown_instance" if auth is None else "bad_credentials"
-        log.warning("webhook unauthorised", extra={"instance": env.instance, "why": why, "event": env.event})
+    if env.instance != auth.instance_name:  # another instance's credentials: the same answer as a wrong secret
+        log.warning("webhook unauthorised", extra={"instance": env.instance, "why": "other_instance"})
         return 401, fields(401, reason="unauthorized")
     with log_context(tenant=str(auth.tenant_id), instance=env.instance):
         return await _store(state, route_event, auth, env, method)
 
 
-async def _authenticate(
-    state: WebState, env: Envelope, headers: Headers, body: bytes
-) -> tuple[SessionAuth | None, str | None]:
-    auth = state.auth.peek(env.instance) or await state.auth.get(env.instance)
-    method = verify(auth, headers, body) if auth is not None else None
-    if method is None and auth is not None and state.auth.age(env.instance) >= state.auth.refresh_after:
-        # The secret may have been rotated since the entry was cached: reload once and try again.
-        auth = await state.auth.get(env.instance, max_age=state.auth.refresh_after)
-        method = verify(auth, headers, body) if auth is not None else None
-    return auth, method
+async def _authenticate(state: WebState, headers: Headers, body: bytes) -> tuple[SessionAuth, str] | None:
+    """Who sent this, before the body is parsed; a miss reloads the directory at most once a second."""
+    found = identify(await state.auth.directory(), headers, body)
+    if found is None and await state.auth.refresh():  # a new session, or a secret rotated since the last load
+        found = identify(await state.auth.directory(), headers, body)
+    return found
 
 
 FOLLOWED_EVENTS = frozenset({"messages.upsert", "send.message"})
@@ -150,11 +153,11 @@ async def _store(state: WebState, route_event: str | None, auth: SessionAuth, en
     try:
         outcome = await state.ingest(auth, env, method)
     except (StorageUnavailable, CryptoError) as e:
-        state.auth.invalidate(env.instance)  # a stale cached session (deleted, recreated) is one cause
+        state.auth.invalidate()  # a stale cached session (deleted, recreated) is one cause
         log.error("webhook not stored: %s", e, extra={"event": env.event})
         return 503, fields(503, reason="storage_unavailable")
     if outcome.status == "stored":
-        state.auth.invalidate(env.instance)  # normalising failed: a stale cached session is the usual cause
+        state.auth.invalidate()  # normalising failed: a stale cached session is the usual cause
         if outcome.event_id is not None:  # in a thread: Redis may hang, the event loop must not
             await run_in_threadpool(schedule_reprocess, outcome.event_id)
     elif outcome.status == "processed" and outcome.message_id is not None and env.event in FOLLOWED_EVENTS:

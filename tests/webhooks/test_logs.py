@@ -91,4 +91,4 @@ def test_every_line_of_a_request_carries_its_request_id(
     (stored,) = [line for line in ours if line["msg"] == "webhook processed"]
     assert stored["correlation_id"] == "rid-0" and stored["tenant"] == str(acme.tenant_id)
     (refused,) = [line for line in ours if line["msg"] == "webhook unauthorised"]
-    assert refused["correlation_id"] == "rid-1" and refused["why"] == "bad_credentials"
+    assert refused["correlation_id"] == "rid-1" and refused["why"] == "no_session_matches"

@@ -25,7 +25,7 @@ from mirage.integrations.evolution.envelope import parse_envelope
 from mirage.settings import Settings, get_settings
 from mirage.web import state as web_state
 from mirage.web.app import create_app
-from mirage.web.auth import AuthCache
+from mirage.web.auth import AuthCache, Directory
 from tests.webhooks.conftest import in_app_loop, post_many
 from tests.webhooks.helpers import WEBHOOK, Seeded, SilentRedis, events, incoming_text, messages, seed_instance
 
@@ -69,42 +69,47 @@ def test_an_unreachable_database_answers_503_and_readyz_says_so(monkeypatch: pyt
         assert c.get("/healthz").status_code == 200
 
 
-def test_the_auth_cache_expires_and_reloads() -> None:
+def test_the_auth_directory_expires_reloads_and_refreshes_at_most_once_a_second() -> None:
     now = [0.0]
-    loads: list[str] = []
+    loads: list[float] = []
 
-    async def load(name: str) -> Any:
-        loads.append(name)
-        return object()
+    async def load() -> Directory:
+        loads.append(now[0])
+        return Directory.of([])
 
     async def run() -> None:
-        cache = AuthCache(load, ttl=30, clock=lambda: now[0])
-        first = await cache.get("i")
-        assert cache.peek("i") is first and await cache.get("i") is first
+        cache = AuthCache(load, ttl=30, refresh_after=1.0, clock=lambda: now[0])
+        first = await cache.directory()
+        assert await cache.directory() is first and loads == [0.0]
+        now[0] = 0.5
+        assert await cache.refresh() is False and loads == [0.0]  # a miss this soon reloads nothing
         now[0] = 29.9
-        assert cache.peek("i") is first
+        assert await cache.directory() is first
         now[0] = 30.0
-        assert cache.peek("i") is None
-        assert await cache.get("i") is not first and loads == ["i", "i"]
-        assert await cache.get("i", max_age=0) is not None and loads == ["i", "i", "i"]
+        assert await cache.directory() is not first and loads == [0.0, 30.0]
+        now[0] = 31.0
+        assert await cache.refresh() is True and loads == [0.0, 30.0, 31.0]
+        cache.invalidate()
+        await cache.directory()
+        assert loads == [0.0, 30.0, 31.0, 31.0]
 
     asyncio.run(run())
 
 
-def test_concurrent_misses_for_one_instance_load_it_once() -> None:
-    loads: list[str] = []
+def test_concurrent_loads_of_the_directory_share_one() -> None:
+    loads: list[int] = []
 
-    async def load(name: str) -> Any:
-        loads.append(name)
+    async def load() -> Directory:
+        loads.append(1)
         await asyncio.sleep(0.01)
-        return object()
+        return Directory.of([])
 
     async def run() -> list[Any]:
         cache = AuthCache(load)
-        return list(await asyncio.gather(*(cache.get("i") for _ in range(8))))
+        return list(await asyncio.gather(*(cache.directory() for _ in range(8))))
 
     found = asyncio.run(run())
-    assert loads == ["i"] and all(f is found[0] for f in found)
+    assert loads == [1] and all(f is found[0] for f in found)
 
 
 def test_a_hung_redis_never_holds_up_other_webhooks(
