@@ -114,6 +114,14 @@ class Directory:
 EMPTY = Directory({}, {})
 
 
+def presents_credentials(headers: Headers) -> bool:
+    """Whether the request carries anything that could authenticate it (else: 401 without looking further)."""
+    return any(key.lower() in _CREDENTIAL_HEADERS for key, _ in headers)
+
+
+_CREDENTIAL_HEADERS = frozenset((SECRET_HEADER, SIGNATURE_HEADER, b"authorization"))
+
+
 def identify(directory: Directory, headers: Headers, body: bytes) -> tuple[SessionAuth, str] | None:
     """Whose Evolution sent this, and how it proved it, before the body is parsed; None for anyone else.
 

@@ -82,7 +82,7 @@ class WebState:
         """Every session's auth material: one query, decrypted off the event loop.
 
         A session whose secrets cannot be decrypted is listed as unreadable (its requests then get a 503, which
-        Evolution retries, rather than a final 401); CryptoError when no session can be read at all.
+        Evolution retries, rather than a final 401); CryptoError when there are no keys at all.
         """
         pool = (await self.resources()).pool
         try:
@@ -105,8 +105,6 @@ class WebState:
                 failure = e
         if failure is not None:
             log.error("webhook secrets of %d session(s) cannot be decrypted: %s", len(unreadable), failure)
-            if not sessions:
-                raise failure
         return Directory.of(sessions, unreadable)
 
     async def ingest(self, auth: SessionAuth, env: Envelope, method: str) -> Outcome:

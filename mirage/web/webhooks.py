@@ -26,7 +26,7 @@ from mirage.ingest.pipeline import StorageUnavailable, schedule_reprocess
 from mirage.integrations.evolution.envelope import Envelope, EnvelopeError, parse_envelope, route_matches
 from mirage.integrations.evolution.models import WEBHOOK_PATH
 from mirage.logs import log_context
-from mirage.web.auth import Headers, identify
+from mirage.web.auth import Headers, identify, presents_credentials
 from mirage.web.middleware import send_json
 from mirage.web.state import WebState
 
@@ -99,6 +99,9 @@ async def _read_body(receive: Receive) -> bytes | None:
 
 async def handle(state: WebState, headers: Headers, route_event: str | None, body: bytes) -> Answer:
     """The answer to one delivery: status code and JSON fields."""
+    if not presents_credentials(headers):
+        log.warning("webhook unauthorised", extra={"why": "no_credentials"})
+        return 401, fields(401, reason="unauthorized")
     try:
         found = await _authenticate(state, headers, body)
     except CryptoError as e:

@@ -125,3 +125,16 @@ def test_a_body_that_trickles_in_is_cut_off_after_the_read_timeout(database_url:
     assert json.loads(reply.partition(b"\r\n\r\n")[2]) == {"ok": False, "reason": "body_timeout"}
     assert took < 4, took
     assert events(db) == []
+
+
+def test_while_some_secrets_cannot_be_decrypted_an_unmatched_request_is_retryable(
+    database_url: str, db: Conn, acme: Seeded
+) -> None:
+    from cryptography.fernet import Fernet
+
+    other_keys = Fernet.generate_key().decode()  # not the key acme's secrets were encrypted with
+    with TestClient(create_app(Settings.from_env({**os.environ, "MIRAGE_SECRET_KEYS": other_keys}))) as c:
+        r = c.post(WEBHOOK, content=incoming_text("oi"), headers=acme.headers())
+        assert (r.status_code, r.json()["reason"]) == (503, "secrets_unavailable")  # Evolution retries a 503
+        assert c.post(WEBHOOK, content=incoming_text("oi"), headers=JSON).status_code == 401  # no credential at all
+    assert events(db) == []
