@@ -18,6 +18,9 @@ from mirage.errors import MirageError
 NAME = re.compile(r"^(\d{14})_([a-z0-9_]+)\.sql$")
 LOCK_KEY = 0x6D6972_6167  # "mirag": serialises concurrent migrators
 LEDGER = "mirage_meta.schema_migrations"
+# What the Supabase CLI records (`supabase db reset` / `db push` / `migration up`): version, name, statements.
+SUPABASE_LEDGER = "supabase_migrations.schema_migrations"
+_SPACE = re.compile(r"\s+")
 
 
 class MigrationError(MirageError):
@@ -87,6 +90,39 @@ def _applied(conn: psycopg.Connection[Any]) -> dict[str, str]:
     return dict(cur.execute(f"select name, sha256 from {LEDGER} order by name").fetchall())
 
 
+def _supabase_recorded(conn: psycopg.Connection[Any]) -> dict[str, list[str] | None]:
+    """version -> statements of the migrations the Supabase CLI applied to this database ({} without its ledger)."""
+    cur = conn.cursor(row_factory=tuple_row)
+    (exists,) = cur.execute("select to_regclass(%s) is not null", (SUPABASE_LEDGER,)).fetchone() or (False,)
+    if not exists:
+        return {}
+    has_statements = cur.execute(
+        "select exists (select 1 from pg_attribute where attrelid = %s::regclass and attname = 'statements'"
+        " and not attisdropped)",
+        (SUPABASE_LEDGER,),
+    ).fetchone()
+    column = "statements" if has_statements and has_statements[0] else "null::text[]"
+    rows = cur.execute(f"select version, {column} from {SUPABASE_LEDGER}").fetchall()
+    return {str(version): list(statements) if statements is not None else None for version, statements in rows}
+
+
+def _normal(sql: str) -> str:
+    return _SPACE.sub(" ", sql).strip().rstrip(";").strip()
+
+
+def verify_recorded(m: Migration, statements: list[str] | None) -> None:
+    """A migration the Supabase CLI applied is adopted only if its file still holds every statement it ran."""
+    text = _normal(m.path.read_text(encoding="utf-8"))
+    changed = [s for s in statements or () if _normal(s) and _normal(s) not in text]
+    if changed:
+        first = _normal(changed[0])[:80]
+        raise MigrationError(
+            f"{m.path}: the Supabase CLI applied this migration, but the file no longer holds what it ran "
+            f"({len(changed)} statement(s) differ, the first: {first!r}); restore the file and put the change "
+            "in a new migration"
+        )
+
+
 def _where(m: Migration, e: psycopg.Error) -> str:
     """`path:line:col` of the failing statement when Postgres reports a position, else the path."""
     pos = getattr(getattr(e, "diag", None), "statement_position", None)
@@ -115,11 +151,14 @@ def migrate(
     conn: psycopg.Connection[Any],
     folder: Path | None = None,
     progress: Callable[[Migration, float], None] | None = None,
+    on_adopt: Callable[[Migration], None] | None = None,
 ) -> list[Migration]:
     """Apply pending migrations in order, each in its own transaction; returns what was applied.
 
     Refuses (applying nothing) when a file that was already applied has been edited. Concurrent
     callers serialise on an advisory lock, so two processes starting together apply each file once.
+    A migration the Supabase CLI already applied (`supabase db reset` records it in
+    supabase_migrations.schema_migrations) is verified against the file and recorded, not run again.
     """
     if conn.autocommit:
         raise MigrationError("migrate needs a connection with autocommit off")
@@ -134,7 +173,19 @@ def migrate(
                 + " (add a new migration instead of changing an applied one)"
             )
         done = []
+        recorded = _supabase_recorded(conn)
+        conn.rollback()
         for m in st.pending:
+            if m.version in recorded:
+                verify_recorded(m, recorded[m.version])
+                with conn.transaction():
+                    _ensure_ledger(conn)
+                    conn.execute(
+                        f"insert into {LEDGER} (name, sha256, duration_ms) values (%s, %s, 0)", (m.name, m.sha256)
+                    )
+                if on_adopt:
+                    on_adopt(m)
+                continue
             started = time.perf_counter()
             try:
                 with conn.transaction():

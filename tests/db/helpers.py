@@ -82,3 +82,46 @@ def row_as_json(conn: Conn, table: str, row_id: object) -> dict[str, Any]:
     ).fetchone()
     assert row is not None, f"{table} row {row_id} not found"
     return dict(row["j"])
+
+
+# Supabase-shaped databases -------------------------------------------------------------------------------
+# On Supabase, auth.users and the supabase_auth_admin role exist before any migration; on plain Postgres the
+# tests create stand-ins. These helpers create them only when missing, so the same tests run on both.
+
+AUTH_USERS_STAND_IN = """
+create table auth.users (
+  id uuid primary key,
+  email text,
+  email_confirmed_at timestamptz,
+  is_sso_user boolean not null default false,
+  deleted_at timestamptz,
+  created_at timestamptz default now()
+)
+"""
+
+
+def ensure_auth_users(conn: Conn) -> bool:
+    """auth.users with the columns Mirage reads; True when this call created the stand-in (drop it after)."""
+    row = conn.execute("select to_regclass('auth.users') is not null as present").fetchone()
+    if row is not None and (row["present"] if isinstance(row, dict) else row[0]):
+        return False
+    conn.execute(AUTH_USERS_STAND_IN)
+    return True
+
+
+def add_auth_user(conn: Conn, user_id: Any, email: str, confirmed: bool | str = True, *, sso: bool = False) -> None:
+    """One sign-in; `confirmed` may be an SQL timestamp expression (`now() - interval '1 day'`)."""
+    at = "now()" if confirmed is True else ("null" if confirmed is False else confirmed)
+    conn.execute(
+        f"insert into auth.users (id, email, email_confirmed_at, is_sso_user) values (%s, %s, {at}, %s)",
+        (user_id, email, sso),
+    )
+
+
+def ensure_role(conn: Conn, name: str, options: str = "nologin noinherit") -> bool:
+    """Create role `name` unless the cluster has it (Supabase's own roles); True when this call created it."""
+    row = conn.execute("select 1 from pg_catalog.pg_roles where rolname = %s", (name,)).fetchone()
+    if row is not None:
+        return False
+    conn.execute(sql.SQL("create role {} " + options).format(sql.Identifier(name)))
+    return True

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from mirage.db.migrate import default_dir
 from tests.db.factories import TenantGraph, make_tenant_graph
-from tests.db.helpers import act_as, attempt
+from tests.db.helpers import act_as, add_auth_user, attempt, ensure_auth_users, ensure_role
 
 Conn = psycopg.Connection[Any]
 HOOK = default_dir() / "20261130000300_access_token_hook.sql"
@@ -113,7 +113,7 @@ def test_supabase_auth_admin_runs_the_hook_when_that_role_exists(
 ) -> None:
     """On Supabase the role exists before migrations run; here it is created in the test's transaction."""
     a, _ = two_tenants
-    conn.execute("create role supabase_auth_admin nologin noinherit")
+    ensure_role(conn, "supabase_auth_admin")
     conn.execute(HOOK.read_text(encoding="utf-8"))  # the migration again, now taking its Supabase branch
     conn.execute("set local role supabase_auth_admin")
     claims = _hook(conn, _event(a.admin_auth_id))["claims"]
@@ -126,12 +126,10 @@ def test_link_auth_users_links_confirmed_emails_only(conn: Conn, two_tenants: tu
     """On Supabase auth.users exists; here a stand-in with the columns the link reads, in the test's transaction."""
     a, _ = two_tenants
     assert conn.execute("select mirage_private.link_auth_users() as n").fetchone() == {"n": 0}
-    conn.execute("create table auth.users (id uuid primary key, email text, email_confirmed_at timestamptz)")
+    ensure_auth_users(conn)
     confirmed, unconfirmed = uuid.uuid4(), uuid.uuid4()
-    conn.execute(
-        "insert into auth.users values (%s, 'Bia@Padaria.com.br', now()), (%s, 'caio@padaria.com.br', null)",
-        (confirmed, unconfirmed),
-    )
+    add_auth_user(conn, confirmed, "Bia@Padaria.com.br")
+    add_auth_user(conn, unconfirmed, "caio@padaria.com.br", confirmed=False)
     conn.execute(
         "insert into t_users (tenant_id, email, role) values (%s, 'bia@padaria.com.br', 'member'), "
         "(%s, 'caio@padaria.com.br', 'member')",

@@ -53,7 +53,7 @@ def test_claims_set_locally_are_empty_not_null_after_commit_and_read_as_null(dat
 
 @pytest.mark.parametrize(
     ("role", "login", "inherit", "bypassrls"),
-    [("anon", False, False, False), ("authenticated", False, False, False), ("service_role", False, False, True)],
+    [("anon", False, True, False), ("authenticated", False, True, False), ("service_role", False, True, True)],
 )
 def test_api_roles_have_supabase_attributes(conn: Conn, role: str, login: bool, inherit: bool, bypassrls: bool) -> None:
     row = conn.execute(

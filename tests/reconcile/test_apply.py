@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from rq import Queue
 from mirage.jobs.queues import INSTANCES, ROUNDS
 from mirage.reconcile.apply import LOCK_KEYS, LockBusyError, apply_plan
 from mirage.reconcile.service import load_desired, make_plan
+from tests.db.helpers import add_auth_user, ensure_auth_users
 from tests.reconcile.helpers import count, edit, mirage, snapshot
 
 Conn = psycopg.Connection[Any]
@@ -210,14 +212,12 @@ def test_numbers_may_trade_whatsapp_numbers_in_one_apply(env: Conn, fleet: Path,
 def test_apply_links_members_who_already_signed_up_with_a_confirmed_email(env: Conn, fleet: Path) -> None:
     """On Supabase, auth.users holds the sign-ins; a stand-in with the columns the link reads shows apply links
     a new member at once, and never an unconfirmed address."""
-    env.execute("create table auth.users (id uuid primary key, email text, email_confirmed_at timestamptz)")
+    created = ensure_auth_users(env)
     env.commit()
     try:
         confirmed, unconfirmed = "ana@padaria.com.br", "socio@padaria.com.br"  # the fixture's member and viewer
-        env.execute(
-            "insert into auth.users values (gen_random_uuid(), upper(%s), now()), (gen_random_uuid(), %s, null)",
-            [confirmed, unconfirmed],
-        )
+        add_auth_user(env, uuid.uuid4(), confirmed.upper())
+        add_auth_user(env, uuid.uuid4(), unconfirmed, confirmed=False)
         env.commit()
         assert mirage("apply", fleet, "--yes").exit_code == 0
         linked = {
@@ -228,5 +228,8 @@ def test_apply_links_members_who_already_signed_up_with_a_confirmed_email(env: C
         assert linked[confirmed] is True and linked[unconfirmed] is False
     finally:
         env.rollback()
-        env.execute("drop table auth.users")
+        if created:
+            env.execute("drop table auth.users")
+        else:  # Supabase's own table: only the rows this test added
+            env.execute("delete from auth.users where lower(email) = any(%s)", [[confirmed, unconfirmed]])
         env.commit()
