@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from mirage.engine.calendar import tenant_zone
 
 PERIODS = ("today", "7d", "30d", "custom")
 DEFAULT = "7d"
@@ -48,12 +50,8 @@ class Period:
 
 
 def zone_name(name: str | None) -> str:
-    """The tenant's zone when Python knows it, else UTC (as the views do)."""
-    try:
-        ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return "UTC"
-    return name or "UTC"
+    """The tenant's zone when Python knows it, else UTC: the one rule of a tenant's day (ADR 0021)."""
+    return tenant_zone(name or "").key
 
 
 def _day(value: str | None) -> date | None:
