@@ -244,8 +244,9 @@ def _renamed_command(old: str, new: str) -> click.Group:
 RENAMES = [
     # (file, old text, new text, what the problem names)
     ("compose", '"mirage", "serve"', '"mirage", "server"', "mirage server"),
-    ("compose", '"--queue", "instances"', '"--queues", "instances"', "--queues"),
-    ("compose", '"--queue", "events"', '"--queue", "evnts"', "evnts"),
+    ("compose", '"--workers", "2"', '"--worker", "2"', "--worker"),
+    ("compose", '"--workers", "2"', '"--workers", "two"', "'two' is not a valid integer"),
+    ("compose", '"mirage", "worker"]', '"mirage", "worker", "--queue", "evnts"]', "evnts"),
     ("compose", "MIRAGE_HOST: 0.0.0.0", "MIRAGE_BIND: 0.0.0.0", "MIRAGE_BIND is not a Mirage setting"),
     ("compose", "127.0.0.1:8080:8080", "127.0.0.1:8080:8081", "container port 8081"),
     ("compose", "0.1:8080/readyz", "0.1:8080/ready", "GET /ready is not a route"),
