@@ -1,8 +1,7 @@
-"""Mirage: a GitOps orchestrator for fleets of WhatsApp numbers."""
+"""Mirage: a GitOps orchestrator for fleets of WhatsApp numbers.
 
-from importlib.metadata import PackageNotFoundError, version
+The version lives here, read by the build (pyproject's dynamic version) and by `mirage --version` without
+loading package metadata (the CLI's import budget, bench/cli.py).
+"""
 
-try:
-    __version__ = version("mirage-whats-orchestrator")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+unknown"
+__version__ = "0.2.0"

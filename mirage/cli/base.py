@@ -1,9 +1,16 @@
-"""The root click group: global options, logging set-up, and errors turned into messages and exit codes."""
+"""The root click group: global options, logging set-up, and errors turned into messages and exit codes.
+
+Kept light on purpose (click and Mirage's error types only): `mirage --version` imports nothing else, and a
+command imports only the module that defines it (`lazy`, filled by mirage.cli), so `mirage validate` never
+loads the database, Redis or HTTP clients. Heavy modules are imported where they are used.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +18,36 @@ import click
 
 from mirage import __version__
 from mirage.errors import MirageError
-from mirage.i18n import set_locale, t
-from mirage.logs import configure_logging
-from mirage.settings import get_settings, load_state_env
 
 
 class MirageGroup(click.Group):
-    """A click group that renders MirageError as one clear message and its exit code, never a traceback."""
+    """A click group that renders MirageError as one clear message and its exit code, never a traceback.
+
+    Commands not registered yet are imported on first use from `lazy` (command -> modules defining it);
+    a name it does not know, or a listing (`--help`), imports every command module.
+    """
+
+    lazy: Mapping[str, tuple[str, ...]] = {}
+    load_all: Any = None  # set by mirage.cli: imports every command module
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module in self.lazy.get(cmd_name, ()):
+            importlib.import_module(module)
+        if cmd_name not in self.commands and self.load_all is not None:
+            self.load_all()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        if self.load_all is not None:
+            self.load_all()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MirageError as e:
+            from mirage.i18n import t
+
             click.echo(f"{t('cli.error')}: {e}", err=True)
             ctx.exit(e.exit_code)
 
@@ -65,6 +90,10 @@ def cli(state_dir: Path | None, log_format: str | None, log_level: str | None, l
         os.environ["MIRAGE_LOG_LEVEL"] = log_level.upper()
     if lang is not None:
         os.environ["MIRAGE_LOCALE"] = lang
+    from mirage.i18n import set_locale
+    from mirage.logs import configure_logging
+    from mirage.settings import get_settings, load_state_env
+
     try:
         load_state_env()  # what `mirage demo` left in the state folder: the tour runs against the same world
     except MirageError as e:

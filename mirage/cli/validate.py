@@ -11,9 +11,6 @@ import click
 
 from mirage.cli.base import cli
 from mirage.config import ConfigError, Fleet, Problem, load_fleet
-from mirage.config.jsonschema import render_all
-from mirage.config.lint import lint_tenant
-from mirage.engine.calendar import local_date
 from mirage.i18n import t
 from mirage.settings import get_settings
 
@@ -99,6 +96,9 @@ def lint(path: Path | None, strict: bool, today: datetime | None, fmt: str, only
     Rules: human-delay-floor, optout-keywords, warmup-ramp, new-contacts-per-day, quiet-hours-short,
     window-in-quiet-hours (docs/configuration.md#lint-rules). Invalid YAML fails as in `mirage validate`.
     """
+    from mirage.config.lint import lint_tenant
+    from mirage.engine.calendar import local_date
+
     fleet = _load(path, only, fmt)
     now = datetime.now(UTC)
     problems: list[Problem] = []
@@ -134,6 +134,8 @@ def export(out: Path, check: bool) -> None:
 
     Each example YAML file starts with `# yaml-language-server: $schema=...` pointing at one of them.
     """
+    from mirage.config.jsonschema import render_all
+
     files = render_all()
     if check:
         stale = [n for n, text in files.items() if _read(out / n) != text]
