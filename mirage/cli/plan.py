@@ -125,8 +125,8 @@ def plan(
         kwargs["color"] = paint
         kwargs["compact"] = compact
     click.echo(RENDERERS[fmt](p, **kwargs), nl=False, color=paint if fmt == "text" else None)
-    if not drift.empty:  # JSON stays the plan document alone (docs/plan-format.md): the drift goes to stderr
-        click.echo(drift_text(drift), err=fmt == "json")
+    if not drift.empty:  # stdout stays the plan document alone (docs/plan-format.md): the runtime goes to stderr
+        click.echo(drift_text(drift), err=True)
     ctx = click.get_current_context()
     for problem in findings:
         click.echo(str(problem), err=True)

@@ -20,11 +20,16 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
+import mirage
 from mirage.crypto import generate_key
 from mirage.resources import SOURCES
 
 ROOT = Path(__file__).resolve().parents[2]
-VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+# the one source of the version: mirage/__init__.py, which pyproject reads (`dynamic = ["version"]`)
+VERSION = mirage.__version__
+assert tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["dynamic"] == {
+    "version": {"attr": "mirage.__version__"}
+}
 # what the build needs: the package, the build files, and the folders the build hook bundles
 TREE = [
     "pyproject.toml",

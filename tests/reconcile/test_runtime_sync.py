@@ -55,7 +55,7 @@ def test_an_apply_with_redis_down_says_how_to_recover_and_a_plain_reapply_enqueu
     plan = mirage("plan", fleet)
     assert plan.exit_code == 0, plan.output
     assert "No changes." in plan.stdout
-    assert "Runtime: 3 numbers waiting for provisioning" in plan.stdout
+    assert "Runtime: 3 numbers waiting for provisioning" in plan.stderr  # stdout stays the plan alone
 
     again = mirage("apply", fleet, "--yes")
     assert again.exit_code == 0, again.output
@@ -93,7 +93,7 @@ def test_numbers_caught_up_with_their_sessions_are_no_drift(env: Conn, fleet: Pa
     env.commit()
     redis.flushdb()
     plan = mirage("plan", fleet)
-    assert "No changes." in plan.stdout and "Runtime:" not in plan.stdout
+    assert "No changes." in plan.stdout and "Runtime:" not in plan.output
     assert sync_runtime()["enqueued"] == 0 and _jobs(redis, INSTANCES) == []
 
 
@@ -119,8 +119,8 @@ def test_sessions_of_removed_numbers_and_stale_rounds_are_synced(
 
     plan = mirage("plan", fleet)
     assert "No changes." in plan.stdout
-    assert "1 session of a removed number waiting for deprovisioning" in plan.stdout
-    assert "2 conversations with rounds planned under an older configuration" in plan.stdout
+    assert "1 session of a removed number waiting for deprovisioning" in plan.stderr
+    assert "2 conversations with rounds planned under an older configuration" in plan.stderr
 
     sync_runtime()
     [deprovision] = [j for j in _jobs(redis, INSTANCES) if j.func_name == DEPROVISION]
