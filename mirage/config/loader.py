@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from mirage.config.fleet import Fleet
-from mirage.config.sources import TenantSources
+from mirage.config.sources import NUMBERS, TenantSources
 from mirage.config.tenant import TenantConfig
 from mirage.config.tenant_loader import display_path, load_tenant, outside_message
+from mirage.config.types import E164_PATTERN
+from mirage.config.yamlsource import Source, YamlError, build, compose, decode
 from mirage.errors import ConfigError, Problem
+
+E164 = re.compile(E164_PATTERN)
 
 
 def load_fleet(root: Path | str, only: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Fleet:
@@ -44,9 +50,11 @@ def load_fleet(root: Path | str, only: Sequence[str] | None = None, environ: Map
             problems.append(Problem(os.path.join(shown, p.name), 0, 0, outside_message(boundary)))
             continue
         folders.append(p)
+    others: list[Path] = []  # folders left out by `only`: read for their bot numbers alone
     if only is not None:
         names = {p.name for p in folders}
         problems += [Problem(display_path(root / s), 0, 0, "no such tenant folder") for s in only if s not in names]
+        others = [p for p in folders if p.name not in set(only)]
         folders = [p for p in folders if p.name in set(only)]
     tenants: dict[str, TenantConfig] = {}
     sources: dict[str, TenantSources] = {}
@@ -68,35 +76,83 @@ def load_fleet(root: Path | str, only: Sequence[str] | None = None, environ: Map
         if gc_was_enabled:
             gc.enable()
     fleet = Fleet(root=root, tenants=tenants, empty_dirs=empty, sources=sources)
-    problems += shared_numbers(fleet)
+    # Tenants that loaded give their numbers from the models; the others (left out by `only`, or with
+    # problems of their own) from their numbers.yaml read leniently, so the check does not depend on scope.
+    declared = [d for slug in sorted(tenants) for d in _declared(fleet, slug)]
+    unloaded = [p for p in [*folders, *others] if p.name not in tenants]
+    declared += [d for p in unloaded for d in declared_numbers(p, os.path.join(shown, p.name), boundary)]
+    problems += shared_numbers(declared, in_scope={p.name for p in folders})
     if problems:
         raise ConfigError(sorted(set(problems), key=lambda p: (p.path, p.line, p.col, p.message)))
     return fleet
 
 
-def shared_numbers(fleet: Fleet) -> list[Problem]:
-    """A WhatsApp number declared by two tenants: one problem at each declaration, naming the other."""
-    owners: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for slug, tenant in sorted(fleet.tenants.items()):
-        for key, number in tenant.numbers.items():
-            owners[number.number].append((slug, key))
+@dataclass(frozen=True)
+class Declared:
+    """One bot number as a tenant declares it, and where."""
+
+    number: str
+    slug: str
+    key: str
+    path: str
+    line: int
+    col: int
+
+
+def _declared(fleet: Fleet, slug: str) -> list[Declared]:
+    out = []
+    for key, n in fleet.tenants[slug].numbers.items():
+        path, line, col = fleet.locate(slug, "numbers", key, "number")
+        out.append(Declared(n.number, slug, key, path, line, col))
+    return out
+
+
+def declared_numbers(folder: Path, display: str, boundary: Path) -> list[Declared]:
+    """The bot numbers a tenant folder that did not load (out of the selection, or with problems) declares,
+    read leniently: nothing when numbers.yaml is missing, unreadable, invalid or a link leaving `boundary`."""
+    path = folder / "numbers.yaml"
+    if not folder.resolve().is_relative_to(boundary) or not path.resolve().is_relative_to(boundary):
+        return []
+    try:
+        text = decode(path.read_bytes())
+        root = compose(text)
+        value, _ = build(root)
+    except (OSError, YamlError):
+        return []
+    numbers = value.get("numbers") if isinstance(value, dict) else None
+    if not isinstance(numbers, dict):
+        return []
+    src = Source(path, os.path.join(display, "numbers.yaml"), text, NUMBERS, root)
+    out = []
+    for key, spec in numbers.items():
+        number = spec.get("number") if isinstance(spec, dict) else None
+        if isinstance(number, str) and E164.match(number):
+            line, col, _ = src.find(("numbers", key, "number"))
+            out.append(Declared(number, folder.name, str(key), src.display, line, col))
+    return out
+
+
+def shared_numbers(declared: list[Declared], in_scope: set[str]) -> list[Problem]:
+    """A WhatsApp number declared by two tenants: a problem at each declaration in scope, naming the other."""
+    owners: dict[str, list[Declared]] = defaultdict(list)
+    for d in declared:
+        owners[d.number].append(d)
     problems = []
-    for e164, declared in owners.items():
-        if len({slug for slug, _ in declared}) < 2:
+    for e164, same in owners.items():
+        if len({d.slug for d in same}) < 2:
             continue
-        where = {(slug, key): fleet.locate(slug, "numbers", key, "number") for slug, key in declared}
-        for slug, key in declared:
-            path, line, col = where[(slug, key)]
-            for other, other_key in declared:
-                if other == slug:
+        for d in same:
+            if d.slug not in in_scope:
+                continue
+            for o in same:
+                if o.slug == d.slug:
                     continue
-                o_path, o_line, o_col = where[(other, other_key)]
                 problems.append(
                     Problem(
-                        path,
-                        line,
-                        col,
-                        f"number {e164} is also declared by tenant '{other}' ({o_path}:{o_line}:{o_col}): "
+                        d.path,
+                        d.line,
+                        d.col,
+                        f"number {e164} is also declared by tenant '{o.slug}' ({o.path}:{o.line}:{o.col}): "
                         "one WhatsApp number belongs to one tenant",
                     )
                 )

@@ -146,7 +146,8 @@ def test_empty_tenant_folders_are_listed_not_loaded(tmp_path: Path) -> None:
 
 def test_only_loads_the_named_tenants_and_rejects_unknown_ones(tmp_path: Path) -> None:
     write_tenant(tmp_path, slug="acme")
-    write_tenant(tmp_path, {"tenant.yaml": "name: Broken\nplan: [\n"}, slug="broken")
+    numbers = 'numbers:\n  tio: {label: Tio, number: "+5511999990009"}\n'  # its own (one number, one tenant)
+    write_tenant(tmp_path, {"tenant.yaml": "name: Broken\nplan: [\n", "numbers.yaml": numbers}, slug="broken")
     assert list(load_fleet(tmp_path, only=["acme"]).tenants) == ["acme"]
     with pytest.raises(ConfigError) as e:
         load_fleet(tmp_path, only=["nope"])

@@ -187,3 +187,35 @@ def test_the_same_number_in_one_tenant_and_distinct_numbers_across_tenants_still
     (tmp_path / "tenants.d" / "beta" / "numbers.yaml").write_text(textwrap.dedent(SECOND).replace("0002", "0003"))
     fleet = load_fleet(Path("tenants.d"))
     assert sorted(fleet.tenants) == ["acme", "beta"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["validate", "tenants.d", "--tenant", "acme"], ["validate", "tenants.d/acme"], ["plan", "tenants.d/acme"]],
+)
+def test_a_run_scoped_to_one_tenant_still_sees_the_number_another_tenant_declares(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    _two_tenants_sharing_a_number(tmp_path, monkeypatch)
+    result = run(*command)
+    assert result.exit_code == 1
+    lines = [line.removeprefix("error: ") for line in result.output.splitlines() if "also declared" in line]
+    assert lines == DUPLICATE[:1]
+
+
+def test_a_scoped_run_ignores_the_other_tenants_broken_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _two_tenants_sharing_a_number(tmp_path, monkeypatch)
+    (tmp_path / "tenants.d" / "beta" / "numbers.yaml").write_text("numbers: [\n")
+    fleet = load_fleet(Path("tenants.d"), only=["acme"])
+    assert list(fleet.tenants) == ["acme"]
+
+
+def test_a_tenant_with_problems_of_its_own_still_counts_for_shared_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _two_tenants_sharing_a_number(tmp_path, monkeypatch)
+    (tmp_path / "tenants.d" / "beta" / "tenant.yaml").write_text("name: Beta\nplan: [\n")
+    with pytest.raises(ConfigError) as e:
+        load_fleet(Path("tenants.d"))
+    shown = [str(p) for p in e.value.problems]
+    assert DUPLICATE[0] in shown and DUPLICATE[1] in shown
