@@ -17,7 +17,7 @@ from pathlib import Path
 from mirage.config.fleet import Fleet
 from mirage.config.sources import NUMBERS, TenantSources
 from mirage.config.tenant import TenantConfig
-from mirage.config.tenant_loader import display_path, load_tenant, outside_message
+from mirage.config.tenant_loader import display_path, leaves, load_tenant, outside_message
 from mirage.config.types import E164_PATTERN
 from mirage.config.yamlsource import Source, YamlError, build, compose, decode
 from mirage.errors import ConfigError, Problem
@@ -46,7 +46,7 @@ def load_fleet(root: Path | str, only: Sequence[str] | None = None, environ: Map
     for p in sorted(root.iterdir()):
         if not p.is_dir() or p.name.startswith((".", "_")):
             continue
-        if p.is_symlink() and not p.resolve().is_relative_to(boundary):
+        if leaves(p, boundary):
             problems.append(Problem(os.path.join(shown, p.name), 0, 0, outside_message(boundary)))
             continue
         folders.append(p)
@@ -111,7 +111,7 @@ def declared_numbers(folder: Path, display: str, boundary: Path) -> list[Declare
     """The bot numbers a tenant folder that did not load (out of the selection, or with problems) declares,
     read leniently: nothing when numbers.yaml is missing, unreadable, invalid or a link leaving `boundary`."""
     path = folder / "numbers.yaml"
-    if not folder.resolve().is_relative_to(boundary) or not path.resolve().is_relative_to(boundary):
+    if leaves(folder, boundary) or leaves(path, boundary):
         return []
     try:
         text = decode(path.read_bytes())

@@ -56,15 +56,18 @@ def display_path(path: Path) -> str:
     """`path` relative to the current directory when it is below it, else as given."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symbolic link loop
         return str(path)
 
 
-def _leaves(path: str, boundary: Path) -> bool:
-    """Whether `path` is a symbolic link whose target lies outside `boundary` (the resolved tenants folder)."""
+def leaves(path: str | Path, boundary: Path) -> bool:
+    """Whether `path` is a symbolic link whose target lies outside `boundary` (the resolved tenants folder).
+
+    realpath, unlike Path.resolve(), never raises on a link loop: a loop stays inside and is then no file.
+    """
     if not os.path.islink(path):
         return False
-    return not Path(path).resolve().is_relative_to(boundary)
+    return not Path(os.path.realpath(path)).is_relative_to(boundary)
 
 
 def _tenant_files(folder: Path, boundary: Path) -> tuple[dict[str, Path], list[Path], list[Path], list[Path]]:
@@ -77,7 +80,7 @@ def _tenant_files(folder: Path, boundary: Path) -> tuple[dict[str, Path], list[P
         for e in sorted(entries, key=lambda e: e.name):
             if e.name.startswith("."):
                 continue
-            if _leaves(e.path, boundary):
+            if leaves(e.path, boundary):
                 outside.append(folder / e.name)  # never read: its content could be anything on the machine
             elif e.name == CONVERSATIONS_DIR and e.is_dir():
                 with os.scandir(e.path) as inner:
@@ -85,7 +88,7 @@ def _tenant_files(folder: Path, boundary: Path) -> tuple[dict[str, Path], list[P
                         if c.name.startswith("."):
                             continue
                         path = folder / CONVERSATIONS_DIR / c.name
-                        if _leaves(c.path, boundary):
+                        if leaves(c.path, boundary):
                             outside.append(path)
                         else:
                             ok = c.name.endswith(".yaml") and c.is_file()

@@ -219,3 +219,11 @@ def test_a_tenant_with_problems_of_its_own_still_counts_for_shared_numbers(
         load_fleet(Path("tenants.d"))
     shown = [str(p) for p in e.value.problems]
     assert DUPLICATE[0] in shown and DUPLICATE[1] in shown
+
+
+def test_a_symlink_loop_is_an_unexpected_file_not_a_crash(tree: Path) -> None:
+    os.symlink("loop.yaml", tree / "tenants.d" / "acme" / "loop.yaml")
+    os.symlink("spin", tree / "tenants.d" / "spin")
+    result = run("validate", "tenants.d")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0].startswith("tenants.d/acme/loop.yaml: unexpected file")
