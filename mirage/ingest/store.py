@@ -406,3 +406,34 @@ def _own_jid(session: SessionAuth, env: Envelope) -> str | None:
     if sender is not None and sender.kind == "pn":
         return sender.normal
     return f"{session.own_number[1:]}@s.whatsapp.net" if session.own_number else None
+
+
+# --- events left `stored` (the reprocess jobs in mirage.jobs.events) -------------------------------------
+
+_STORED_EVENT_SQL = """
+select id, instance_name, session_id, payload, status, received_at from t_webhook_events where id = %s
+"""
+_PENDING_SQL = """
+select id from t_webhook_events
+ where status = 'stored' and received_at < now() - make_interval(secs => %s)
+ order by received_at limit %s
+"""
+
+
+def load_event(conn: psycopg.Connection[Any], event_id: UUID) -> dict[str, Any] | None:
+    """One stored event's row: id, instance_name, session_id, payload (redacted), status, received_at."""
+    row: dict[str, Any] | None = conn.execute(_STORED_EVENT_SQL, (event_id,)).fetchone()
+    return row
+
+
+def mark_failed(conn: psycopg.Connection[Any], event_id: UUID, reason: str) -> None:
+    """The event could not be normalised for good (`session_gone`) or this time (`failed:<error>`)."""
+    conn.execute(
+        "update t_webhook_events set status = 'failed', ignored_reason = %s, processed_at = now() where id = %s",
+        (reason, event_id),
+    )
+
+
+def pending_event_ids(conn: psycopg.Connection[Any], older_than_s: float, limit: int) -> list[UUID]:
+    """Events still `stored` after `older_than_s` seconds (Redis was down when they arrived), oldest first."""
+    return [UUID(str(r["id"])) for r in conn.execute(_PENDING_SQL, (older_than_s, limit)).fetchall()]

@@ -1,4 +1,7 @@
-"""RQ job functions (EVENTS queue) for the ingest: normalise events that were stored but not yet normalised."""
+"""RQ job functions (EVENTS queue) for the ingest: normalise events that were stored but not yet normalised.
+
+Thin: the SQL is in `mirage.ingest.store` (t_webhook_events) and `mirage.db.evolution_sessions` (the session).
+"""
 
 from __future__ import annotations
 
@@ -19,12 +22,6 @@ from mirage.jobs.wrapper import job
 
 log = logging.getLogger(__name__)
 
-_PENDING_SQL = """
-select id from t_webhook_events
- where status = 'stored' and received_at < now() - make_interval(secs => %s)
- order by received_at limit %s
-"""
-
 
 @job
 def reprocess_event(event_id: str) -> str:
@@ -36,11 +33,7 @@ def reprocess_event(event_id: str) -> str:
     event_id = uuid_arg("event_id", event_id)
     with connect() as conn:
         with service_session(conn):
-            row = conn.execute(
-                "select id, instance_name, session_id, payload, status, received_at from t_webhook_events"
-                " where id = %s",
-                (UUID(event_id),),
-            ).fetchone()
+            row = store.load_event(conn, UUID(event_id))
         if row is None or row["status"] not in ("stored", "failed"):
             return "gone" if row is None else str(row["status"])
         return _reprocess_row(conn, row)
@@ -70,10 +63,7 @@ def _reprocess_row(conn: psycopg.Connection[Any], row: dict[str, Any]) -> str:
 
 def _mark_failed(conn: psycopg.Connection[Any], event_id: UUID, reason: str) -> None:
     with service_session(conn):
-        conn.execute(
-            "update t_webhook_events set status = 'failed', ignored_reason = %s, processed_at = now() where id = %s",
-            (reason, event_id),
-        )
+        store.mark_failed(conn, event_id, reason)
 
 
 @job
@@ -82,5 +72,5 @@ def reprocess_pending(older_than_s: float = 60.0, limit: int = 500) -> int:
     from mirage.ingest.pipeline import schedule_reprocess
 
     with connect() as conn, service_session(conn):
-        ids = [UUID(str(r["id"])) for r in conn.execute(_PENDING_SQL, (older_than_s, limit)).fetchall()]
+        ids = store.pending_event_ids(conn, older_than_s, limit)
     return sum(schedule_reprocess(i) for i in ids)
