@@ -212,6 +212,10 @@ def persona_view(row: Row) -> Persona:
     )
 
 
+def _name(numbers: Mapping[str, Row], number_id: str) -> str:
+    return str(numbers[number_id]["key"]) if number_id in numbers else "(deleted or inactive)"
+
+
 def _pairs(
     conversation: str, participants: Sequence[Row], pairings: Sequence[Row], numbers: Mapping[str, Row]
 ) -> list[Pair]:
@@ -226,7 +230,9 @@ def _pairs(
             for side in (a, b):
                 if side not in bot_ids or side not in numbers:
                     raise ViewError(
-                        conversation, f"pairing {pr.get('id')} names number {side}, not an active participant"
+                        conversation,
+                        f"pairing {_name(numbers, a)}-{_name(numbers, b)} names number {_name(numbers, side)}, "
+                        "not an active participant",
                     )
             out.append(Pair(a, b, str(pr.get("starts") or "a"), str(pr["id"])))
         return out

@@ -32,6 +32,7 @@ from mirage.engine.rounds import (
     text_allowed,
 )
 from mirage.engine.view import ConversationView
+from mirage.errors import MirageError
 from mirage.jobs import queues, runtime
 from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 from mirage.jobs.runtime import (
@@ -53,6 +54,14 @@ ADVANCE_JOB = "mirage.jobs.rounds.advance_round"
 SEND_JOB = "mirage.jobs.send.send_message"
 ON_MESSAGE_JOB = "mirage.jobs.rounds.on_message"
 TEXT_ATTEMPTS = 8
+FALLBACK_ATTEMPTS = 64
+
+
+class NoFreshText(MirageError):
+    """Every candidate text repeated one the conversation sent in the last 7 days (or echoed the last one)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"no fresh text for the {kind} step")
 
 
 # --- the tick --------------------------------------------------------------------------------------------------
@@ -179,7 +188,11 @@ def advance_round(round_id: str) -> str:
             reason = f"number {sender.key if sender else action.sender} cannot send"
             db_rounds.abort_rounds(c, [round_id], reason, now)
             return f"aborted: {reason}"
-        message_id, when = _queue_step(c, r, view, action, now)
+        try:
+            message_id, when = _queue_step(c, r, view, action, now)
+        except NoFreshText as e:
+            db_rounds.abort_rounds(c, [round_id], str(e), now)
+            return f"aborted: {e}"
         follow_up = (message_id, when)
     if follow_up is not None:
         message_id, when = follow_up
@@ -225,8 +238,13 @@ def _queue_step(
         if text_allowed(candidate, last_received, recent, view.settings.guard_no_echo):
             text = candidate
             break
-    while text is None or not text_allowed(text, last_received, recent, view.settings.guard_no_echo):
-        text = fallback_text(action.kind, rng)
+    for _ in range(FALLBACK_ATTEMPTS if text is None else 0):
+        candidate = fallback_text(action.kind, rng)
+        if text_allowed(candidate, last_received, recent, view.settings.guard_no_echo):
+            text = candidate
+            break
+    if text is None:
+        raise NoFreshText(action.kind)
     think = cadence.think_delay_ms(view.settings.min_delay_ms, view.settings.max_delay_ms, view.settings.humanize, rng)
     when = now + timedelta(milliseconds=think)
     receiver = view.numbers[action.receiver]

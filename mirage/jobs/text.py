@@ -55,6 +55,25 @@ def text_for(
     return text
 
 
+FILLERS = (
+    "por aqui tudo certo",
+    "que semana corrida",
+    "graças a Deus",
+    "vamos que vamos",
+    "tamo junto",
+    "é isso aí",
+    "fica bem",
+    "abraço",
+    "kkkk",
+    "bora",
+    "saudade",
+    "depois a gente se fala",
+)
+
+
 def fallback_text(step: str, rng: random.Random) -> str:
-    """A last resort when every draw repeated a recent text: a phrase with two emojis (hundreds of variants)."""
-    return f"{rng.choice(FALLBACK[step if step in FALLBACK else 'comment'])} {rng.choice(EMOJIS)}{rng.choice(EMOJIS)}"
+    """A last resort when every draw repeated a recent text: a phrase and one or two fillers (hundreds of variants
+    that stay different after normalisation, which drops emojis and punctuation)."""
+    base = rng.choice(FALLBACK[step if step in FALLBACK else "comment"])
+    extra = rng.sample(FILLERS, k=rng.choice((1, 2)))
+    return f"{base} {', '.join(extra)}"

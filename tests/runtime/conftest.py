@@ -89,20 +89,21 @@ class Harness:
         )
         return bool(worked)
 
-    def settle(self, quiet_s: float = 0.08, timeout: float = 15.0) -> None:
+    def settle(self, quiet_s: float = 0.05, timeout: float = 15.0) -> None:
         """Run jobs until nothing is queued and the simulator's webhooks stopped arriving for `quiet_s`."""
         deadline = time.monotonic() + timeout
-        last = -1
+        last = self.count("select count(*) as n from t_webhook_events")
         calm_since = time.monotonic()
+        busy = False
         while time.monotonic() < deadline:
             self.release_due()
             ran = self.work()
             events = self.count("select count(*) as n from t_webhook_events")
             if ran or events != last:
-                last, calm_since = events, time.monotonic()
-            elif time.monotonic() - calm_since >= quiet_s:
+                last, calm_since, busy = events, time.monotonic(), True
+            elif not busy or time.monotonic() - calm_since >= quiet_s:
                 return
-            time.sleep(0.01)
+            time.sleep(0.005)
         kinds = self.rows("select event_type, status, count(*) as n from t_webhook_events group by 1, 2")
         raise AssertionError(f"runtime did not settle: {kinds}")
 
