@@ -175,6 +175,9 @@ def make_harness(
                 queues.INSTANCES, "mirage.jobs.instances.provision_number", job_id=f"p:{nid}", args=[str(nid)]
             )
         h.work()
+        # The webhook service reloads its auth directory on an unknown credential at most once a second: let the
+        # new sessions become known before the phones scan (the simulator's fast retries would give up first).
+        time.sleep(1.1)
         for i, key in enumerate(h.numbers):
             sim.scan(f"mirage-acme-{key}", PHONES[i])
         wait_until(lambda: h.count("select count(*) as n from t_numbers where status = 'open'") == numbers)

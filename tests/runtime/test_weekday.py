@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from itertools import pairwise
 
 from mirage.engine.calendar import contains, zone
 from tests.runtime.conftest import MONDAY_0800_SP, Harness
@@ -48,7 +49,7 @@ def test_a_weekday_runs_rounds_only_in_windows_in_script_order_within_bounds_and
         steps = by_round[r["id"]]
         assert [m["meta"]["kind"] for m in steps] == r["script"]  # script order, every step once
         speakers = [m["from_number_id"] for m in steps]
-        assert all(a != b for a, b in zip(speakers, speakers[1:], strict=False))  # turn by turn
+        assert all(a != b for a, b in pairwise(speakers))  # turn by turn
     for m in sent:
         assert DELAYS[0] <= m["meta"]["think_ms"] <= DELAYS[1]
         assert datetime.fromisoformat(m["meta"]["claimed_at"]) >= datetime.fromisoformat(m["meta"]["planned_at"])
