@@ -49,15 +49,30 @@ def check_postgres(settings: Settings) -> tuple[Check, Any]:
         conn.rollback()
     except MirageError as e:
         return Check("postgres", Level.FAIL, f"{kind} {backend.masked}: {_one_line(e)}", {"url": backend.masked}), None
-    return (
-        Check(
-            "postgres",
-            Level.OK,
-            f"{kind} {backend.masked} (PostgreSQL {version})",
-            {"url": backend.masked, "embedded": backend.embedded, "version": version},
-        ),
-        conn,
-    )
+    details = {"url": backend.masked, "embedded": backend.embedded, "version": version}
+    summary = f"{kind} {backend.masked} (PostgreSQL {version})"
+    problems = [] if backend.embedded else url_problems(backend.url)
+    if problems:
+        return Check("postgres", Level.WARN, f"{summary}: {'; '.join(problems)}", details), conn
+    return Check("postgres", Level.OK, summary, details), conn
+
+
+def url_problems(url: str) -> list[str]:
+    """What is wrong with a reachable DATABASE_URL for production: Supabase's transaction pooler, no TLS."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(url)
+    except Exception:  # psycopg raises ProgrammingError; a URL it cannot parse never connected anyway
+        return []
+    host, port = str(params.get("host") or ""), str(params.get("port") or "5432")
+    problems = []
+    if port == "6543":
+        problems.append(t("doctor.postgres_transaction_pooler"))
+    local = not host or host.startswith("/") or host in ("localhost", "127.0.0.1", "::1")
+    if not local and params.get("sslmode") not in ("require", "verify-ca", "verify-full"):
+        problems.append(t("doctor.postgres_no_tls"))
+    return problems
 
 
 def check_migrations(conn: Any) -> Check:

@@ -98,3 +98,26 @@ def test_plain_http_reachable_from_outside_loopback_warns_and_a_non_ready_servic
         assert check.level is Level.FAIL and "answered 503" in check.summary
     finally:
         broken.stop()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://postgres.abc:pw@aws-0-sa-east-1.pooler.supabase.com:5432/postgres?sslmode=require", []),
+        ("postgresql://postgres:pw@db.abc.supabase.co:5432/postgres?sslmode=verify-full", []),
+        ("postgresql://postgres.abc:pw@aws-0-sa-east-1.pooler.supabase.com:6543/postgres?sslmode=require", ["6543"]),
+        ("postgresql://postgres:pw@db.abc.supabase.co:5432/postgres", ["sslmode=require"]),
+        ("postgresql://postgres.abc:pw@aws-0-sa-east-1.pooler.supabase.com:6543/postgres", ["6543", "sslmode"]),
+        ("postgresql://postgres:pw@127.0.0.1:5432/postgres", []),
+        ("postgresql://postgres@/postgres?host=/tmp/pg", []),
+    ],
+    ids=["session-pooler", "direct", "transaction-pooler", "no-tls", "both", "loopback", "socket"],
+)
+def test_database_url_problems_name_the_transaction_pooler_and_missing_tls(url: str, expected: list[str]) -> None:
+    from mirage.doctor import url_problems
+
+    problems = url_problems(url)
+    assert len(problems) == len(expected)
+    for problem, word in zip(problems, expected, strict=True):
+        assert word in problem
+        assert "pw" not in problem
