@@ -83,10 +83,6 @@ def new_correlation_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def get_correlation_id() -> str | None:
-    return _correlation_id.get()
-
-
 @contextlib.contextmanager
 def log_context(correlation_id: str | None = None, **fields: Any) -> Iterator[str]:
     """Bind a correlation id (new if none) and fields (tenant, job_id, ...) to everything logged inside."""

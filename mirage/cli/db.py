@@ -7,13 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-import psycopg
 
 from mirage.cli.base import cli
 from mirage.db.connect import connect
 from mirage.db.migrate import Migration, MigrationStatus, migrate, status
-from mirage.db.sessions import service_session
-from mirage.errors import ServiceError
 from mirage.i18n import t
 
 _DIR_OPTION = click.option(
@@ -89,13 +86,12 @@ def refresh_metrics_command() -> None:
 
     On Supabase pg_cron does this on a schedule (docs/database.md); this runs it once, as service_role.
     """
-    try:
-        with connect() as conn, service_session(conn) as c:
-            timings = c.execute("select view_name, duration_ms from public.refresh_metrics()").fetchall()
-    except psycopg.Error as e:
-        raise ServiceError("postgres", f"refresh failed: {str(e).strip().splitlines()[0]}") from e
-    for row in timings:
-        click.echo(t("db.refreshed", view=row["view_name"], ms=row["duration_ms"]))
+    from mirage.db.maintenance import refresh_metrics
+
+    with connect() as conn:
+        timings = refresh_metrics(conn)
+    for view, ms in timings.items():
+        click.echo(t("db.refreshed", view=view, ms=ms))
 
 
 @db.command(name="backup")

@@ -3,93 +3,15 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import click
-import psycopg
-from psycopg import sql
 
 from mirage.cli.base import cli
-from mirage.crypto import Keyring, generate_key, keyring, prepend_local_key
-from mirage.db.connect import connect
+from mirage.crypto import generate_key, keyring, prepend_local_key
 from mirage.i18n import t
-
-# Every ciphertext column is a bytea named <field>_enc; its binding field is the name without `_enc`
-# (t_sessions.token_enc -> "token", t_tenant_secrets.value_enc -> "value").
-_CIPHERTEXT_COLUMNS = """
-    select c.table_name, c.column_name
-    from information_schema.columns c
-    join information_schema.tables tb on tb.table_schema = c.table_schema and tb.table_name = c.table_name
-    where c.table_schema = 'public' and tb.table_type = 'BASE TABLE'
-      and c.data_type = 'bytea' and c.column_name like '%\\_enc'
-    order by c.table_name, c.ordinal_position
-"""
-
-
-@dataclass
-class TableRotation:
-    table: str
-    columns: list[str]
-    rows: int = 0
-    values: int = 0
-
-
-def ciphertext_columns(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:
-    """{table: [column, ...]} for every `*_enc` bytea column in the public schema."""
-    out: dict[str, list[str]] = {}
-    for row in conn.execute(_CIPHERTEXT_COLUMNS).fetchall():
-        out.setdefault(row["table_name"], []).append(row["column_name"])
-    return out
-
-
-def rotate_all(
-    conn: psycopg.Connection[Any], ring: Keyring, *, progress: bool = False, dry_run: bool = False
-) -> list[TableRotation]:
-    """Re-encrypt every ciphertext under the first key, in one transaction (rows locked while it runs).
-
-    Each value is decrypted where it lives (so a value copied to another row stops the rotation with a
-    CryptoError and nothing changes) and encrypted again; `dry_run` rolls the transaction back.
-    """
-    done: list[TableRotation] = []
-    try:
-        for table, columns in ciphertext_columns(conn).items():
-            result = TableRotation(table, columns)
-            cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-            rows = conn.execute(
-                sql.SQL("select id, {} from {} order by id for update").format(cols, sql.Identifier(table))
-            ).fetchall()
-            with click.progressbar(
-                rows,
-                label=t("evolution.rotate_table", table=table),
-                hidden=not progress,
-                show_pos=True,
-                file=sys.stderr,
-            ) as bar:
-                for row in bar:
-                    fresh = {
-                        c: ring.reencrypt(row[c], table=table, row_id=row["id"], field=c.removesuffix("_enc"))
-                        for c in columns
-                        if row[c] is not None
-                    }
-                    if not fresh:
-                        continue
-                    sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in fresh)
-                    conn.execute(
-                        sql.SQL("update {} set {} where id = %s").format(sql.Identifier(table), sets),
-                        [*fresh.values(), row["id"]],
-                    )
-                    result.rows += 1
-                    result.values += len(fresh)
-            done.append(result)
-    except BaseException:
-        conn.rollback()
-        raise
-    if dry_run:
-        conn.rollback()
-    else:
-        conn.commit()
-    return done
 
 
 @cli.group()
@@ -125,9 +47,16 @@ def rotate(dry_run: bool) -> None:
 
     Stops without changing anything if any value cannot be decrypted where it is stored.
     """
+    from mirage.db.connect import connect
+    from mirage.db.keys import rotate_all
+
+    def progress(table: str, rows: Sequence[Any]) -> AbstractContextManager[Iterable[Any]]:
+        label = t("evolution.rotate_table", table=table)
+        return click.progressbar(rows, label=label, show_pos=True, file=sys.stderr)
+
     ring = keyring()
     with connect() as conn:
-        results = rotate_all(conn, ring, progress=True, dry_run=dry_run)
+        results = rotate_all(conn, ring, dry_run=dry_run, track=progress)
     for r in results:
         click.echo(t("evolution.rotate_counts", table=r.table, rows=r.rows, values=r.values))
     total = sum(r.values for r in results)

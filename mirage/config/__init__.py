@@ -4,6 +4,10 @@ from mirage.config import load_fleet
 fleet = load_fleet(Path("tenants.d"))            # ConfigError lists every problem as path:line:col
 fleet.tenants["acme"].numbers["tio-joao"].persona
 fleet.locate("acme", "numbers", "tio-joao", "persona")  # -> ("tenants.d/acme/numbers.yaml", 7, 14)
+
+Layer: the pure core, with mirage.engine (docs/architecture.md#layers). May import: mirage.engine,
+mirage.errors, pydantic and PyYAML; never a database, Redis, queue or HTTP client, the settings or a shell layer
+(contracts `pure-core` and `layers`).
 """
 
 from mirage.config.contacts import Contact

@@ -2,6 +2,8 @@
 
 Pure enough for the core to use (reconcile/render.py): the default language comes from a resolver the
 shell installs (mirage.settings installs MIRAGE_LOCALE / LANG on import), never from settings directly.
+
+Layer: base (docs/architecture.md#layers). May import: the standard library and PyYAML; no layer (`base`).
 """
 
 from __future__ import annotations

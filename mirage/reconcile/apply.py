@@ -279,7 +279,6 @@ def _write(
     plan: Plan,
     secrets: Mapping[str, _Secret],
     ring: Callable[[], Keyring],
-    fault: Callable[[str], None],
 ) -> None:
     by: dict[tuple[str, Op], list[Item]] = defaultdict(list)
     for item in plan.items:
@@ -289,14 +288,11 @@ def _write(
     conn.execute("set constraints t_numbers_tenant_id_wa_number_key deferred")
     for spec in SPECS:
         if ups := by.get((spec.name, Op.UPDATE)):
-            fault(f"update {spec.table}")
             _update(conn, spec, ups, secrets, ring)
         if ins := by.get((spec.name, Op.CREATE)):
-            fault(f"insert {spec.table}")
             _insert(conn, spec, ins, secrets, ring)
     for spec in reversed(SPECS):
         if dels := by.get((spec.name, Op.DELETE)):
-            fault(f"delete {spec.table}")
             ids = [i.id for i in dels]
             if spec is TENANT:  # tenants are archived, never deleted: their history stays
                 conn.execute(
@@ -340,10 +336,6 @@ def default_enqueue(effect: Effect) -> bool:
     )
 
 
-def _no_fault(step: str) -> None:
-    return None
-
-
 def apply_plan(
     plan: Plan,
     conn: psycopg.Connection[Any],
@@ -355,13 +347,11 @@ def apply_plan(
     ring: Keyring | None = None,
     on_wait: Callable[[Holder | None], None] | None = None,
     enqueue: Callable[[Effect], bool] | None = default_enqueue,
-    fault: Callable[[str], None] = _no_fault,
 ) -> ApplyResult:
     """Apply `plan` (computed from `desired`, re-loaded now) in one transaction; returns what was done.
 
     Refuses, writing nothing: deletions the policy forbids (PolicyError, exit 3); a plan whose YAML,
-    secrets or rows changed since it was made (StalePlanError); an unset secret it needs. `fault` is
-    called before each write step (tests inject a failure there).
+    secrets or rows changed since it was made (StalePlanError); an unset secret it needs.
     """
     who = actor or current_actor()
     summary = plan.summary
@@ -400,12 +390,11 @@ def apply_plan(
             if plan.empty:
                 return ApplyResult(None, plan.plan_hash, who, summary)
             todo = effects(plan, actual)
-            _write(conn, plan, secrets, get_ring, fault)
+            _write(conn, plan, secrets, get_ring)
             if any(i.spec == "members" and i.op is not Op.DELETE for i in plan.items):
                 # New members who already signed up (with a confirmed e-mail) get their tenant claim now,
                 # not at the next scheduled link; a no-op on plain Postgres, which has no auth.users.
                 conn.execute("select mirage_private.link_auth_users()")
-            fault("audit")
             _audit(conn, plan, apply_id, who)
     except (psycopg.DataError, psycopg.IntegrityError) as refused:  # rolled back: a clear error, no traceback
         raise RefusedByDatabaseError(f"the database refused this plan, nothing was written: {refused}") from refused

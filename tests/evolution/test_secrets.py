@@ -124,6 +124,23 @@ def test_a_rotation_dry_run_changes_nothing(
     assert ciphertexts(db) == before
 
 
+def test_rotation_is_a_domain_function_the_cli_only_renders(
+    db: psycopg.Connection[Any], sim: SimHandle, public_url: str, secret_keys: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mirage keys rotate` is a thin shell: the same rotation runs without it, from mirage.db.keys."""
+    from mirage.crypto import keyring
+    from mirage.db.keys import rotate_all
+
+    provisioned(db, sim, ("sales", "+5511912345678"))
+    before = ciphertexts(db)
+    use_keys(monkeypatch, generate_key(), secret_keys)
+    with connect() as conn:
+        results = rotate_all(conn, keyring())
+    assert {r.table: r.values for r in results if r.values} == {"t_sessions": 4, "t_tenant_secrets": 1}
+    after = ciphertexts(db)
+    assert after.keys() == before.keys() and all(after[k] != before[k] for k in before)
+
+
 def test_a_ciphertext_moved_to_another_row_fails_to_decrypt_and_stops_rotation(
     db: psycopg.Connection[Any], sim: SimHandle, public_url: str, secret_keys: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,10 +25,6 @@ from tests.reconcile.helpers import count, edit, mirage, snapshot
 Conn = psycopg.Connection[Any]
 
 
-class Injected(RuntimeError):
-    pass
-
-
 def _plan(conn: Conn, fleet: Path) -> Any:
     desired = load_desired(fleet, None)
     return make_plan(conn, desired), desired
@@ -60,6 +56,54 @@ STEPS = [
 ]
 
 
+# Faults are injected where they would happen, in the database: a trigger (in a schema of its own, dropped after
+# the test) that records each write statement apply sends and raises at the chosen one.
+_FAULTS = """
+create schema if not exists mirage_test_faults;
+create table if not exists mirage_test_faults.steps (n serial primary key, step text not null);
+create table if not exists mirage_test_faults.fail_at (step text);
+create or replace function mirage_test_faults.record() returns trigger language plpgsql as $$
+declare
+  here text := case when tg_table_name = 't_applies' then 'audit' else lower(tg_op) || ' ' || tg_table_name end;
+begin
+  insert into mirage_test_faults.steps (step) values (here);
+  if exists (select 1 from mirage_test_faults.fail_at f where f.step = here) then
+    raise exception 'injected fault at %', here;
+  end if;
+  return null;
+end
+$$;
+"""
+
+
+def _watch_writes(conn: Conn, fail_at: str | None = None) -> None:
+    """Record every write statement on the public tables (and fail at `fail_at`), until `_unwatch`."""
+    conn.execute(_FAULTS)
+    tables = [r["tablename"] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")]
+    for table in tables:
+        conn.execute(
+            f"create trigger mirage_test_fault before insert or update or delete on public.{table}"
+            " for each statement execute function mirage_test_faults.record()"
+        )
+    if fail_at is not None:
+        conn.execute("insert into mirage_test_faults.fail_at values (%s)", [fail_at])
+    conn.commit()
+
+
+def _steps(conn: Conn) -> list[str]:
+    rows = conn.execute("select step from mirage_test_faults.steps order by n").fetchall()
+    conn.rollback()
+    return [r["step"] for r in rows]
+
+
+def _unwatch(conn: Conn) -> None:
+    conn.rollback()
+    for r in conn.execute("select tablename from pg_tables where schemaname = 'public'").fetchall():
+        conn.execute(f"drop trigger if exists mirage_test_fault on public.{r['tablename']}")
+    conn.execute("drop schema if exists mirage_test_faults cascade")
+    conn.commit()
+
+
 @pytest.mark.parametrize("step", STEPS)
 def test_a_failure_injected_midway_leaves_every_table_unchanged(
     env: Conn, fleet: Path, redis: redis_lib.Redis, step: str
@@ -67,16 +111,14 @@ def test_a_failure_injected_midway_leaves_every_table_unchanged(
     _mixed_change(env, fleet)
     redis.flushdb()
     before = snapshot(env)
-    seen: list[str] = []
-
-    def fault(s: str) -> None:
-        seen.append(s)
-        if s == step:
-            raise Injected(s)
-
-    with pytest.raises(Injected):
-        _apply(env, fleet, allow_delete=True, fault=fault)
-    assert seen[-1] == step
+    _watch_writes(env, fail_at=step)
+    try:
+        with pytest.raises(psycopg.errors.RaiseException, match=f"injected fault at {step}"):
+            _apply(env, fleet, allow_delete=True)
+        env.rollback()
+        assert _steps(env) == []  # the failed transaction took its own record with it
+    finally:
+        _unwatch(env)
     assert snapshot(env) == before
     assert redis.dbsize() == 0  # nothing enqueued: effects run only after commit
     result = _apply(env, fleet, allow_delete=True)  # and the same plan then applies cleanly
@@ -85,8 +127,12 @@ def test_a_failure_injected_midway_leaves_every_table_unchanged(
 
 def test_every_write_step_is_reached_by_the_mixed_change(env: Conn, fleet: Path) -> None:
     _mixed_change(env, fleet)
-    seen: list[str] = []
-    _apply(env, fleet, allow_delete=True, fault=seen.append)
+    _watch_writes(env)
+    try:
+        _apply(env, fleet, allow_delete=True)
+        seen = _steps(env)
+    finally:
+        _unwatch(env)
     assert set(STEPS) <= set(seen)
     # parents before children for writes, then deletes children first (a cascade never reaches a moved row)
     assert seen.index("update t_numbers") < seen.index("insert t_numbers") < seen.index("insert t_topics")
