@@ -47,6 +47,7 @@ from mirage.jobs.runtime import (
     tx,
 )
 from mirage.jobs.text import fallback_text, text_for
+from mirage.jobs.wrapper import job
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class NoFreshText(MirageError):
 # --- the tick --------------------------------------------------------------------------------------------------
 
 
+@job
 def conversation_tick() -> dict[str, int]:
     """Plan rounds for every active conversation of every tenant (a fixed number of queries), insert them with
     their deterministic identity and schedule each new round's first step."""
@@ -154,6 +156,7 @@ def _health(c: Conn, now: datetime) -> None:
 # --- one step of a round ---------------------------------------------------------------------------------------
 
 
+@job
 def advance_round(round_id: str) -> str:
     """Start the round if planned, then queue the message of the due step (or finish / abort it)."""
     with permanent_failures_stop_retries():
@@ -285,6 +288,7 @@ select m.id::text, m.tenant_id::text, m.session_id::text, m.direction::text, m.b
 """
 
 
+@job
 def on_message(message_id: str) -> str:
     """After the ingest stored a message event: settle our own send it reports, or, for a message from one of the
     tenant's bots to another, pass the round's turn (and queue the answer) or store why it is ignored."""

@@ -30,6 +30,7 @@ from mirage.jobs import runtime
 from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 from mirage.jobs.quota import DAY_FULL, HOUR_FULL, TAKEN
 from mirage.jobs.runtime import Conn, counter, db, tx, wall_ms
+from mirage.jobs.wrapper import job
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def _settings(ctx: dict[str, Any]) -> Any:
     return effective_settings(ctx, conv)
 
 
+@job
 def send_message(message_id: str) -> str:
     """Send one queued outbox message if every rule still holds at this instant; returns what happened."""
     with permanent_failures_stop_retries():

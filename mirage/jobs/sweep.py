@@ -18,6 +18,7 @@ from mirage.db import rounds as db_rounds
 from mirage.jobs import queues, runtime
 from mirage.jobs.rounds import ADVANCE_JOB, SEND_JOB, schedule_on_message
 from mirage.jobs.runtime import db, tx
+from mirage.jobs.wrapper import job
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ SENDING_STALE = timedelta(minutes=5)
 ADVANCE_GRACE = timedelta(minutes=2)
 
 
+@job
 def sweep_outbox() -> dict[str, int]:
     now = runtime.clock().now()
     requeued = expired = unknown = advanced = followed = 0
