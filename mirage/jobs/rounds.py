@@ -96,7 +96,7 @@ def conversation_tick() -> dict[str, int]:
         "created": len(created),
         "waiting": sum(1 for d in decisions if isinstance(d, Skip)),
     }
-    log.info("conversation tick", extra=result)
+    log.info("conversation tick", extra={"tick": result})  # `created` is a LogRecord attribute
     return result
 
 
