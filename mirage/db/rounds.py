@@ -308,6 +308,16 @@ def resume_number(conn: Conn, number_id: str) -> Row | None:
     return row
 
 
+def number_by_key(conn: Conn, tenant_slug: str, key: str) -> Row | None:
+    """A number by its tenant's slug and its key, with its health."""
+    row: Row | None = conn.execute(
+        "select n.id::text, n.key, n.status::text, n.status_reason, n.paused_at, n.paused_reason, n.send_failures "
+        "from t_numbers n join t_tenants t on t.id = n.tenant_id where t.slug = %s and n.key = %s",
+        (tenant_slug, key),
+    ).fetchone()
+    return row
+
+
 def group_by(rows: Iterable[Row], key: str) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = defaultdict(list)
     for r in rows:

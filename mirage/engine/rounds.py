@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 
 from mirage.engine import cadence
@@ -269,6 +269,42 @@ def plan_rounds(
             busy |= {decision.starter, decision.responder}
         out.append(decision)
     return out
+
+
+LOOKAHEAD_DAYS = 8
+
+
+def next_round_at(view: ConversationView, state: PlanState, now: datetime) -> datetime | None:
+    """The first instant from `now` at which the tick would start a round (what `mirage status` shows as the next
+    planned round), None within 8 days. A running round counts as ending now, the earliest it can; other
+    conversations' rounds as over; quota usage as known for this hour and unknown (nil) after it."""
+    ended = [
+        replace(r, status="done", finished_at=max(now, r.created_at)) if r.status in ("planned", "active") else r
+        for r in state.rounds
+    ]
+    idle = PlanState(ended, state.total_rounds, frozenset(), state.used, state.limits)
+    later = PlanState(idle.rounds, idle.total_rounds)  # after this hour, counters hold nothing we can know
+    candidates = {now}
+    last = max(idle.rounds, key=lambda r: r.finished_at or r.created_at, default=None)
+    if last is not None:  # the pause after it, as each weekday's range would draw it
+        for week_day in view.week.values():
+            ready = (last.finished_at or last.created_at) + timedelta(
+                minutes=pause_minutes(view, last, (week_day.pause_min, week_day.pause_max))
+            )
+            if ready > now:
+                candidates.add(ready)
+    local = local_datetime(now, view.timezone)
+    for offset in range(LOOKAHEAD_DAYS):
+        day = local.date() + timedelta(days=offset)
+        for w in view.day(DOW_OF_WEEKDAY[day.weekday()]).windows:
+            start = datetime.combine(day, w.start, tzinfo=local.tzinfo).astimezone(now.tzinfo)
+            if start > now:
+                candidates.add(start)
+    for at in sorted(candidates):
+        same_hour = at.replace(minute=0, second=0, microsecond=0) == now.replace(minute=0, second=0, microsecond=0)
+        if isinstance(plan_conversation(view, idle if same_hour else later, at, random.Random(0)), RoundPlan):
+            return at
+    return None
 
 
 # --- a running round -------------------------------------------------------------------------------------------
