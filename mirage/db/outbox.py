@@ -74,13 +74,21 @@ update t_messages m set status = 'sending', sent_at = %(now)s, updated_at = %(no
    and r.exchanges_done = (m.meta->>'step')::int and (r.deadline_at is null or r.deadline_at > %(now)s)
    and n.id = m.from_number_id and n.status = 'open' and n.active and n.paused_at is null
    and n.session_id is not null
+   -- Opt-out (ADR 0036): never to a human who opted out or whose possible opt-out awaits review. Re-checked here
+   -- because an opt-out may commit after the message was queued; one committing while this UPDATE runs has
+   -- cancelled the row first (same transaction as t_optouts), so the row no longer matches `status = 'queued'`.
+   and public.may_contact(m.tenant_id, coalesce(
+         (select c.wa_number from t_contacts c where c.id = m.contact_id),
+         case when m.to_number_id is null and m.to_jid like '%%@s.whatsapp.net'
+              then '+' || split_part(m.to_jid, '@', 1) end))
 returning m.id::text, m.session_id::text
 """
 
 
 def claim(conn: Conn, message_id: str, now: datetime, quiet: bool) -> Row | None:
     """queued -> sending in ONE conditional UPDATE: not quiet hours, round active and this bot's turn for this
-    step, before the deadline, number open / active / not paused with a live session. None: not claimable."""
+    step, before the deadline, number open / active / not paused with a live session, recipient not opted out.
+    None: not claimable."""
     row: Row | None = conn.execute(_CLAIM, {"id": message_id, "now": now, "quiet": quiet}).fetchone()
     return row
 

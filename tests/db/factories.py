@@ -39,6 +39,7 @@ TENANT_TABLES: tuple[str, ...] = (
     "t_sessions",
     "t_contacts",
     "t_optouts",
+    "t_optout_reviews",
     "t_conversations",
     "t_settings_conversation",
     "t_conversation_participants",
@@ -133,6 +134,18 @@ def make_tenant_graph(conn: psycopg.Connection[Any], slug: str | None = None) ->
         {"tenant_id": tid, "wa_number": "+5511988880001", "display_name": "Maria", "tags": ["vip"]},
     )
     rows["t_optouts"] = _insert(conn, "t_optouts", {"tenant_id": tid, "wa_number": "+5511977770001", "keyword": "sair"})
+    rows["t_optout_reviews"] = _insert(
+        conn,
+        "t_optout_reviews",
+        {
+            "tenant_id": tid,
+            "wa_hash": f"h-{u}",
+            "wa_number": "+5511966660001",
+            "phrase": "nao",
+            "status": "cleared",
+            "decided_at": datetime.now(UTC),
+        },
+    )
     conversation = rows["t_conversations"] = _insert(
         conn, "t_conversations", {"tenant_id": tid, "key": "c1", "name": "Conversation 1"}
     )

@@ -26,6 +26,7 @@ SERVICE_ONLY = frozenset(
         "t_applies",
         "t_viewer_links",
         "t_viewer_sessions",
+        "t_optout_reviews",
     }
 )
 INSERT_ONLY = frozenset({"t_optouts"})

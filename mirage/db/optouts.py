@@ -1,0 +1,215 @@
+"""SQL of opt-outs (t_optouts, t_optout_reviews): who may be contacted, recording an opt-out or a pause, reviews.
+
+The one rule (issue 13 item 5, docs/outreach.md "Opt-out"): a contact may be messaged unless it opted out or a
+review of a possible opt-out is pending. It lives in SQL (`public.may_contact(tenant, number)`), so the outbox
+claim, the outreach picker and `may_contact()` below all ask the same question. Opt-outs are matched by
+`public.contact_hash(tenant, number)`, which outlives `mirage contacts forget` (ADR 0036).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+Conn = psycopg.Connection[Any]
+Row = dict[str, Any]
+
+# What a sender puts in its SQL to skip contacts it may not message (`number` is an E.164 text expression).
+MAY_CONTACT_SQL = "public.may_contact({tenant}, {number})"
+
+
+def may_contact(conn: Conn, tenant_id: str, wa_number: str) -> bool:
+    """Whether `wa_number` (E.164) may be messaged by any conversation or policy of the tenant: not opted out and
+    no pending opt-out review. The outbox claim re-checks the same rule at the instant of sending."""
+    row = conn.execute("select public.may_contact(%s, %s) as ok", (tenant_id, wa_number)).fetchone()
+    return bool(row and (row["ok"] if isinstance(row, dict) else row[0]))
+
+
+def blocked_numbers(conn: Conn, tenant_id: str, wa_numbers: Iterable[str]) -> set[str]:
+    """The numbers of `wa_numbers` that may NOT be messaged (one query for a batch of candidates)."""
+    numbers = sorted(set(wa_numbers))
+    if not numbers:
+        return set()
+    rows = conn.execute(
+        "select n from unnest(%s::text[]) n where not public.may_contact(%s, n)", (numbers, tenant_id)
+    ).fetchall()
+    return {str(r["n"] if isinstance(r, dict) else r[0]) for r in rows}
+
+
+def jid_of(wa_number: str) -> str:
+    """The phone JID Mirage addresses a contact by: `+5511…` -> `5511…@s.whatsapp.net`."""
+    return f"{wa_number.lstrip('+')}@s.whatsapp.net"
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What one opt-out (or pause) changed, in the transaction that recorded it."""
+
+    created: bool  # a new t_optouts row (False: the contact had opted out already) / a new pending review
+    cancelled: int  # queued messages to the contact, now `cancelled`
+    targets: int  # outreach targets set to `optout` (or `paused`)
+    rounds: int  # live outreach rounds with the contact, aborted
+
+
+# The contact's outgoing messages still waiting in the outbox (queued now or scheduled for later: both `queued`),
+# by contact row or, for rows without one, by the phone JID.
+_CANCEL = """
+update t_messages m set status = 'cancelled', error = %(reason)s, updated_at = %(now)s
+ where m.tenant_id = %(tenant)s and m.direction = 'out' and m.status = 'queued'
+   and (m.contact_id in (select id from t_contacts where tenant_id = %(tenant)s and wa_number = %(number)s)
+        or (m.to_number_id is null and m.to_jid = %(jid)s))
+"""
+
+_ABORT_ROUNDS = """
+update t_rounds r set status = 'aborted', abort_reason = %(reason)s, finished_at = %(now)s, updated_at = %(now)s
+  from t_outreach_targets t, t_contacts c
+ where r.target_id = t.id and t.contact_id = c.id and c.tenant_id = %(tenant)s and c.wa_number = %(number)s
+   and r.status in ('planned', 'active')
+"""
+
+
+def _params(tenant_id: str, wa_number: str, now: datetime, reason: str) -> dict[str, Any]:
+    return {"tenant": tenant_id, "number": wa_number, "jid": jid_of(wa_number), "now": now, "reason": reason}
+
+
+def record_optout(
+    conn: Conn,
+    tenant_id: str,
+    wa_number: str,
+    now: datetime,
+    *,
+    keyword: str | None,
+    source: str = "keyword",
+    message_id: str | None = None,
+) -> Stopped:
+    """Opt the contact out for good, tenant-wide: t_optouts, every target `optout`, every queued or scheduled
+    message to it `cancelled`, live outreach rounds aborted, a pending review confirmed. Call it inside the
+    caller's transaction: all of it commits together, and a claim racing it waits for the cancelled rows."""
+    p = _params(tenant_id, wa_number, now, "opt-out")
+    created = conn.execute(
+        "insert into t_optouts (tenant_id, wa_number, contact_id, keyword, source, message_id, created_at) "
+        "select %(tenant)s, %(number)s, (select id from t_contacts where tenant_id = %(tenant)s "
+        "and wa_number = %(number)s), %(keyword)s, %(source)s, %(message)s, %(now)s "
+        "on conflict (tenant_id, wa_hash) do nothing returning id",
+        {**p, "keyword": keyword, "source": source, "message": message_id},
+    ).fetchone()
+    cancelled = conn.execute(_CANCEL, p).rowcount
+    targets = conn.execute(
+        "update t_outreach_targets t set status = 'optout', next_action_at = null, updated_at = %(now)s "
+        "from t_contacts c where t.contact_id = c.id and c.tenant_id = %(tenant)s and c.wa_number = %(number)s "
+        "and t.status <> 'optout'",
+        p,
+    ).rowcount
+    rounds = conn.execute(_ABORT_ROUNDS, p).rowcount
+    conn.execute(
+        "update t_optout_reviews set status = 'confirmed', decided_at = %(now)s, "
+        "decided_by = coalesce(decided_by, %(by)s) where tenant_id = %(tenant)s "
+        "and wa_hash = public.contact_hash(%(tenant)s, %(number)s) and status = 'pending'",
+        {**p, "by": f"opt-out:{source}"},
+    )
+    return Stopped(created is not None, cancelled, targets, rounds)
+
+
+def pause_for_review(
+    conn: Conn, tenant_id: str, wa_number: str, now: datetime, *, phrase: str, message_id: str | None
+) -> Stopped:
+    """A reply that might be an opt-out: nothing more goes to the contact until a person decides. One pending
+    review per contact; its live targets become `paused` (their previous status kept to restore on clear)."""
+    p = _params(tenant_id, wa_number, now, "opt-out review")
+    if not may_contact(conn, tenant_id, wa_number):  # opted out already, or a review is pending
+        return Stopped(False, conn.execute(_CANCEL, p).rowcount, 0, 0)
+    paused = conn.execute(
+        "with t as (select t.id, t.status from t_outreach_targets t join t_contacts c on c.id = t.contact_id "
+        "where c.tenant_id = %(tenant)s and c.wa_number = %(number)s and t.status in ('pending', 'in_progress') "
+        "for update of t) "
+        "update t_outreach_targets u set status = 'paused', updated_at = %(now)s from t where u.id = t.id "
+        "returning u.id::text, t.status::text as previous",
+        p,
+    ).fetchall()
+    created = conn.execute(
+        "insert into t_optout_reviews (tenant_id, wa_hash, wa_number, contact_id, message_id, phrase, "
+        "paused_targets, created_at) select %(tenant)s, public.contact_hash(%(tenant)s, %(number)s), %(number)s, "
+        "(select id from t_contacts where tenant_id = %(tenant)s and wa_number = %(number)s), %(message)s, "
+        "%(phrase)s, %(paused)s, %(now)s on conflict (tenant_id, wa_hash) where status = 'pending' do nothing "
+        "returning id",
+        {**p, "message": message_id, "phrase": phrase, "paused": Jsonb({r["id"]: r["previous"] for r in paused})},
+    ).fetchone()
+    cancelled = conn.execute(_CANCEL, p).rowcount
+    rounds = conn.execute(_ABORT_ROUNDS, p).rowcount
+    return Stopped(created is not None, cancelled, len(paused), rounds)
+
+
+_PENDING = """
+select r.id::text, r.wa_number, r.phrase, r.created_at, r.message_id::text, m.body, c.display_name
+  from t_optout_reviews r
+  left join t_messages m on m.id = r.message_id
+  left join t_contacts c on c.id = r.contact_id
+ where r.tenant_id = %s and r.status = 'pending'
+ order by r.created_at
+"""
+
+
+def pending_reviews(conn: Conn, tenant_id: str) -> list[Row]:
+    """Pending reviews, oldest first, with the message that raised each (what the person reads to decide)."""
+    return conn.execute(_PENDING, (tenant_id,)).fetchall()
+
+
+class ReviewGone(LookupError):
+    """The review does not exist in this tenant or was decided already."""
+
+
+def decide_review(conn: Conn, tenant_id: str, review_id: str, *, optout: bool, by: str, now: datetime) -> Stopped:
+    """Confirm a pending review as an opt-out (recorded, source `review`) or clear it (paused targets resume
+    with the status they had). Raises ReviewGone when there is no such pending review."""
+    r = conn.execute(
+        "update t_optout_reviews set status = %s, decided_by = %s, decided_at = %s "
+        "where tenant_id = %s and id = %s and status = 'pending' "
+        "returning wa_number, phrase, message_id::text, paused_targets",
+        ("confirmed" if optout else "cleared", by, now, tenant_id, review_id),
+    ).fetchone()
+    if r is None:
+        raise ReviewGone(review_id)
+    if optout:
+        if r["wa_number"] is None:  # forgotten meanwhile: forgetting recorded the opt-out already
+            return Stopped(False, 0, 0, 0)
+        return record_optout(
+            conn, tenant_id, r["wa_number"], now, keyword=r["phrase"], source="review", message_id=r["message_id"]
+        )
+    resumed = 0
+    for target_id, previous in (r["paused_targets"] or {}).items():
+        resumed += conn.execute(
+            "update t_outreach_targets set status = %s::target_status, updated_at = %s "
+            "where id = %s and tenant_id = %s and status = 'paused'",
+            (previous, now, target_id, tenant_id),
+        ).rowcount
+    return Stopped(False, 0, resumed, 0)
+
+
+_EXPORT = """
+select o.created_at, o.wa_number, o.wa_hash, o.source, o.keyword, o.message_id::text, o.forgotten_at
+  from t_optouts o where o.tenant_id = %s order by o.created_at, o.wa_hash
+"""
+EXPORT_COLUMNS = ("created_at", "wa_number", "wa_hash", "source", "keyword", "message_id", "forgotten_at")
+
+
+def export_csv(conn: Conn, tenant_id: str) -> str:
+    """Every opt-out of the tenant as CSV (a forgotten contact's row has its hash and no number)."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(EXPORT_COLUMNS)
+    for r in conn.execute(_EXPORT, (tenant_id,)).fetchall():
+        w.writerow([_cell(r[c]) for c in EXPORT_COLUMNS])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
