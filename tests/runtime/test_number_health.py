@@ -75,3 +75,43 @@ def _status_json() -> dict[str, list[dict[str, list[dict[str, str]]]]]:
 def test_numbers_resume_refuses_a_bad_target_clearly(db: object, target: str, message: str) -> None:
     exit_code, output = _resume(target)
     assert exit_code == 1 and message in output
+
+
+def test_sends_failing_in_a_row_pause_the_number_abort_its_rounds_and_nothing_more_leaves_it(
+    make_harness: Callable[..., Harness],
+) -> None:
+    from mirage.jobs.send import FAILURES_BEFORE_PAUSE
+
+    h = make_harness(exchanges=(1, 1), delays=(1000, 2000), pause=(1, 2), max_rounds=20)
+    h.sim.chaos(error_rate=1.0)  # Evolution answers every REST call 500: each send's outcome is unknown
+    end = h.clock.now() + timedelta(hours=3)
+    paused: list[dict[str, str]] = []
+    while not paused and h.clock.now() < end:
+        h.run_until(h.clock.now() + timedelta(minutes=5), tick_every=timedelta(minutes=1))
+        paused = h.rows("select id::text, key, paused_reason from t_numbers where paused_at is not null")
+    [number] = paused
+    assert number["paused_reason"].startswith(f"{FAILURES_BEFORE_PAUSE} send failures in a row")
+    tried = h.count(
+        "select count(*) as n from t_messages where from_number_id = %s and status = 'unknown'", number["id"]
+    )
+    assert tried == FAILURES_BEFORE_PAUSE  # never re-sent, and none after the pause
+    assert (
+        h.count(
+            "select count(*) as n from t_rounds where status in ('planned', 'active') "
+            "and %s in (number_a_id, number_b_id)",
+            number["id"],
+        )
+        == 0
+    )
+    h.sim.chaos(error_rate=0.0)
+    h.run_until(h.clock.now() + timedelta(minutes=30), tick_every=timedelta(minutes=1))
+    assert (
+        h.count(
+            "select count(*) as n from t_messages where from_number_id = %s and status <> 'unknown' "
+            "and direction = 'out'",
+            number["id"],
+        )
+        == 0
+    )
+    status = _status_json()["tenants"][0]["paused"]
+    assert status == [{"key": number["key"], "reason": number["paused_reason"], "since": status[0]["since"]}]
