@@ -6,6 +6,7 @@ package in a temporary folder with one deliberate violation added.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -72,3 +73,31 @@ def test_the_diagram_names_every_layer_contract() -> None:
     contracts = re.findall(r"^\[importlinter:contract:([a-z-]+)\]", (ROOT / ".importlinter").read_text(), re.M)
     table = doc.split("## Layers", 1)[1].split("\n## ", 1)[0]
     assert [c for c in contracts if f"`{c}`" not in table] == []
+
+
+LAYER_PACKAGES = [
+    "cli",
+    "config",
+    "db",
+    "embedded",
+    "engine",
+    "i18n",
+    "ingest",
+    "integrations",
+    "jobs",
+    "reconcile",
+    "web",
+]
+
+
+@pytest.mark.parametrize("package", LAYER_PACKAGES)
+def test_every_layer_package_docstring_says_what_lives_there_and_what_it_may_import(package: str) -> None:
+    source = (ROOT / "mirage" / package / "__init__.py").read_text(encoding="utf-8")
+    doc = " ".join((ast.get_docstring(ast.parse(source)) or "").split())
+    assert len(doc) > 80, f"mirage/{package}/__init__.py does not say what lives there"
+    assert "may import" in doc.lower(), f"mirage/{package}/__init__.py does not say what it may import"
+
+
+def test_the_layer_package_list_covers_every_package_of_mirage() -> None:
+    found = sorted(p.parent.name for p in (ROOT / "mirage").glob("*/__init__.py") if p.parent.name != "_bundle")
+    assert found == sorted(LAYER_PACKAGES)
