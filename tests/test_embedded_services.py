@@ -20,6 +20,8 @@ from mirage.embedded import stop_postgres, stop_redis
 from mirage.embedded.redis import socket_path
 from mirage.errors import ServiceError
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def test_embedded_postgres_is_a_real_server_with_roles_and_rls(server_url: str) -> None:
     with psycopg.connect(server_url, autocommit=True) as conn:
@@ -85,8 +87,9 @@ def _mirage(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_two_processes_share_one_postgres_and_one_redis_and_data_survives_restart(tmp_path: Path) -> None:
-    state = tmp_path / "state"
+def test_two_processes_share_one_postgres_and_one_redis_and_data_survives_restart() -> None:
+    # under the worktree, not the 0700 temp folder: pgserver runs Postgres as its own user under root
+    state = ROOT / ".mirage-test" / f"shared-{uuid.uuid4().hex[:8]}"
     try:
         first = _run(state, "write")
         second = _run(state, "read")
@@ -106,6 +109,7 @@ def test_two_processes_share_one_postgres_and_one_redis_and_data_survives_restar
     finally:  # in process: a test must never leave servers behind, even if the CLI cannot start
         stop_redis(state)
         stop_postgres(state)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.mark.parametrize("tamper", ["world-writable", "symlink"])
@@ -147,9 +151,6 @@ def test_stopping_a_redis_that_refuses_to_exit_is_an_error_not_a_silent_success(
             stop_redis(state, timeout=2)
     finally:
         os.kill(pid, signal.SIGKILL)
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _own_servers_env(**extra: str) -> dict[str, str]:
