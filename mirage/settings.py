@@ -115,6 +115,13 @@ class Settings(BaseModel):
     )
     openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL", description="Any OpenAI-compatible endpoint.")
     openai_model: str = Field("gpt-4o-mini", alias="OPENAI_MODEL", description="Default chat model.")
+    openai_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=15,
+        alias="OPENAI_TIMEOUT_S",
+        description="Seconds one model request may take (at most 15); a message waits at most about twice this.",
+    )
     actor: str | None = Field(
         None,
         alias="MIRAGE_ACTOR",

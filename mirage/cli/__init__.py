@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "serve": ("mirage.cli.runtime",),
     "sim": ("mirage.cli.evolution", "mirage.cli.text"),
     "status": ("mirage.cli.status",),
+    "text": ("mirage.cli.text",),
     "up": ("mirage.cli.services",),
     "validate": ("mirage.cli.validate",),
     "viewers": ("mirage.cli.viewers",),

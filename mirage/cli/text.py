@@ -1,7 +1,9 @@
-"""`mirage say TENANT/CONVERSATION` (preview a persona's messages) and `mirage sim openai` (the local model server)."""
+"""`mirage say TENANT/CONVERSATION` (preview a persona's messages), `mirage text usage TENANT` (tokens per day) and
+`mirage sim openai` (the local model server)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from datetime import UTC, datetime
@@ -64,7 +66,13 @@ def _llm(tenant: TenantConfig, conv: Conversation, settings: Settings) -> LLMCon
     base_url = (oai.base_url if oai is not None else None) or settings.openai_base_url
     if key is None and base_url is None:
         return None
-    return LLMConfig(model=conv.openai_model, temperature=conv.temperature, api_key=key, base_url=base_url)
+    return LLMConfig(
+        model=conv.openai_model,
+        temperature=conv.temperature,
+        api_key=key,
+        base_url=base_url,
+        timeout_s=settings.openai_timeout_s,
+    )
 
 
 @cli.command("say")
@@ -141,6 +149,61 @@ def say(
         if not step and i % len(ROUND) == 0 and i:
             click.echo("")
         click.echo(f"{s:<9} {persona.name:<12} {out.text}  " + click.style(f"({note})", dim=True))
+
+
+@cli.group("text")
+def text_group() -> None:
+    """Message text in the database: what the model wrote, what the offline generator wrote, tokens per day."""
+
+
+@text_group.command("usage")
+@click.argument("tenant")
+@click.option(
+    "--days", type=click.IntRange(1, 366), default=7, show_default=True, help="How many local days, today included."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json for tools.",
+)
+def usage_command(tenant: str, days: int, fmt: str) -> None:
+    """Texts and model tokens of TENANT per local day (public.text_usage), with the total: what the model costs.
+
+    Counts the texts the runtime wrote: by the model, offline (no model configured), and offline fallbacks
+    after a model failure or refused answer. Days are the tenant's own (its time zone).
+    """
+    from mirage.db.connect import connect
+    from mirage.db.message_text import UnknownTenant, tenant_usage
+    from mirage.db.sessions import service_session
+
+    with connect() as conn, service_session(conn) as c:
+        try:
+            report = tenant_usage(c, tenant, datetime.now(UTC), days)
+        except UnknownTenant:
+            raise MirageError(t("text.unknown_tenant", tenant=tenant)) from None
+    if fmt == "json":
+        doc = {
+            "tenant": report.tenant,
+            "timezone": report.timezone,
+            "tokens": report.tokens,
+            "days": [{**vars(d), "day": d.day.isoformat()} for d in report.days],
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(t("text.usage_header", tenant=report.tenant, days=days, zone=report.timezone))
+    first, *labels = t("text.usage_columns").split("|")
+    rows = [(d.day.isoformat(), *(getattr(d, k) for k in _USAGE_FIELDS)) for d in report.days]
+    rows.append((t("text.usage_total"), *(sum(getattr(d, k) for d in report.days) for k in _USAGE_FIELDS)))
+    widths = [max(len(str(v)) for v in column) for column in zip((first, *labels), *rows, strict=True)]
+    for row in [(first, *labels), *rows]:
+        cells = [f"{row[0]!s:<{widths[0]}}", *(f"{v!s:>{w}}" for v, w in zip(row[1:], widths[1:], strict=True))]
+        click.echo("  ".join(cells))
+
+
+_USAGE_FIELDS = ("messages", "openai_messages", "offline_messages", "fallbacks", "tokens")
 
 
 @sim.command("openai")

@@ -41,4 +41,21 @@ def llm_config(
         api_key = s.openai_api_key.get_secret_value()
     if api_key is None and base_url is None:
         return None
-    return LLMConfig(model=model, temperature=float(temperature), api_key=api_key, base_url=base_url)
+    return LLMConfig(
+        model=model, temperature=float(temperature), api_key=api_key, base_url=base_url, timeout_s=s.openai_timeout_s
+    )
+
+
+def conversation_llm_config(
+    conn: psycopg.Connection[dict[str, Any]], conversation_id: uuid.UUID | str, *, settings: Settings | None = None
+) -> LLMConfig | None:
+    """`llm_config` for a conversation: its tenant's endpoint and key with the conversation's `openai_model` and
+    `temperature`; None when the tenant has no model (or the conversation is gone)."""
+    row = conn.execute(
+        "select tenant_id::text, openai_model, temperature::float from t_conversations where id = %s",
+        (str(conversation_id),),
+    ).fetchone()
+    if row is None:
+        return None
+    model = row["openai_model"] or (settings or get_settings()).openai_model
+    return llm_config(conn, row["tenant_id"], model=model, temperature=row["temperature"], settings=settings)

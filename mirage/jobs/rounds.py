@@ -17,7 +17,6 @@ from mirage.db import rounds as db_rounds
 from mirage.engine import cadence
 from mirage.engine.quotas import buckets
 from mirage.engine.rounds import (
-    NO_REPEAT_DAYS,
     Abort,
     Accept,
     Finish,
@@ -29,7 +28,6 @@ from mirage.engine.rounds import (
     next_action,
     on_bot_message,
     plan_rounds,
-    text_allowed,
 )
 from mirage.engine.view import ConversationView
 from mirage.errors import MirageError
@@ -46,7 +44,7 @@ from mirage.jobs.runtime import (
     since_for_snapshot,
     tx,
 )
-from mirage.jobs.text import fallback_text, text_for
+from mirage.jobs.text import Written, prepare_text, write_text
 from mirage.jobs.wrapper import job
 
 log = logging.getLogger(__name__)
@@ -54,8 +52,6 @@ log = logging.getLogger(__name__)
 ADVANCE_JOB = "mirage.jobs.rounds.advance_round"
 SEND_JOB = "mirage.jobs.send.send_message"
 ON_MESSAGE_JOB = "mirage.jobs.rounds.on_message"
-TEXT_ATTEMPTS = 8
-FALLBACK_ATTEMPTS = 64
 
 
 class NoFreshText(MirageError):
@@ -158,49 +154,87 @@ def _health(c: Conn, now: datetime) -> None:
 
 @job
 def advance_round(round_id: str) -> str:
-    """Start the round if planned, then queue the message of the due step (or finish / abort it)."""
+    """Start the round if planned, then queue the message of the due step (or finish / abort it).
+
+    With a model configured, the step's text is written between two transactions (ADR 0042): a model call may
+    take seconds and must hold no row lock, so the step is decided, its text written with no transaction open,
+    then the step is decided again on fresh rows and queued (unless another job moved the round on meanwhile).
+    Offline text needs no I/O and is written in the one transaction."""
     with permanent_failures_stop_retries():
         round_id = uuid_arg("round_id", round_id)
     now = runtime.clock().now()
-    follow_up: tuple[str, datetime] | None = None
-    with db() as conn, tx(conn) as c:
-        r = db_rounds.load_round(c, round_id, lock=True)
-        if r is None:
-            return "gone"
-        if r["status"] not in ("planned", "active"):
-            return str(r["status"])
-        view = _view_of(c, r, now)
-        if isinstance(view, str):
-            db_rounds.abort_rounds(c, [round_id], view, now)
-            return f"aborted: {view}"
-        if r["status"] == "planned":
-            db_rounds.start_round(c, round_id, now)
-            r["status"] = "active"
-        state = round_state(r)
-        action = next_action(state, now, in_quiet_hours(view.quiet, now, view.timezone))
-        if isinstance(action, Finish):
-            db_rounds.finish_round(c, round_id, now)
-            return "done"
-        if isinstance(action, Abort):
-            db_rounds.abort_rounds(c, [round_id], action.reason, now)
-            return f"aborted: {action.reason}"
-        if not isinstance(action, Send):
-            return action.reason
-        sender = view.numbers.get(action.sender)
-        if sender is None or not sender.can_send:
-            reason = f"number {sender.key if sender else action.sender} cannot send"
-            db_rounds.abort_rounds(c, [round_id], reason, now)
-            return f"aborted: {reason}"
-        try:
-            message_id, when = _queue_step(c, r, view, action, now)
-        except NoFreshText as e:
-            db_rounds.abort_rounds(c, [round_id], str(e), now)
-            return f"aborted: {e}"
-        follow_up = (message_id, when)
-    if follow_up is not None:
-        message_id, when = follow_up
-        schedule(queues.MESSAGES, SEND_JOB, job_id=f"send:{message_id}", args=[message_id], when=when, now=now)
-    return f"step {action.step} queued"
+    with db() as conn:
+        with tx(conn) as c:
+            due = _due_step(c, round_id, now)
+            if isinstance(due, str):
+                return due
+            request = None if _queued(c, *due) else prepare_text(c, *due, now)
+            if request is None or request.llm is None:  # no model call: write and queue in this transaction
+                queued = _queue_or_abort(c, *due, write_text(request) if request else None, now)
+        if request is not None and request.llm is not None:
+            written = write_text(request)  # no transaction open: a slow model holds no row lock (ADR 0042)
+            now = runtime.clock().now()
+            with tx(conn) as c:
+                again = _due_step(c, round_id, now)
+                if isinstance(again, str):
+                    return again
+                if again[2].step != due[2].step:
+                    return f"step {due[2].step} already passed"
+                queued = _queue_or_abort(c, *again, written, now)
+    if isinstance(queued, str):
+        return queued
+    message_id, when = queued
+    schedule(queues.MESSAGES, SEND_JOB, job_id=f"send:{message_id}", args=[message_id], when=when, now=now)
+    return f"step {due[2].step} queued"
+
+
+def _due_step(c: Conn, round_id: str, now: datetime) -> tuple[dict[str, Any], ConversationView, Send] | str:
+    """The round's row, view and due Send (the round locked and started if planned), or the outcome when no
+    message is due (done, aborted, waiting)."""
+    r = db_rounds.load_round(c, round_id, lock=True)
+    if r is None:
+        return "gone"
+    if r["status"] not in ("planned", "active"):
+        return str(r["status"])
+    view = _view_of(c, r, now)
+    if isinstance(view, str):
+        db_rounds.abort_rounds(c, [round_id], view, now)
+        return f"aborted: {view}"
+    if r["status"] == "planned":
+        db_rounds.start_round(c, round_id, now)
+        r["status"] = "active"
+    state = round_state(r)
+    action = next_action(state, now, in_quiet_hours(view.quiet, now, view.timezone))
+    if isinstance(action, Finish):
+        db_rounds.finish_round(c, round_id, now)
+        return "done"
+    if isinstance(action, Abort):
+        db_rounds.abort_rounds(c, [round_id], action.reason, now)
+        return f"aborted: {action.reason}"
+    if not isinstance(action, Send):
+        return action.reason
+    sender = view.numbers.get(action.sender)
+    if sender is None or not sender.can_send:
+        reason = f"number {sender.key if sender else action.sender} cannot send"
+        db_rounds.abort_rounds(c, [round_id], reason, now)
+        return f"aborted: {reason}"
+    return r, view, action
+
+
+def _queued(c: Conn, r: dict[str, Any], view: ConversationView, action: Send) -> bool:
+    """Whether the step's message is queued already (a retry of this job): no text to write then."""
+    key = f"round:{r['id']}:{action.step}"
+    return c.execute("select 1 from t_messages where idempotency_key = %s", (key,)).fetchone() is not None
+
+
+def _queue_or_abort(
+    c: Conn, r: dict[str, Any], view: ConversationView, action: Send, written: Written | None, now: datetime
+) -> tuple[str, datetime] | str:
+    try:
+        return _queue_step(c, r, view, action, written, now)
+    except NoFreshText as e:
+        db_rounds.abort_rounds(c, [r["id"]], str(e), now)
+        return f"aborted: {e}"
 
 
 def _view_of(c: Conn, r: dict[str, Any], now: datetime) -> ConversationView | str:
@@ -218,7 +252,7 @@ def _view_of(c: Conn, r: dict[str, Any], now: datetime) -> ConversationView | st
 
 
 def _queue_step(
-    c: Conn, r: dict[str, Any], view: ConversationView, action: Send, now: datetime
+    c: Conn, r: dict[str, Any], view: ConversationView, action: Send, written: Written | None, now: datetime
 ) -> tuple[str, datetime]:
     key = f"round:{r['id']}:{action.step}"
     existing = c.execute(
@@ -227,27 +261,11 @@ def _queue_step(
     if existing is not None:  # a retry of this job: the message is queued already; make sure its send is scheduled
         planned = existing["meta"].get("planned_at")
         return existing["id"], datetime.fromisoformat(planned) if planned else now
-    rng = random.Random(key)
-    previous = [m for m in outbox.round_messages(c, r["id"]) if m["step"] == action.step - 1]
-    last_received = previous[0]["body"] if previous else None
-    recent = outbox.recent_bodies(c, view.id, now - timedelta(days=NO_REPEAT_DAYS))
-    sender = view.numbers[action.sender]
-    persona = view.personas.get(sender.persona_id or "")
-    topic = next((t for t in view.topics if t.id == r["topic_id"]), None)
-    history = [m["body"] for m in outbox.round_messages(c, r["id"]) if m["body"]]
-    text = None
-    for _ in range(TEXT_ATTEMPTS):
-        candidate = text_for(action.kind, persona, topic, history, r["daypart"], rng)
-        if text_allowed(candidate, last_received, recent, view.settings.guard_no_echo):
-            text = candidate
-            break
-    for _ in range(FALLBACK_ATTEMPTS if text is None else 0):
-        candidate = fallback_text(action.kind, rng)
-        if text_allowed(candidate, last_received, recent, view.settings.guard_no_echo):
-            text = candidate
-            break
-    if text is None:
+    if written is None:
         raise NoFreshText(action.kind)
+    text = written.text
+    rng = random.Random(key)
+    topic = next((t for t in view.topics if t.id == r["topic_id"]), None)
     think = cadence.think_delay_ms(view.settings.min_delay_ms, view.settings.max_delay_ms, view.settings.humanize, rng)
     when = now + timedelta(milliseconds=think)
     receiver = view.numbers[action.receiver]
@@ -260,6 +278,7 @@ def _queue_step(
         "think_ms": think,
         "typing_ms": cadence.typing_ms(text, view.settings.humanize),
         "planned_at": when.isoformat(),
+        **written.meta,
     }
     message_id, _ = outbox.enqueue(
         c,

@@ -1,79 +1,108 @@
-"""The one seam between rounds and text generation: `text_for(step, persona, topic, history, daypart, rng)`.
+"""The one seam between rounds and message text: `prepare_text` (reads, in the round's transaction) and
+`write_text` (compose(), outside any transaction).
 
-Until the text issue's `compose()` (OpenAI, or its offline generator) is wired in here, the text comes from the
-persona's greetings and phrase banks, varied with a short tail and an emoji so the no-repeat guard has room.
-The round shell calls only this function, so swapping the generator changes one place.
+`prepare_text` gathers what one step's text needs: the sender's persona, the round's topic, the conversation's
+last HISTORY messages, what the conversation sent in its no-repeat window, the message just received and the
+tenant's model (its encrypted key and base_url, the conversation's model and temperature; None when nothing is
+configured). `write_text` calls `mirage.integrations.openai.compose`: through the model when there is one (with
+the client's timeout, bounded retries and offline fallback), else the offline generator (tests, the demo,
+simulation). It runs with no transaction open, so a slow model holds no row lock and no idle transaction
+(ADR 0042). The text's source, tokens and any fallback reasons go into the message's meta.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from mirage.engine.view import Persona, Topic
+import psycopg
 
-# Used when a persona leaves a bank empty (pt-BR: the product's default voice).
-FALLBACK: dict[str, tuple[str, ...]] = {
-    "greeting": ("Opa, tudo bem?", "E aí, meu amigo!", "Fala, parceiro!"),
-    "comment": ("Hoje o dia tá corrido por aqui", "Rapaz, que calor que tá fazendo", "Tô pensando num churrasco"),
-    "question": ("E a família, como vai?", "Vai fazer o que no fim de semana?", "Tudo certo por aí?"),
-    "answer": ("Tudo na paz, graças a Deus!", "Por aqui tudo tranquilo", "Vou descansar um pouco kkkk"),
-    "goodbye": ("Abraço, fica com Deus!", "Valeu, até mais!", "Falou, bom descanso!"),
-}
-_BANK = {"comment": "comments", "question": "questions", "answer": "answers", "goodbye": "goodbyes"}
-TAILS = ("", "", " kkkk", " rapaz", " viu", " meu amigo", " hein", " 😅", " 🙏")
-EMOJIS = ("😄", "👍", "🙌", "😂", "☀️", "🍖", "⚽", "❤️", "😎", "🤝", "🙏", "😊")
+from mirage.config.types import Daypart
+from mirage.db import message_text, outbox
+from mirage.db.openai_access import conversation_llm_config
+from mirage.engine.generation import STEPS, Line, LLMConfig, Step, Voice, recent_set
+from mirage.engine.rounds import NO_REPEAT_DAYS, Send, text_allowed
+from mirage.engine.view import ConversationView, Persona, Topic
+from mirage.integrations.openai import compose
 
+Conn = psycopg.Connection[Any]
 
-def choices(kind: str, persona: Persona | None, daypart: str | None) -> Sequence[str]:
-    """The phrases a persona offers for a step kind (its greetings for the daypart, or a phrase bank)."""
-    if persona is not None:
-        if kind == "greeting":
-            bank = persona.greetings.get(daypart or "morning", ())
-        else:
-            bank = persona.phrases.get(_BANK.get(kind, ""), ())
-        if bank:
-            return bank
-    return FALLBACK.get(kind, FALLBACK["comment"])
+HISTORY = 20  # the conversation's last messages compose() sees (the prompt takes the last few; none repeats)
+OFFLINE_RETRIES = 16  # fresh offline draws when a text still breaks the round's rule (it never should)
+
+# The voice of a number without a persona: the offline generator's built-in pt-BR banks.
+DEFAULT_VOICE = Voice(name="Tio", style="", emoji_rate=0.3, greetings={}, phrases={})
 
 
-def text_for(
-    step: str,
-    persona: Persona | None,
-    topic: Topic | None,
-    history: Sequence[str],
-    daypart: str | None,
-    rng: random.Random,
-) -> str:
-    """One short message for the round step `step` ("greeting", "comment", "question", "answer", "goodbye")."""
-    base = rng.choice(list(choices(step, persona, daypart)))
-    tail = rng.choice(TAILS)
-    text = base.rstrip() + tail if tail and not base.rstrip().endswith(("!", "?", ".")) else base.rstrip()
-    rate = persona.emoji_rate if persona is not None else 0.3
-    if rng.random() < rate:
-        text = f"{text} {rng.choice(EMOJIS)}"
-    return text
+@dataclass(frozen=True)
+class TextRequest:
+    """Everything one step's text depends on, read in the round's transaction."""
+
+    kind: Step
+    persona: Persona | Voice
+    topic: Topic | None
+    history: tuple[Line, ...]  # the conversation's last messages, oldest first
+    daypart: Daypart
+    last_received: str | None  # the message this step answers (None for a round's first)
+    recent: tuple[str, ...]  # what the conversation sent in its no-repeat window
+    guard_no_echo: bool
+    llm: LLMConfig | None  # None: offline
+    seed: str  # the step's idempotency key: the same step draws the same offline text
 
 
-FILLERS = (
-    "por aqui tudo certo",
-    "que semana corrida",
-    "graças a Deus",
-    "vamos que vamos",
-    "tamo junto",
-    "é isso aí",
-    "fica bem",
-    "abraço",
-    "kkkk",
-    "bora",
-    "saudade",
-    "depois a gente se fala",
-)
+@dataclass(frozen=True)
+class Written:
+    """A text to send and the meta keys it adds (`text_source`, `tokens`, `text_reasons`, and `model`)."""
+
+    text: str
+    meta: dict[str, Any]
 
 
-def fallback_text(step: str, rng: random.Random) -> str:
-    """A last resort when every draw repeated a recent text: a phrase and one or two fillers (hundreds of variants
-    that stay different after normalisation, which drops emojis and punctuation)."""
-    base = rng.choice(FALLBACK[step if step in FALLBACK else "comment"])
-    extra = rng.sample(FILLERS, k=rng.choice((1, 2)))
-    return f"{base} {', '.join(extra)}"
+def prepare_text(c: Conn, r: dict[str, Any], view: ConversationView, action: Send, now: datetime) -> TextRequest:
+    """Read what the text of `action` (a step of round `r`) needs; no model call here."""
+    previous = [m for m in outbox.round_messages(c, r["id"]) if m["step"] == action.step - 1]
+    sender = view.numbers[action.sender]
+    persona = view.personas.get(sender.persona_id or "")
+    return TextRequest(
+        kind=action.kind if action.kind in STEPS else "comment",
+        persona=persona if persona is not None else DEFAULT_VOICE,
+        topic=next((t for t in view.topics if t.id == r["topic_id"]), None),
+        history=tuple(
+            Line(body, mine=who == action.sender)
+            for body, who in message_text.conversation_history(c, view.id, HISTORY)
+        ),
+        daypart=cast(Daypart, r["daypart"]),
+        last_received=previous[0]["body"] if previous else None,
+        recent=tuple(outbox.recent_bodies(c, view.id, now - timedelta(days=NO_REPEAT_DAYS))),
+        guard_no_echo=view.settings.guard_no_echo,
+        llm=conversation_llm_config(c, view.id),
+        seed=f"round:{r['id']}:{action.step}",
+    )
+
+
+def write_text(req: TextRequest) -> Written | None:
+    """The text for `req`: compose() through the model when one is configured, else offline; None when no text
+    passes the round's rule (no echo, nothing the conversation sent in its no-repeat window) after the retries.
+
+    May take seconds (the model, its retries): call it with no transaction open.
+    """
+    rng = random.Random(req.seed)
+    avoid = recent_set((*req.recent, *((req.last_received,) if req.guard_no_echo and req.last_received else ())))
+    llm, tokens = req.llm, 0
+    reasons: list[str] = []
+    for _ in range(1 + OFFLINE_RETRIES):
+        out = compose(req.kind, req.persona, req.topic, req.history, req.daypart, rng, llm, avoid=avoid)
+        tokens += out.tokens
+        reasons += out.reasons
+        if text_allowed(out.text, req.last_received, req.recent, req.guard_no_echo):
+            meta: dict[str, Any] = {"text_source": out.source, "tokens": tokens}
+            if reasons:
+                meta["text_reasons"] = reasons
+            if out.source == "openai" and llm is not None:
+                meta["model"] = llm.model
+            return Written(out.text, meta)
+        reasons.append(f"round:{out.source}_not_fresh")
+        llm = None  # compose's guards passed but the round's rule did not: only offline draws are retried
+    return None

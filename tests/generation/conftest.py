@@ -13,6 +13,7 @@ import pytest
 
 from mirage.integrations.openai_sim import FaultConfig, OpenAISimConfig, OpenAISimHandle, run_openai_sim
 from mirage.settings import get_settings
+from tests.runtime.conftest import make_harness  # noqa: F401 - rounds driven against the Evolution simulator
 
 KEY = "sk-test-4f1c9a7e2b8d6f0a3c5e7b9d1f2a4c6e"
 

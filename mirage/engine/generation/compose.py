@@ -8,7 +8,7 @@ the offline generator. Every failure is kept in `Composed.reasons`.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from mirage.config.types import Daypart
 from mirage.engine.generation.guards import clean, recent_set, violations
@@ -31,15 +31,17 @@ def compose(
     *,
     model: str = "gpt-4o-mini",
     temperature: float = 0.8,
+    avoid: Collection[str] = (),
 ) -> Composed:
     """The text `persona` sends as `step`; `rng` drives the offline generator (deterministic for a seed).
 
     `history` is the conversation so far, oldest first, as long as the caller likes: the last PROMPT_HISTORY
     lines go to the model, the last RECENT_MESSAGES are never repeated (normalised), and the offline generator
-    never repeats any of them exactly.
+    never repeats any of them exactly. `avoid` adds normalised texts (guards.recent_set) never to send either,
+    whatever their age: the runtime passes what the conversation sent in its no-repeat window.
     """
     voice = Voice.of(persona)
-    recent = recent_set(line.text for line in history[-RECENT_MESSAGES:])
+    recent = recent_set(line.text for line in history[-RECENT_MESSAGES:]) | frozenset(avoid)
     reasons: list[str] = []
     tokens = 0
     if chat is not None:

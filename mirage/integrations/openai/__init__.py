@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from mirage.config.types import Daypart
 from mirage.engine.generation.compose import compose as core_compose
@@ -26,16 +26,28 @@ def compose(
     daypart: Daypart,
     rng: random.Random,
     llm_config: LLMConfig | None = None,
+    *,
+    avoid: Collection[str] = (),
 ) -> Composed:
     """The text `persona` sends as `step` now: from the model in `llm_config` when set, else (or on failure) offline.
 
-    Never raises for a model failure: the offline generator answers and `Composed.reasons` says why.
+    Never raises for a model failure: the offline generator answers and `Composed.reasons` says why. `avoid`:
+    normalised texts never to send (guards.recent_set), on top of the last messages of `history`.
     """
     chat = OpenAIChat(llm_config) if llm_config is not None and (llm_config.api_key or llm_config.base_url) else None
     if llm_config is None:
-        return core_compose(step, persona, topic, history, daypart, rng, chat)
+        return core_compose(step, persona, topic, history, daypart, rng, chat, avoid=avoid)
     return core_compose(
-        step, persona, topic, history, daypart, rng, chat, model=llm_config.model, temperature=llm_config.temperature
+        step,
+        persona,
+        topic,
+        history,
+        daypart,
+        rng,
+        chat,
+        model=llm_config.model,
+        temperature=llm_config.temperature,
+        avoid=avoid,
     )
 
 

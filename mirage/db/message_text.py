@@ -1,0 +1,100 @@
+"""SQL of message text: a conversation's last messages (what compose() reads as history) and the tokens each
+tenant spent per local day (the public.text_usage view, docs/generation.md "Cost: tokens per day")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from mirage.engine.calendar import local_date
+from mirage.errors import MirageError
+
+Conn = psycopg.Connection[Any]
+
+
+class UnknownTenant(MirageError):
+    """No tenant has this slug."""
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        super().__init__(f"no tenant {slug!r}")
+
+
+_HISTORY = """
+select body, from_number_id::text
+  from t_messages
+ where conversation_id = %s and direction = 'out' and body is not null and status <> 'cancelled'
+ order by created_at desc, id desc
+ limit %s
+"""
+
+
+def conversation_history(conn: Conn, conversation_id: str, limit: int) -> list[tuple[str, str | None]]:
+    """The conversation's last `limit` texts, oldest first, as (body, the bot number that sent it).
+
+    Our own sends only (both bots of a pair write outgoing rows; their inbound copies would repeat them).
+    """
+    rows = conn.execute(_HISTORY, (conversation_id, limit)).fetchall()
+    return [(str(r["body"]), r["from_number_id"]) for r in reversed(rows)]
+
+
+@dataclass(frozen=True)
+class UsageDay:
+    """One local day of a tenant's message text: how many texts, from where, and the tokens they used."""
+
+    day: date
+    messages: int
+    openai_messages: int
+    offline_messages: int
+    fallbacks: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class TenantUsage:
+    """A tenant's usage report: its slug, the zone its days are counted in, and the days, oldest first."""
+
+    tenant: str
+    timezone: str
+    days: list[UsageDay]
+
+    @property
+    def tokens(self) -> int:
+        return sum(d.tokens for d in self.days)
+
+
+def tenant_usage(conn: Conn, slug: str, now: datetime, days: int) -> TenantUsage:
+    """Tokens and texts of tenant `slug` for its last `days` local days up to today (in its zone) inclusive."""
+    row = conn.execute("select id::text, timezone from t_tenants where slug = %s", (slug,)).fetchone()
+    if row is None:
+        raise UnknownTenant(slug)
+    timezone = str(row["timezone"])
+    return TenantUsage(slug, timezone, token_usage(conn, str(row["id"]), local_date(now, timezone), days))
+
+
+def token_usage(conn: Conn, tenant_id: str, today: date, days: int) -> list[UsageDay]:
+    """The tenant's last `days` local days up to `today` (inclusive), oldest first, days without text as zeros."""
+    first = today - timedelta(days=days - 1)
+    rows = conn.execute(
+        "select day, messages, openai_messages, offline_messages, fallbacks, tokens from public.text_usage "
+        "where tenant_id = %s and day between %s and %s",
+        (tenant_id, first, today),
+    ).fetchall()
+    found = {r["day"]: r for r in rows}
+    out: list[UsageDay] = []
+    for i in range(days):
+        day = first + timedelta(days=i)
+        r = found.get(day)
+        out.append(
+            UsageDay(
+                day,
+                *(
+                    int(r[k]) if r else 0
+                    for k in ("messages", "openai_messages", "offline_messages", "fallbacks", "tokens")
+                ),
+            )
+        )
+    return out

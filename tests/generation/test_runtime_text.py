@@ -1,0 +1,139 @@
+"""Rounds write their text with compose(), end to end: a round driven against the Evolution simulator sends the
+text of the tenant's model (the OpenAI simulator over loopback HTTP, through the real `openai` client, with the
+tenant's encrypted key and base_url), with its tokens in meta; when the model fails (5xx, timeouts) the round
+still completes with offline text and the reason recorded; with no model the offline generator writes it.
+public.text_usage sums the tokens per tenant per local day.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from mirage.crypto import fingerprint, keyring
+from mirage.engine.generation import LENGTH_BOUNDS
+from mirage.integrations.openai_sim import OpenAISimHandle
+from mirage.settings import get_settings
+from tests.generation.conftest import KEY
+from tests.runtime.conftest import Harness
+
+# The model's answers for a round of two exchanges: greeting, question, answer, goodbye.
+SCRIPT = (
+    "Bom dia, compadre! Tudo em paz por aí?",
+    "E o jogo de quarta, vai assistir com a turma?",
+    "Vou sim, não perco por nada kkkk",
+    "Abraço, fica com Deus!",
+)
+KINDS = ["greeting", "question", "answer", "goodbye"]
+MONDAY = date(2026, 12, 7)  # the harness's day (08:00 in São Paulo)
+
+
+def give_the_tenant_a_model(h: Harness, sim: OpenAISimHandle, key: str = KEY) -> None:
+    """openai.base_url in t_settings_tenant and the key encrypted in t_tenant_secrets, as `mirage apply` stores them."""
+    h.db.execute("update t_settings_tenant set openai_base_url = %s where tenant_id = %s", (sim.base_url, h.tenant_id))
+    sid = uuid.uuid4()
+    enc = keyring().encrypt(key, table="t_tenant_secrets", row_id=sid, field="value")
+    h.db.execute(
+        "insert into t_tenant_secrets (id, tenant_id, name, value_enc, fingerprint)"
+        " values (%s, %s, 'openai_api_key', %s, %s)",
+        (sid, h.tenant_id, enc, fingerprint(h.tenant_id, "openai_api_key", key)),
+    )
+    h.db.commit()
+
+
+def run_one_round(h: Harness) -> list[dict[str, Any]]:
+    """Tick once, run the round to its end in virtual time; the round's sent messages in step order."""
+    assert h.tick()["created"] == 1
+    h.run_until(h.clock.now() + timedelta(minutes=15), tick_every=timedelta(minutes=30))
+    rounds = h.rows("select status::text, abort_reason from t_rounds")
+    assert [r["status"] for r in rounds] == ["done"], rounds
+    sent = h.rows(
+        "select body, status::text, meta from t_messages where direction = 'out' and idempotency_key is not null "
+        "order by (meta->>'step')::int"
+    )
+    assert [m["meta"]["kind"] for m in sent] == KINDS
+    assert all(m["status"] in ("sent", "delivered", "read") for m in sent)
+    return sent
+
+
+def usage(h: Harness) -> list[dict[str, Any]]:
+    return h.rows(
+        "select day, messages, openai_messages, offline_messages, fallbacks, tokens from public.text_usage "
+        "where tenant_id = %s",
+        h.tenant_id,
+    )
+
+
+def test_a_round_sends_the_models_text_with_its_tokens_in_meta(
+    make_harness: Callable[..., Harness], openai_sim: OpenAISimHandle
+) -> None:
+    h = make_harness(exchanges=(2, 2))
+    give_the_tenant_a_model(h, openai_sim)
+    openai_sim.script(*SCRIPT)
+    sent = run_one_round(h)
+    assert [m["body"] for m in sent] == list(SCRIPT)
+    assert sorted(m.text for m in h.sim.world.messages.values()) == sorted(SCRIPT)  # what Evolution was asked
+    for m in sent:
+        assert m["meta"]["text_source"] == "openai" and m["meta"]["model"] == "gpt-4o-mini", m["meta"]
+        assert m["meta"]["tokens"] > 0 and "text_reasons" not in m["meta"]
+        assert m["meta"]["topic"] == "futebol"
+    asked = openai_sim.requests()
+    assert len(asked) == 4 and all(r["authorized"] and r["model"] == "gpt-4o-mini" for r in asked)
+    for i, request in enumerate(asked[1:], start=1):  # each step's prompt holds the conversation so far
+        prompt = "\n".join(str(m["content"]) for m in request["messages"])
+        assert all(said in prompt for said in SCRIPT[:i]), (i, prompt)
+    tokens = sum(m["meta"]["tokens"] for m in sent)
+    assert usage(h) == [
+        {"day": MONDAY, "messages": 4, "openai_messages": 4, "offline_messages": 0, "fallbacks": 0, "tokens": tokens}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("faults", "reason"),
+    [
+        ({"error_next": 1000}, "openai:http_500"),
+        ({"slow_next": 1000, "slow_s": 3.0}, "openai:timeout"),
+    ],
+    ids=["server-errors", "timeouts"],
+)
+def test_when_the_model_fails_the_round_completes_with_offline_text_and_the_reason(
+    make_harness: Callable[..., Harness],
+    make_openai_sim: Callable[..., OpenAISimHandle],
+    monkeypatch: pytest.MonkeyPatch,
+    faults: dict[str, float],
+    reason: str,
+) -> None:
+    from mirage.integrations.openai import client
+
+    monkeypatch.setattr(client, "BASE_DELAY_S", 0.01)
+    monkeypatch.setenv("OPENAI_TIMEOUT_S", "0.3")
+    get_settings.cache_clear()
+    sim = make_openai_sim(**faults)
+    h = make_harness(exchanges=(2, 2))
+    give_the_tenant_a_model(h, sim)
+    sent = run_one_round(h)
+    for m in sent:
+        assert m["meta"]["text_source"] == "offline" and m["meta"]["tokens"] == 0, m["meta"]
+        assert m["meta"]["text_reasons"] == [reason] and "model" not in m["meta"]
+        low, high = LENGTH_BOUNDS[m["meta"]["kind"]]
+        assert low <= len(m["body"]) <= high
+    assert len({m["body"] for m in sent}) == 4
+    assert len(sim.requests()) >= 4  # the model was asked for every step before the fallback
+    assert usage(h) == [
+        {"day": MONDAY, "messages": 4, "openai_messages": 0, "offline_messages": 4, "fallbacks": 4, "tokens": 0}
+    ]
+
+
+def test_without_a_model_the_offline_generator_writes_every_step(
+    make_harness: Callable[..., Harness], openai_sim: OpenAISimHandle
+) -> None:
+    h = make_harness(exchanges=(2, 2))
+    sent = run_one_round(h)
+    assert all(m["meta"]["text_source"] == "offline" and m["meta"]["tokens"] == 0 for m in sent)
+    assert all("text_reasons" not in m["meta"] for m in sent)
+    assert openai_sim.requests() == []  # a simulator was running, but nothing pointed the tenant at it
+    assert usage(h)[0]["offline_messages"] == 4 and usage(h)[0]["fallbacks"] == 0
