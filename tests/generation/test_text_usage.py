@@ -20,9 +20,7 @@ from tests.db.helpers import act_as, act_as_owner, member
 Conn = psycopg.Connection[Any]
 
 
-def text(
-    db: Conn, g: TenantGraph, at: datetime, source: str | None, tokens: Any = 0, reasons: bool = False
-) -> None:
+def text(db: Conn, g: TenantGraph, at: datetime, source: str | None, tokens: Any = 0, reasons: bool = False) -> None:
     """One outgoing text of `g` written at `at`, with the meta the runtime writes (none when source is None)."""
     meta: dict[str, Any] = {} if source is None else {"text_source": source, "tokens": tokens}
     if reasons:
