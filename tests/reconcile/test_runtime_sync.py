@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,7 @@ from mirage.reconcile.effects import DEPROVISION, PROVISION, RESCHEDULE
 from mirage.reconcile.sync import NO_CONVERSATION
 from mirage.settings import get_settings
 from tests.reconcile.helpers import edit, mirage
+from tests.webhooks.helpers import SilentRedis
 
 Conn = psycopg.Connection[Any]
 DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused at once
@@ -128,3 +134,50 @@ def test_sessions_of_removed_numbers_and_stale_rounds_are_synced(
     reschedules = {(j.args, tuple(sorted(j.kwargs.items()))) for j in _jobs(redis, ROUNDS)}
     assert {j.func_name for j in _jobs(redis, ROUNDS)} == {RESCHEDULE}
     assert reschedules == {((str(conv["id"]),), ()), ((NO_CONVERSATION,), (("tenant_id", str(conv["tenant_id"])),))}
+
+
+def test_an_apply_killed_right_after_its_commit_leaves_drift_that_plan_shows_and_the_cron_sync_closes(
+    env: Conn, fleet: Path, redis: redis_lib.Redis, secrets_env: dict[str, str]
+) -> None:
+    """SIGKILL, not an exception: the apply process dies between its commit and its enqueues (its Redis hangs)."""
+    silent = SilentRedis()
+    child_env = {
+        **os.environ,
+        **secrets_env,
+        "REDIS_URL": silent.url,
+        "MIRAGE_DOTENV": "",
+        "MIRAGE_LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mirage", "apply", str(fleet), "--yes"],
+        env=child_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _committed_numbers(env) < 3:  # the apply's transaction is visible: it committed
+            assert proc.poll() is None, f"apply exited {proc.returncode} before its commit was seen"
+            assert time.monotonic() < deadline, "the apply never committed"
+            time.sleep(0.02)
+        assert proc.poll() is None  # still waiting on the hung Redis: no job went out
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        silent.close()
+    assert _jobs(redis, INSTANCES) == []
+
+    plan = mirage("plan", fleet)
+    assert plan.exit_code == 0 and "No changes." in plan.stdout
+    assert "Runtime: 3 numbers waiting for provisioning" in plan.stderr
+
+    assert sync_runtime()["enqueued"] == 3
+    assert {j.id for j in _jobs(redis, INSTANCES)} == _provision_ids(env)
+
+
+def _committed_numbers(conn: Conn) -> int:
+    row = conn.execute("select count(*) as n from t_numbers").fetchone()
+    conn.rollback()
+    return int(row["n"]) if row else 0
