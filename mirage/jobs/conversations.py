@@ -11,23 +11,30 @@ rounds it planned under the old one must not run. This job aborts them so the sc
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
+from mirage.db import rounds as db_rounds
 from mirage.db.connect import connect
+from mirage.jobs import runtime
 from mirage.jobs.args import uuid_arg
 from mirage.jobs.wrapper import job
 from mirage.logs import log_context
 
 log = logging.getLogger(__name__)
 
-_ABORT = """
-update t_rounds set status = 'aborted', finished_at = coalesce(finished_at, now()), updated_at = now()
-where {where} and status = any(%(statuses)s::round_status[])
+_REASONS = {"active": "conversation changed", "inactive": "conversation deactivated", "deleted": "conversation deleted"}
+_LIVE = """
+select id::text from t_rounds where {where} and status = any(%(statuses)s::round_status[])
 """
 
 
-def abort_rounds(conn: Any, conversation_id: str, tenant_id: str | None = None) -> dict[str, Any]:
-    """Abort the rounds a configuration change invalidates, in the caller's transaction; returns what it did."""
+def abort_rounds(
+    conn: Any, conversation_id: str, tenant_id: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Abort the rounds a configuration change invalidates (with the reason, their queued messages cancelled), in
+    the caller's transaction, at the runtime clock's `now`; returns what it did."""
+    now = now or runtime.clock().now()
     row = conn.execute("select tenant_id, active from t_conversations where id = %s", [conversation_id]).fetchone()
     if row is None:
         if tenant_id is None:
@@ -40,11 +47,11 @@ def abort_rounds(conn: Any, conversation_id: str, tenant_id: str | None = None) 
         where = "tenant_id = %(tenant)s and conversation_id = %(conversation)s"
         statuses = ["planned"] if row["active"] else ["planned", "active"]
         state = "active" if row["active"] else "inactive"
-    cur = conn.execute(
-        _ABORT.format(where=where),
-        {"tenant": tenant_id, "conversation": conversation_id, "statuses": statuses},
-    )
-    return {"conversation": state, "aborted": cur.rowcount}
+    ids = conn.execute(
+        _LIVE.format(where=where), {"tenant": tenant_id, "conversation": conversation_id, "statuses": statuses}
+    ).fetchall()
+    aborted = db_rounds.abort_rounds(conn, [r["id"] for r in ids], _REASONS[state], now)
+    return {"conversation": state, "aborted": len(aborted)}
 
 
 @job
