@@ -18,6 +18,8 @@ from datetime import date, datetime, time, timedelta
 
 from mirage.engine import cadence
 from mirage.engine.calendar import DAY_MINUTES, contains, local_datetime, minute_of_day
+from mirage.engine.generation.topics import TopicPick
+from mirage.engine.generation.topics import choose_topic as pick_topic
 from mirage.engine.text import normalize_text
 from mirage.engine.view import ConversationView, Pair, Topic, Window
 
@@ -185,22 +187,30 @@ def _starter(view: ConversationView, state: PlanState, pair: Pair, rng: random.R
     return pair.a, pair.b
 
 
-def choose_topic(
-    view: ConversationView, state: PlanState, today: date, now: datetime, rng: random.Random
-) -> Topic | None:
-    """The topic of the next round, by the conversation's strategy, among topics active today."""
-    topics = [t for t in view.topics if t.active_on(today)]
-    if not topics:
-        return None
-    if view.topic_strategy == "sticky":
-        last = max(state.rounds, key=lambda r: r.created_at, default=None)
-        fresh = last is not None and now - last.created_at < timedelta(minutes=view.topic_refresh_minutes)
-        kept = [t for t in topics if last is not None and t.id == last.topic_id]
-        if fresh and kept:
-            return kept[0]
-    if view.topic_strategy == "random":
-        return rng.choices(topics, weights=[t.weight for t in topics], k=1)[0]
-    return topics[state.total_rounds % len(topics)]
+def choose_topic(view: ConversationView, state: PlanState, now: datetime, rng: random.Random) -> Topic | None:
+    """The topic of the next round: the one rule of docs/generation.md#topics (mirage.engine.generation.topics:
+    the strategy, `topic_refresh_minutes`, active dates in the tenant's zone), with the topic of the latest
+    rounds as the one in force since the first of them."""
+    by_id = {t.id: t for t in view.topics}
+    ordered = sorted((r for r in state.rounds if r.topic_id in by_id), key=lambda r: r.created_at)
+    current = None
+    if ordered:
+        topic_id, since = ordered[-1].topic_id, ordered[-1].created_at
+        for r in reversed(ordered):
+            if r.topic_id != topic_id:
+                break
+            since = r.created_at
+        current = TopicPick(by_id[str(topic_id)].key, since)
+    pick = pick_topic(
+        {t.key: t for t in view.topics},
+        view.topic_strategy,
+        current,
+        now,
+        view.timezone,
+        view.topic_refresh_minutes,
+        rng,
+    )
+    return next((t for t in view.topics if t.key == pick.key), None)
 
 
 def plan_conversation(view: ConversationView, state: PlanState, now: datetime, rng: random.Random) -> RoundPlan | Skip:
@@ -235,7 +245,7 @@ def plan_conversation(view: ConversationView, state: PlanState, now: datetime, r
     if pair is None:
         return Skip(view.id, why)
     starter, responder = _starter(view, state, pair, rng)
-    topic = choose_topic(view, state, local.date(), now, rng)
+    topic = choose_topic(view, state, now, rng)
     seq = max((r.seq for r in in_window), default=0) + 1
     return RoundPlan(
         tenant_id=view.tenant_id,

@@ -73,16 +73,19 @@ def test_a_round_sends_the_models_text_with_its_tokens_in_meta(
 ) -> None:
     h = make_harness(exchanges=(2, 2))
     give_the_tenant_a_model(h, openai_sim)
+    h.db.execute("update t_conversations set openai_model = 'gpt-4.1-mini', temperature = 0.35")  # its own model
+    h.db.commit()
     openai_sim.script(*SCRIPT)
     sent = run_one_round(h)
     assert [m["body"] for m in sent] == list(SCRIPT)
     assert sorted(m.text for m in h.sim.world.messages.values()) == sorted(SCRIPT)  # what Evolution was asked
     for m in sent:
-        assert m["meta"]["text_source"] == "openai" and m["meta"]["model"] == "gpt-4o-mini", m["meta"]
+        assert m["meta"]["text_source"] == "openai" and m["meta"]["model"] == "gpt-4.1-mini", m["meta"]
         assert m["meta"]["tokens"] > 0 and "text_reasons" not in m["meta"]
         assert m["meta"]["topic"] == "futebol"
     asked = openai_sim.requests()
-    assert len(asked) == 4 and all(r["authorized"] and r["model"] == "gpt-4o-mini" for r in asked)
+    assert len(asked) == 4
+    assert all(r["authorized"] and r["model"] == "gpt-4.1-mini" and r["temperature"] == 0.35 for r in asked)
     for i, request in enumerate(asked[1:], start=1):  # each step's prompt holds the conversation so far
         prompt = "\n".join(str(m["content"]) for m in request["messages"])
         assert all(said in prompt for said in SCRIPT[:i]), (i, prompt)
@@ -126,6 +129,38 @@ def test_when_the_model_fails_the_round_completes_with_offline_text_and_the_reas
     assert usage(h) == [
         {"day": MONDAY, "messages": 4, "openai_messages": 0, "offline_messages": 4, "fallbacks": 4, "tokens": 0}
     ]
+
+
+def test_model_answers_that_break_a_guard_never_reach_evolution_as_such(
+    make_harness: Callable[..., Harness], openai_sim: OpenAISimHandle
+) -> None:
+    h = make_harness(exchanges=(2, 2))
+    give_the_tenant_a_model(h, openai_sim)
+    essay = "Rapaz, deixa eu te contar uma história comprida sobre o jogo de quarta. " * 28  # ~2,000 characters
+    openai_sim.script(
+        "Bom dia! Olha a promoção em www.loja.com.br",  # greeting: a link, refused...
+        "Assistente: **Bom dia, compadre!**",  # ...the retry's role prefix and markdown are cleaned away
+        essay,  # question: an essay, refused...
+        "Bom dia, compadre!",  # ...and the retry repeats the greeting: offline text instead
+        "Me liga no +55 11 91234-5678",  # answer: a phone number, refused...
+        "Vou sim, não perco por nada kkkk",  # ...the retry is fine
+        "Abraço, fica com Deus!",  # goodbye: fine at once
+    )
+    sent = run_one_round(h)
+    bodies = [m["body"] for m in sent]
+    assert bodies[0] == "Bom dia, compadre!" and bodies[2:] == ["Vou sim, não perco por nada kkkk", SCRIPT[3]]
+    assert bodies[1] not in (essay, "Bom dia, compadre!") and len(bodies[1]) <= 200
+    assert [m["meta"]["text_source"] for m in sent] == ["openai", "offline", "openai", "openai"]
+    assert [m["meta"].get("text_reasons") for m in sent] == [
+        ["guard:link"],
+        ["guard:too_long", "guard:repeat"],
+        ["guard:phone"],
+        None,
+    ]
+    assert all(m["meta"]["tokens"] > 0 for m in sent)  # refused answers cost tokens too
+    evolution = [m.text for m in h.sim.world.messages.values()]
+    assert sorted(evolution) == sorted(bodies)
+    assert not any(bad in text for text in evolution for bad in ("www.", "91234", "**", "Assistente", essay[:60]))
 
 
 def test_without_a_model_the_offline_generator_writes_every_step(
