@@ -213,3 +213,40 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+# --- detection after ingest (mirage.jobs.optouts) ------------------------------------------------------------
+
+# A stored incoming message from a person (not from one of the tenant's numbers), with the sender's number:
+# the contact's, else the phone JID's (an @lid sender without a contact row has no number we could block).
+_INBOUND = """
+select m.id::text, m.tenant_id::text, m.body, m.meta,
+       coalesce(c.wa_number, case when m.from_jid like '%%@s.whatsapp.net'
+                                  then '+' || split_part(m.from_jid, '@', 1) end) as wa_number
+  from t_messages m left join t_contacts c on c.id = m.contact_id
+ where m.id = %s and m.direction = 'in' and m.from_number_id is null
+"""
+
+
+def inbound_from_person(conn: Conn, message_id: str) -> Row | None:
+    """The message if it came in from a person (None for our own, a bot's, or a missing one)."""
+    row: Row | None = conn.execute(_INBOUND, (message_id,)).fetchone()
+    return row
+
+
+def policy_keywords(conn: Conn, tenant_id: str) -> tuple[str, ...]:
+    """Every opt-out keyword of the tenant's policies (an opt-out is tenant-wide, so any policy's word counts)."""
+    rows = conn.execute(
+        "select distinct k from t_outreach_policies p, unnest(p.optout_keywords) k where p.tenant_id = %s order by k",
+        (tenant_id,),
+    ).fetchall()
+    return tuple(str(r["k"]) for r in rows)
+
+
+def mark_scanned(conn: Conn, message_id: str, verdict: str, phrase: str | None) -> None:
+    """Record the verdict on the message (`meta.optout`): audit, and the sweeper's sign that it was checked."""
+    conn.execute(
+        "update t_messages set meta = meta || jsonb_build_object('optout', %s::text, 'optout_phrase', %s::text) "
+        "where id = %s",
+        (verdict, phrase, message_id),
+    )

@@ -33,6 +33,7 @@ from mirage.engine.view import ConversationView
 from mirage.errors import MirageError
 from mirage.jobs import queues, runtime
 from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
+from mirage.jobs.optouts import check_inbound
 from mirage.jobs.runtime import (
     Conn,
     build_views,
@@ -324,7 +325,9 @@ def on_message(message_id: str) -> str:
                 settled = outbox.settle_from_webhook(c, m["id"], m["session_id"], m["body"], now)
                 return f"settled {settled}" if settled else "not ours"
             return "ours"
-        if m["from_number_id"] is None or m["to_number_id"] is None or m["round_id"] is not None:
+        if m["from_number_id"] is None:  # from a person: opt-out detection, in this transaction (ADR 0036)
+            return check_inbound(c, m["id"], now)
+        if m["to_number_id"] is None or m["round_id"] is not None:
             return "not a bot message"
         live = db_rounds.rounds_between(c, m["from_number_id"], m["to_number_id"])
         states = [round_state(r) for r in live]

@@ -5,7 +5,8 @@
 * a `sending` message older than `SENDING_STALE` belonged to a worker that died mid-send: it may have left,
   so it becomes `unknown` (never re-sent; the `send.message` webhook settles it);
 * an active round whose due step has no message (its advance job was lost) is advanced again;
-* bot messages whose follow-up never ran are handed to `on_message`.
+* bot messages whose follow-up never ran, and people's messages not yet checked for an opt-out, are handed to
+  `on_message`.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def _unfollowed_messages(c: db_rounds.Conn, now: datetime) -> list[str]:
         select id::text from t_messages
          where created_at > %s and created_at < %s and round_id is null and not meta ? 'ignored_reason'
            and ((direction = 'in' and from_number_id is not null and to_number_id is not null)
+             or (direction = 'in' and from_number_id is null and not meta ? 'optout')  -- a person's: opt-out check
              or (direction = 'out' and idempotency_key is null and session_id is not null))
          limit 500
         """,

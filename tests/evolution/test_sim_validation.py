@@ -16,7 +16,7 @@ import pytest
 
 from mirage.config.outreach import DEFAULT_OPTOUT_KEYWORDS
 from mirage.doctor import Level, check_evolution
-from mirage.engine.text import contains_keyword
+from mirage.engine.optout import detect
 from mirage.integrations.evolution import schemas
 from mirage.integrations.evolution.client import NO_RETRY
 from mirage.integrations.evolution.errors import EvolutionCorsError, EvolutionRequestError
@@ -353,5 +353,5 @@ def test_the_client_fails_once_on_a_cors_refusal_even_without_retries(make_sim: 
     ],
 )
 def test_a_simulated_person_opts_out_exactly_when_mirage_would_detect_it(text: str, opts_out: bool) -> None:
-    detected = contains_keyword(text, DEFAULT_OPTOUT_KEYWORDS) is not None
+    detected = detect(text, DEFAULT_OPTOUT_KEYWORDS).verdict == "optout"
     assert is_optout(text, HumanConfig()) is detected is opts_out

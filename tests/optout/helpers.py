@@ -78,3 +78,26 @@ def status_of(conn: Conn, message_id: str) -> str:
     conn.commit()
     assert row is not None
     return str(row["status"])
+
+
+def person_says(conn: Conn, scene: Scene, text: str, number: str = HUMAN) -> str:
+    """An incoming message from the person, stored as the ingest stores one (before its follow-up job runs)."""
+    g = scene.graph
+    row = conn.execute(
+        "insert into t_messages (tenant_id, session_id, to_number_id, contact_id, from_jid, to_jid, wa_msg_id, "
+        "direction, body, meta, status) values (%s, %s, %s, (select id from t_contacts where tenant_id = %s "
+        "and wa_number = %s), %s, '5511999990001@s.whatsapp.net', %s, 'in', %s, '{}', 'received') returning id::text",
+        (
+            g.tenant_id,
+            g.rows["t_sessions"],
+            g.rows["t_numbers"],
+            g.tenant_id,
+            number,
+            f"{number.lstrip('+')}@s.whatsapp.net",
+            f"IN{uuid.uuid4().hex[:16].upper()}",
+            text,
+        ),
+    ).fetchone()
+    conn.commit()
+    assert row is not None
+    return str(row["id"])

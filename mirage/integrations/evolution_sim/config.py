@@ -78,7 +78,7 @@ class HumanConfig:
     scripts: dict[str, list[str]] = field(default_factory=dict)  # digits -> replies, in order, then random ones
     replies: tuple[str, ...] = HUMAN_REPLIES
     optout_replies: tuple[str, ...] = OPTOUT_REPLIES
-    # What counts as opting out, matched as mirage.engine.text.contains_keyword does (Mirage's default keywords).
+    # What counts as opting out, decided by mirage.engine.optout.detect (these are its policy keywords).
     optout_keywords: tuple[str, ...] = tuple(DEFAULT_OPTOUT_KEYWORDS)
     names: tuple[str, ...] = HUMAN_NAMES
 

@@ -6,7 +6,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from mirage.engine.text import contains_keyword
+from mirage.engine.optout import detect
 from mirage.integrations.evolution_sim.config import HumanConfig
 from mirage.integrations.evolution_sim.state import SimContact, digits_of, lid_for
 
@@ -49,5 +49,5 @@ def decide_reply(contact: SimContact, cfg: HumanConfig, rng: random.Random) -> R
 
 
 def is_optout(text: str, cfg: HumanConfig) -> bool:
-    """Whether this text opts the person out, by the rule Mirage's own detector applies (mirage.engine.text)."""
-    return contains_keyword(text, cfg.optout_keywords) is not None
+    """Whether this text opts the person out, by the rule Mirage's own detector applies (mirage.engine.optout)."""
+    return detect(text, cfg.optout_keywords).verdict == "optout"
