@@ -16,6 +16,7 @@ from rq.cron import CronScheduler
 from mirage.jobs import queues
 from mirage.jobs.events import reprocess_pending
 from mirage.jobs.maintenance import link_auth_users, refresh_metrics
+from mirage.jobs.outreach import outreach_tick
 from mirage.jobs.rounds import conversation_tick
 from mirage.jobs.sweep import sweep_outbox
 from mirage.jobs.sync import sync_runtime
@@ -40,6 +41,7 @@ SCHEDULE: tuple[Periodic, ...] = (
     ),
     Periodic(link_auth_users, queues.EVENTS, 300, "give members who signed up since their tenant claim"),
     Periodic(conversation_tick, queues.ROUNDS, 60, "plan the rounds every active conversation starts now"),
+    Periodic(outreach_tick, queues.ROUNDS, 60, "run the outreach policies: answers, owed messages, one new contact"),
     Periodic(sweep_outbox, queues.ROUNDS, 60, "re-send lost outbox jobs, settle dead sends, advance stalled rounds"),
 )
 

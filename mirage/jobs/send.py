@@ -17,6 +17,7 @@ import httpx
 import psycopg
 
 from mirage.db import outbox
+from mirage.db import outreach as db_outreach
 from mirage.db import rounds as db_rounds
 from mirage.db.evolution_sessions import evolution_access, live_session
 from mirage.engine import cadence
@@ -45,13 +46,15 @@ select m.id::text, m.status::text, m.body, m.meta, m.round_id::text, m.from_numb
        cs.min_delay_ms as c_min_delay_ms, cs.max_delay_ms as c_max_delay_ms,
        cs.hourly_burst_limit as c_hourly_burst_limit, cs.humanize as c_humanize,
        cs.allow_bot_to_bot as c_allow_bot_to_bot, coalesce(cs.guard_no_echo, true) as c_guard_no_echo,
-       fn.key as sender_key, fn.warmup_started_on, tn.wa_number as receiver_wa
+       fn.key as sender_key, fn.warmup_started_on, coalesce(tn.wa_number, ct.wa_number) as receiver_wa,
+       m.contact_id::text
   from t_messages m
   join t_tenants t on t.id = m.tenant_id
   join t_settings_tenant s on s.tenant_id = m.tenant_id
   left join t_settings_conversation cs on cs.conversation_id = m.conversation_id
   left join t_numbers fn on fn.id = m.from_number_id
   left join t_numbers tn on tn.id = m.to_number_id
+  left join t_contacts ct on ct.id = m.contact_id and m.to_number_id is null
 
  where m.id = %s
 """
@@ -75,7 +78,7 @@ def send_message(message_id: str) -> str:
             return "gone"
         if ctx["status"] != "queued":
             return f"already {ctx['status']}"  # a second run (RQ at-least-once): the first one owns it
-        if ctx["from_number_id"] is None or ctx["to_number_id"] is None or ctx["receiver_wa"] is None:
+        if ctx["from_number_id"] is None or ctx["receiver_wa"] is None:
             return _give_up(conn, ctx, "number deleted", now)
         settings = _settings(ctx)
         quiet = in_quiet_hours(
@@ -102,7 +105,15 @@ def send_message(message_id: str) -> str:
             which = {HOUR_FULL: "hourly_burst_limit", DAY_FULL: "daily_limit"}.get(taken, "quota")
             return _give_up(conn, ctx, f"{which} reached for number {ctx['sender_key']}", now)
         with tx(conn) as c:
-            claimed = outbox.claim(c, message_id, now, quiet)
+            # Outreach (ADR 0037): the policy's caps and the person's rules, re-checked holding policy and target.
+            reach = db_outreach.claim_context(c, message_id)
+            refused, policy = db_outreach.claim_refusal(c, reach, now) if reach else (None, None)
+            claimed = None if refused else outbox.claim(c, message_id, now, quiet)
+            if claimed is not None and reach and policy:
+                db_outreach.record_claim(c, reach, policy, now)
+        if refused:
+            quotas.give_back(hour, day)
+            return _give_up(conn, ctx, refused, now)
         if claimed is None:
             quotas.give_back(hour, day)
             return _not_claimed(conn, ctx, now)

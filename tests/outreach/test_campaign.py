@@ -1,0 +1,114 @@
+"""Campaigns end to end against the simulator's people (who reply, ignore, opt out, or are not on WhatsApp):
+every target state reached, the caps and the calendar never broken, one check per number, one policy per contact."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from mirage.engine.calendar import DAYPART_SPANS, contains, local_datetime
+from mirage.engine.ramp import new_contacts_cap
+from mirage.integrations.evolution_sim import HumanConfig
+from tests.outreach.conftest import Campaign
+
+SP = "America/Sao_Paulo"
+FRI_0800 = datetime(2026, 12, 11, 11, 0, tzinfo=UTC)  # 08:00 in São Paulo
+MON_1300 = datetime(2026, 12, 14, 16, 0, tzinfo=UTC)
+REPLIER, IGNORER, OPTER, ABSENT, SHARED = (
+    "+5511955550001",
+    "+5511955550002",
+    "+5511955550003",
+    "+5511900000000",  # the simulator: not on WhatsApp
+    "+5511955550005",
+)
+EXTRA = tuple(f"+55119555501{i:02d}" for i in range(6))
+
+
+def humans() -> HumanConfig:
+    return HumanConfig(
+        reply_probability=0.0,  # nobody answers unless scripted
+        scripts={
+            REPLIER.lstrip("+"): ["Oi! Tudo bem sim, e você?", "Que legal, conta mais", "Valeu, abraço!"],
+            OPTER.lstrip("+"): ["SAIR"],
+            SHARED.lstrip("+"): ["Oi, quem é?", "Ah sim, legal", "Tchau!"],
+        },
+    )
+
+
+def test_a_campaign_reaches_every_state_within_caps_and_the_calendar(make_campaign: Callable[..., Campaign]) -> None:
+    camp = make_campaign(humans=humans(), warmup_started_on=FRI_0800.date(), start=FRI_0800)
+    camp.policy(
+        "campanha",
+        "bot1",
+        [(REPLIER, 3), (OPTER, 2), (ABSENT, 1), (IGNORER, 0), (SHARED, 0), *((e, -1) for e in EXTRA)],
+    )
+    camp.policy("outra", "bot2", [(SHARED, 10)])
+    camp.run_until(MON_1300, tick_every=timedelta(minutes=10))
+    t = camp.targets()
+
+    assert (t[f"campanha:{REPLIER}"]["status"], t[f"campanha:{REPLIER}"]["reason"]) == ("done", "finished")
+    assert t[f"campanha:{REPLIER}"]["rounds_done"] == 2 and t[f"campanha:{REPLIER}"]["replies"] == 2
+    assert len(camp.sent_to(REPLIER)) == 3  # opening, one more exchange (max_rounds_per_contact 2), goodbye
+    assert (t[f"campanha:{IGNORER}"]["status"], t[f"campanha:{IGNORER}"]["reason"]) == ("done", "no answer")
+    assert len(camp.sent_to(IGNORER)) == 1  # no follow-up to silence
+    assert t[f"campanha:{OPTER}"]["status"] == "optout" and len(camp.sent_to(OPTER)) == 1
+    assert camp.h.count("select count(*) as n from t_optouts where wa_number = %s", OPTER) == 1
+    assert (t[f"campanha:{ABSENT}"]["status"], t[f"campanha:{ABSENT}"]["reason"]) == ("done", "not on WhatsApp")
+    assert camp.sent_to(ABSENT) == []
+    # a contact in two policies: the higher-priority one contacted it, the other never did
+    assert (t[f"outra:{SHARED}"]["status"], t[f"outra:{SHARED}"]["reason"]) == ("done", "finished")
+    assert (t[f"campanha:{SHARED}"]["status"], t[f"campanha:{SHARED}"]["reason"]) == (
+        "done",
+        "contacted under policy outra",
+    )
+    assert (
+        camp.h.count(
+            "select count(*) as n from t_messages m join t_rounds r on r.id = m.round_id "
+            "where r.target_id = (select id from t_outreach_targets where policy_id = %s and contact_id = %s)",
+            camp.policies["campanha"],
+            camp.contacts[SHARED],
+        )
+        == 0
+    )
+    assert len(camp.sent_to(SHARED)) == 3
+
+    # one number per whatsappNumbers call, each number checked once, only numbers that were then contacted or ended
+    assert all(len(c) == 1 for c in camp.checks)
+    asked = Counter(c[0] for c in camp.checks)
+    assert max(asked.values()) == 1
+    assert set(asked) <= {REPLIER, IGNORER, OPTER, ABSENT, SHARED, *EXTRA}
+
+    # new contacts per number per day: never above the ramp (day 0 and day 3 both allow 5)
+    firsts = camp.h.rows(
+        "select p.number_id, t.first_contact_day, count(*) as n from t_outreach_targets t "
+        "join t_outreach_policies p on p.id = t.policy_id where t.first_contact_day is not null group by 1, 2"
+    )
+    for f in firsts:
+        assert f["n"] <= new_contacts_cap(FRI_0800.date(), f["first_contact_day"]), f
+    bot1 = {f["first_contact_day"]: f["n"] for f in firsts if f["number_id"] == camp.h.numbers["bot1"]}
+    # nine people campanha may reach: the cap holds five of them to Monday
+    assert bot1 == {FRI_0800.date(): 5, MON_1300.date(): 4}
+
+    # every outreach message left on an allowed weekday, inside the dayparts, outside quiet hours
+    sent = camp.h.rows(
+        "select sent_at, meta from t_messages where direction = 'out' and meta->>'app_origin' = 'outreach' "
+        "and status in ('sent', 'delivered', 'read', 'unknown')"
+    )
+    assert len(sent) == 3 + 3 + 1 + 1 + len(EXTRA)
+    for m in sent:
+        local = local_datetime(m["sent_at"], SP)
+        assert local.weekday() < 5, local
+        assert any(contains(*DAYPART_SPANS[p], local.time()) for p in ("morning", "evening")), local
+        assert not contains(datetime.min.time().replace(hour=22), datetime.min.time().replace(hour=7), local.time())
+
+    # the policy's hour and day budgets (messages and checks together) never exceeded
+    checks = camp.h.rows("select policy_id, checked_at from t_outreach_targets where checked_at is not null")
+    per_hour: Counter[tuple[str, datetime]] = Counter()
+    per_day: Counter[tuple[str, object]] = Counter()
+    for policy, at in [(m["meta"]["policy_id"], m["sent_at"]) for m in sent] + [
+        (str(c["policy_id"]), c["checked_at"]) for c in checks
+    ]:
+        per_hour[(policy, at.replace(minute=0, second=0, microsecond=0))] += 1
+        per_day[(policy, local_datetime(at, SP).date())] += 1
+    assert max(per_hour.values()) <= 6 and max(per_day.values()) <= 20
