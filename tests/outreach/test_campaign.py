@@ -112,3 +112,34 @@ def test_a_campaign_reaches_every_state_within_caps_and_the_calendar(make_campai
         per_hour[(policy, at.replace(minute=0, second=0, microsecond=0))] += 1
         per_day[(policy, local_datetime(at, SP).date())] += 1
     assert max(per_hour.values()) <= 6 and max(per_day.values()) <= 20
+
+
+def test_one_policy_runs_per_bot_number_and_a_paused_number_pauses_its_targets(
+    make_campaign: Callable[..., Campaign],
+) -> None:
+    talker = "+5511955550011"
+    waiting = "+5511955550012"
+    camp = make_campaign(
+        humans=HumanConfig(reply_probability=0.0, scripts={talker.lstrip("+"): ["Oi!", "Sim", "Claro", "Ok"]})
+    )
+    start = camp.h.clock.now()
+    camp.policy("a-primeira", "bot1", [(talker, 0)], max_rounds_per_contact=5, min_gap_minutes=10)
+    camp.policy("b-segunda", "bot1", [(waiting, 0)])
+    camp.run_until(start + timedelta(minutes=50))
+    t = camp.targets()
+    assert t[f"a-primeira:{talker}"]["status"] == "in_progress" and t[f"a-primeira:{talker}"]["replies"] >= 1
+    assert t[f"b-segunda:{waiting}"]["status"] == "pending" and camp.sent_to(waiting) == []
+    before = len(camp.sent_to(talker))
+    camp.h.db.execute(
+        "update t_numbers set paused_at = %s, paused_reason = 'connection close (401)' where id = %s",
+        (camp.h.clock.now(), camp.h.numbers["bot1"]),
+    )
+    camp.h.db.commit()
+    camp.run_until(camp.h.clock.now() + timedelta(hours=2))
+    t = camp.targets()
+    assert (t[f"a-primeira:{talker}"]["status"], t[f"a-primeira:{talker}"]["reason"]) == (
+        "paused",
+        "number bot1 paused: connection close (401)",
+    )
+    assert len(camp.sent_to(talker)) == before and camp.sent_to(waiting) == []
+    assert camp.h.count("select count(*) as n from t_messages where status = 'queued'") == 0
