@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from mirage.db import optouts
 from mirage.engine.outreach import PolicyState, Reply, TargetState, spans
 from mirage.engine.outreach import claim_refusal as claim_refusal_of
 from mirage.engine.quotas import COUNTED_STATUSES
@@ -23,9 +24,13 @@ Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
 PENDING_PER_POLICY = 20  # pending targets the tick looks at per policy (by priority, then age)
 
-# The one place outreach asks "did this person opt out?" (t_optouts is tenant-wide and permanent). The opt-out
-# issue's mirage.db.optouts may replace this expression; it needs `ct` (t_contacts) in scope.
-OPTED_OUT = "exists (select 1 from t_optouts o where o.tenant_id = ct.tenant_id and o.wa_number = ct.wa_number)"
+# Where outreach asks about opt-outs (ADR 0036; both need `ct`, t_contacts, in scope): opted out for good (the
+# target ends `optout`), and the one rule every sender obeys, false also while a possible opt-out awaits review.
+OPTED_OUT = (
+    "exists (select 1 from t_optouts o where o.tenant_id = ct.tenant_id "
+    "and o.wa_hash = public.contact_hash(ct.tenant_id, ct.wa_number))"
+)
+MAY_CONTACT = "public.may_contact(ct.tenant_id, ct.wa_number)"
 
 _POLICIES = """
 select p.id::text, p.tenant_id::text, p.key, p.number_id::text, p.active, p.daily_limit, p.hourly_limit,
@@ -67,7 +72,7 @@ _COUNTED = list(COUNTED_STATUSES)
 _TARGET_COLUMNS = f"""
 tg.id::text, tg.policy_id::text, tg.contact_id::text, tg.status::text, tg.priority, tg.created_at, tg.rounds_done,
 tg.unanswered, tg.next_kind, tg.next_action_at, tg.last_contact_at, tg.checked_at, tg.replies, tg.tenant_id::text,
-ct.wa_number as contact_wa, {OPTED_OUT} as opted_out,
+ct.wa_number as contact_wa, {OPTED_OUT} as opted_out, {MAY_CONTACT} as may_contact,
 (select op.key from t_outreach_targets o join t_outreach_policies op on op.id = o.policy_id
   where o.tenant_id = tg.tenant_id and o.contact_id = tg.contact_id and o.id <> tg.id
     and (o.status = 'in_progress' or o.first_contact_day is not null or o.checked_at is not null)
@@ -180,6 +185,7 @@ def target_state(r: Row, replies: Iterable[Reply] = ()) -> TargetState:
         last_contact_at=r["last_contact_at"],
         checked_at=r["checked_at"],
         opted_out=bool(r["opted_out"]),
+        blocked=not r["may_contact"],
         taken_by=r["taken_by"],
         live_message=bool(r.get("live_message")),
         replies=tuple(replies),
@@ -264,20 +270,13 @@ def end(
     row = c.execute(
         "update t_outreach_targets set status = %(status)s::target_status, reason = %(reason)s, next_kind = null, "
         "updated_at = %(now)s where id = %(id)s and status in ('pending', 'in_progress', 'paused') "
-        "returning tenant_id::text, contact_id::text",
+        "returning tenant_id::text, (select wa_number from t_contacts where id = contact_id) as wa_number",
         {"id": target_id, "status": status, "reason": reason[:300], "now": now},
     ).fetchone()
     if row is None:
         return False
-    if keyword is not None:
-        c.execute(
-            "insert into t_optouts (tenant_id, wa_number, contact_id, keyword, source, message_id, created_at) "
-            "select tenant_id, wa_number, id, %s, 'keyword', %s, %s from t_contacts where id = %s "
-            "on conflict (tenant_id, wa_number) do nothing",
-            (keyword, message_id, now, row["contact_id"]),
-        )
-        if message_id is not None:
-            c.execute("update t_messages set meta = meta || %s where id = %s", (Jsonb({"optout": keyword}), message_id))
+    if keyword is not None:  # the person wrote an opt-out word: tenant-wide and for good (ADR 0036)
+        optouts.record_optout(c, row["tenant_id"], row["wa_number"], now, keyword=keyword, message_id=message_id)
     close_round(c, target_id, reason, now, done=status == "done")
     return True
 

@@ -76,6 +76,7 @@ class TargetState:
     last_contact_at: datetime | None = None
     checked_at: datetime | None = None
     opted_out: bool = False
+    blocked: bool = False  # may not be messaged now (opted out, or a possible opt-out awaits a person's review)
     taken_by: str | None = None  # key of another policy that contacts (or contacted) this contact
     live_message: bool = False  # a message to this contact is queued or being sent
     replies: tuple[Reply, ...] = field(default_factory=tuple)  # the person's messages not attached yet
@@ -175,8 +176,8 @@ def claim_refusal(
     """Why an outreach message may not leave at `now` (re-checked inside the claim's transaction), or None."""
     if t.status != "in_progress":
         return f"target {t.status}"
-    if t.opted_out:
-        return "contact opted out"
+    if t.opted_out or t.blocked:
+        return "contact opted out or under review"
     if not policy_active or not p.runs:
         return f"policy {p.key} does not run"
     if t.next_kind != kind or t.rounds_done != step:
@@ -220,7 +221,7 @@ def plan_policy(p: PolicyState, targets: Sequence[TargetState], now: datetime, r
             out.append(End(t.id, "optout", "opted out before the first contact"))
         elif t.taken_by is not None:
             out.append(End(t.id, "done", f"contacted under policy {t.taken_by}"))
-        elif not started and _may_start(spent, closed, now):
+        elif not started and not t.blocked and _may_start(spent, closed, now):
             out.append(Start(t.id))
             started = True
     return out
@@ -242,6 +243,8 @@ def _live(p: PolicyState, t: TargetState, closed: str | None, now: datetime, rng
         return End(t.id, "optout", "contact opted out")
     if p.number_paused:
         return End(t.id, "paused", f"number {p.number_key} paused: {p.number_paused}")
+    if t.blocked:
+        return None  # a possible opt-out awaits a person's review: nothing to this contact meanwhile
     if t.replies and t.rounds_done > 0 and t.next_kind != "opening":
         for r in t.replies:
             word = optout_word(r.body, p.keywords)

@@ -226,3 +226,11 @@ def test_an_answer_never_leaves_before_a_reading_pause_even_when_the_gap_is_over
     for seed in range(50):
         when = answer_at(p, MON_0900 - timedelta(hours=3), MON_0900, random.Random(seed))
         assert MON_0900 + timedelta(seconds=40) <= when <= MON_0900 + timedelta(minutes=4)
+
+
+def test_a_contact_under_opt_out_review_is_neither_started_nor_answered() -> None:
+    pending = target(id="p", blocked=True)
+    live = target("in_progress", id="l", rounds_done=1, blocked=True, replies=(Reply("m", "não"),))
+    assert plan_policy(POLICY, [pending, live], MON_0900, random.Random(1)) == []
+    owed = target("in_progress", next_kind="reply", rounds_done=1, blocked=True)
+    assert claim_refusal(POLICY, owed, "reply", 1, MON_0900) == "contact opted out or under review"
