@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from mirage.config.outreach import DEFAULT_OPTOUT_KEYWORDS
-from mirage.config.types import DOWS
+from mirage.config.types import DAYPARTS, DOWS, Daypart
 from mirage.engine.calendar import DAYPART_SPANS, contains, local_datetime, tenant_zone
+from mirage.engine.generation import Step
 from mirage.engine.ramp import new_contacts_cap
 from mirage.engine.text import contains_keyword
 
@@ -286,16 +287,17 @@ def spans(now: datetime, tz: str) -> tuple[tuple[datetime, datetime], tuple[date
     return (hour, hour + timedelta(hours=1)), (start.astimezone(UTC), end.astimezone(UTC)), local.date()
 
 
-def daypart_at(now: datetime, tz: str) -> str:
+def daypart_at(now: datetime, tz: str) -> Daypart:
     """The outreach daypart holding `now` in the tenant zone (morning outside every span, for greetings)."""
     local = local_datetime(now, tz).time()
-    return next((p for p, span in DAYPART_SPANS.items() if contains(*span, local)), "morning")
+    return next((p for p in DAYPARTS if contains(*DAYPART_SPANS[p], local)), "morning")
 
 
-def step_kind(kind: str, step: int, rng: random.Random) -> str:
+def step_kind(kind: str, step: int, rng: random.Random) -> Step:
     """The text-generation step for an outreach message: a daypart greeting opens, questions and comments follow."""
     if kind == "opening":
         return "greeting"
     if kind == "goodbye":
         return "goodbye"
-    return "question" if step % 2 else rng.choice(("comment", "answer"))
+    follow_ups: tuple[Step, ...] = ("comment", "answer")
+    return "question" if step % 2 else rng.choice(follow_ups)

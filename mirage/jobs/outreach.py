@@ -15,6 +15,7 @@ from typing import Any
 from mirage.db import outbox
 from mirage.db import outreach as db_outreach
 from mirage.db.evolution_sessions import evolution_access, live_session
+from mirage.engine.generation import Line, recent_set
 from mirage.engine.outreach import (
     CHECK_UNITS,
     Answered,
@@ -34,11 +35,12 @@ from mirage.engine.view import persona_view
 from mirage.errors import TemporaryError
 from mirage.integrations.evolution.client import EvolutionClient
 from mirage.integrations.evolution.errors import EvolutionClientError, EvolutionServerError
+from mirage.integrations.openai import compose
 from mirage.jobs import queues, runtime
 from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 from mirage.jobs.quota import TAKEN
 from mirage.jobs.runtime import Conn, counter, db, schedule, tx
-from mirage.jobs.text import text_for
+from mirage.jobs.text import DEFAULT_VOICE
 from mirage.jobs.wrapper import job
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,6 @@ log = logging.getLogger(__name__)
 SEND_JOB = "mirage.jobs.send.send_message"
 CHECK_JOB = "mirage.jobs.outreach.outreach_check"
 SEND_PAUSE = (timedelta(seconds=5), timedelta(seconds=40))  # from queueing to sending: reading the screen
-TEXT_ATTEMPTS = 8
 
 
 @job
@@ -119,11 +120,17 @@ def _queue(
     row = db_outreach.persona(c, policy["persona_id"]) if policy["persona_id"] else None
     persona = persona_view(row) if row else None
     history = db_outreach.sent_bodies(c, target["id"])
-    text = ""
-    for _ in range(TEXT_ATTEMPTS):
-        text = text_for(step_kind(kind, step, rng), persona, None, history, daypart, rng)
-        if text not in history:
-            break
+    # Offline text (the persona's banks and the built-in pt-BR ones): the tick holds a transaction, and a model
+    # call never runs inside one (ADR 0042). Never a text this person already got.
+    text = compose(
+        step_kind(kind, step, rng),
+        persona or DEFAULT_VOICE,
+        None,
+        [Line(b, mine=True) for b in history],
+        daypart,
+        rng,
+        avoid=recent_set(history),
+    ).text
     pause = SEND_PAUSE[0] + (SEND_PAUSE[1] - SEND_PAUSE[0]) * rng.random()
     when = now + pause
     message_id = db_outreach.queue_message(
