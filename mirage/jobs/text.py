@@ -23,7 +23,8 @@ from mirage.config.types import Daypart
 from mirage.db import message_text, outbox
 from mirage.db.openai_access import conversation_llm_config
 from mirage.engine.generation import STEPS, Line, LLMConfig, Step, Voice, recent_set
-from mirage.engine.rounds import NO_REPEAT_DAYS, Send, text_allowed
+from mirage.engine.generation.guards import normalized
+from mirage.engine.rounds import NO_REPEAT_DAYS, Send
 from mirage.engine.view import ConversationView, Persona, Topic
 from mirage.integrations.openai import compose
 
@@ -96,7 +97,8 @@ def write_text(req: TextRequest) -> Written | None:
         out = compose(req.kind, req.persona, req.topic, req.history, req.daypart, rng, llm, avoid=avoid)
         tokens += out.tokens
         reasons += out.reasons
-        if text_allowed(out.text, req.last_received, req.recent, req.guard_no_echo):
+        written = normalized(out.text)
+        if written and written not in avoid:  # engine.rounds.text_allowed, on the set normalised once
             meta: dict[str, Any] = {"text_source": out.source, "tokens": tokens}
             if reasons:
                 meta["text_reasons"] = reasons
