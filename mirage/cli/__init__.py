@@ -18,6 +18,7 @@ from typing import Any
 COMMANDS: dict[str, tuple[str, ...]] = {
     "apply": ("mirage.cli.plan",),
     "connect": ("mirage.cli.evolution",),
+    "contacts": ("mirage.cli.contacts",),
     "cron": ("mirage.cli.runtime",),
     "db": ("mirage.cli.db",),
     "demo": ("mirage.cli.demo",),
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "keys": ("mirage.cli.keys",),
     "lint": ("mirage.cli.validate",),
     "numbers": ("mirage.cli.numbers",),
+    "optouts": ("mirage.cli.optouts",),
     "plan": ("mirage.cli.plan",),
     "say": ("mirage.cli.text",),
     "schema": ("mirage.cli.validate",),

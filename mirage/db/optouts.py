@@ -18,11 +18,22 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from mirage.db.message_text import UnknownTenant
+from mirage.errors import MirageError
+
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
 
 # What a sender puts in its SQL to skip contacts it may not message (`number` is an E.164 text expression).
 MAY_CONTACT_SQL = "public.may_contact({tenant}, {number})"
+
+
+def tenant_id_of(conn: Conn, slug: str) -> str:
+    """The id of the tenant `slug`; raises UnknownTenant."""
+    row = conn.execute("select id::text from t_tenants where slug = %s", (slug,)).fetchone()
+    if row is None:
+        raise UnknownTenant(slug)
+    return str(row["id"])
 
 
 def may_contact(conn: Conn, tenant_id: str, wa_number: str) -> bool:
@@ -161,20 +172,32 @@ def pending_reviews(conn: Conn, tenant_id: str) -> list[Row]:
     return conn.execute(_PENDING, (tenant_id,)).fetchall()
 
 
-class ReviewGone(LookupError):
+class ReviewGone(MirageError):
     """The review does not exist in this tenant or was decided already."""
+
+    def __init__(self, review_id: str) -> None:
+        self.review_id = review_id
+        super().__init__(f"no pending review {review_id!r} in this tenant (`mirage optouts review TENANT` lists them)")
 
 
 def decide_review(conn: Conn, tenant_id: str, review_id: str, *, optout: bool, by: str, now: datetime) -> Stopped:
     """Confirm a pending review as an opt-out (recorded, source `review`) or clear it (paused targets resume
     with the status they had). Raises ReviewGone when there is no such pending review."""
+    # The id as listed, or any prefix of it that names one pending review (`mirage optouts review` shows 8 chars).
+    prefix = review_id.strip().lower()
+    found = conn.execute(
+        "select id from t_optout_reviews where tenant_id = %s and status = 'pending' and id::text like %s limit 2",
+        (tenant_id, prefix.replace("%", "").replace("_", "") + "%"),
+    ).fetchall()
+    if len(found) != 1 or not prefix:
+        raise ReviewGone(review_id)
     r = conn.execute(
         "update t_optout_reviews set status = %s, decided_by = %s, decided_at = %s "
-        "where tenant_id = %s and id = %s and status = 'pending' "
+        "where id = %s and status = 'pending' "
         "returning wa_number, phrase, message_id::text, paused_targets",
-        ("confirmed" if optout else "cleared", by, now, tenant_id, review_id),
+        ("confirmed" if optout else "cleared", by, now, found[0]["id"]),
     ).fetchone()
-    if r is None:
+    if r is None:  # decided by someone else since the lookup
         raise ReviewGone(review_id)
     if optout:
         if r["wa_number"] is None:  # forgotten meanwhile: forgetting recorded the opt-out already
