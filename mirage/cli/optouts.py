@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import IO
 
 import click
 
@@ -71,7 +72,7 @@ def review_command(tenant: str, confirm: tuple[str, ...], clear: tuple[str, ...]
 @optouts.command(name="export")
 @click.argument("tenant")
 @click.option("-o", "--output", type=click.File("w"), default="-", help="Write the CSV here [default: stdout].")
-def export_command(tenant: str, output: click.utils.LazyFile) -> None:
+def export_command(tenant: str, output: IO[str]) -> None:
     """Every opt-out of TENANT as CSV: when, number (empty once forgotten), hash, source, keyword, message."""
     with connect() as conn, service_session(conn) as c:
         text = db_optouts.export_csv(c, db_optouts.tenant_id_of(c, tenant))
