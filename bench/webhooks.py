@@ -408,7 +408,7 @@ def report(
     exact = exact and counts["not_processed"] == 0
 
     def verdict(ok: bool) -> str:
-        return "OK" if ok else "MISSED"
+        return "ok" if ok else "MISSED"
 
     print(f"\nwebhook ingest on loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"closed loop, concurrency {args.concurrency}, {args.events} requests a run ({args.duplicates:.0%} "

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from mirage.config.types import E164_PATTERN
 from mirage.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,3 +54,19 @@ def test_a_benchmark_imports_nothing_from_the_tests(bench: Path) -> None:
 def test_make_bench_runs_every_benchmark() -> None:
     recipe = (ROOT / "Makefile").read_text(encoding="utf-8").split("\nbench:", 1)[1].split("\n\n", 1)[0]
     assert "bench/*.py" in recipe
+
+
+def test_the_config_benchmark_gives_each_of_its_tenants_numbers_of_its_own(tmp_path: Path) -> None:
+    """bench/config.py generates 1,000 tenants; one WhatsApp number belongs to one tenant, so none may repeat."""
+    spec = importlib.util.spec_from_file_location("bench_config", ROOT / "bench" / "config.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.generate(tmp_path, bench.TARGET_TENANTS)
+    owners: dict[str, set[str]] = {}
+    for numbers in tmp_path.glob("*/numbers.yaml"):
+        for number in re.findall(r'number: "(\+\d+)"', numbers.read_text(encoding="utf-8")):
+            owners.setdefault(number, set()).add(numbers.parent.name)
+    assert len({t for ts in owners.values() for t in ts}) == bench.TARGET_TENANTS
+    assert {n: ts for n, ts in owners.items() if len(ts) > 1} == {}
+    assert all(re.fullmatch(E164_PATTERN, n) for n in owners)
