@@ -9,6 +9,9 @@ PY     := $(BIN)/python
 HASH   := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 STAMP_RUN := $(VENV)/.installed-run-$(HASH)
 STAMP_DEV := $(VENV)/.installed-dev-$(HASH)
+# Two test processes (pytest-xdist): each has its own database and Redis db (tests/conftest.py); most tests wait
+# on servers, so two halve the run even on two cores. `make test PYTEST_ARGS=-n0` runs them in one process.
+PYTEST_ARGS ?= -n 2
 
 .DEFAULT_GOAL := help
 .PHONY: help demo test lint fmt bench clean venv
