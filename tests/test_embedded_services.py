@@ -174,8 +174,9 @@ def _own_servers_env(**extra: str) -> dict[str, str]:
             "MIRAGE_TEST_STATE_DIR",
         ),
         (["bench/plan.py", "--resources", "60", "--small", "30", "--repeat", "1"], "MIRAGE_BENCH_STATE_DIR"),
+        (["bench/page.py", "--messages", "2000", "--viewers", "2", "--requests", "2"], "MIRAGE_BENCH_STATE_DIR"),
     ],
-    ids=["make test", "bench/plan.py"],
+    ids=["make test", "bench/plan.py", "bench/page.py"],
 )
 def test_a_command_that_starts_embedded_servers_for_itself_stops_them(command: list[str], variable: str) -> None:
     from mirage.embedded import postgres_running, redis_running
