@@ -99,12 +99,34 @@ def _paused(tenant: dict[str, Any]) -> list[str]:
     return [*lines, t("status.resume_hint", tenant=tenant["tenant"])]
 
 
+def _outreach(tenant: dict[str, Any]) -> list[str]:
+    """Per policy: targets by state, today's new contacts against the number's cap, budgets, replies, opt-outs."""
+    if not tenant["outreach"]:
+        return [t("status.no_policies")]
+    rows = [
+        (
+            p["policy"] + ("" if p["runs"] else f" ({t('status.waiting') if p['active'] else t('status.inactive')})"),
+            p["number"],
+            " ".join(f"{k}={v}" for k, v in p["targets"].items() if v),
+            f"{p['new_today']} ({p['number_new_today']}/{p['new_cap']})",
+            f"{p['hour_used']}/{p['hourly_limit']}",
+            f"{p['day_used']}/{p['daily_limit']}",
+            p["replies"],
+            p["optouts"],
+        )
+        for p in tenant["outreach"]
+    ]
+    cols = ("policy", "number", "targets", "new_today", "hour", "day", "replies", "optouts")
+    return table([t(f"status.col.{c}") for c in cols], rows)
+
+
 # section -> renderer, in the order printed; a feature adding a section adds its renderer here
 RENDERERS: dict[str, Renderer] = {
     "numbers": _numbers,
     "rounds": _rounds,
     "conversations": _conversations,
     "paused": _paused,
+    "outreach": _outreach,
 }
 
 
@@ -135,7 +157,13 @@ def render_text(report: dict[str, Any]) -> str:
     show_default=True,
     help="Tables for people, or one JSON document for scripts.",
 )
-def status(tenant: str | None, fmt: str) -> None:
+@click.option(
+    "--outreach",
+    is_flag=True,
+    help="Add outreach: per policy, targets by state, today's new contacts (the number's against its warm-up "
+    "cap), messages this hour and today against the policy's limits, replies and opt-outs.",
+)
+def status(tenant: str | None, fmt: str, outreach: bool) -> None:
     """Show what the runtime is doing for TENANT (a slug; default: every tenant).
 
     Numbers with their connection state, today's messages sent and received and quota used / left (tenant-local
@@ -146,8 +174,13 @@ def status(tenant: str | None, fmt: str) -> None:
     from mirage.jobs.runtime import clock, db, tx
     from mirage.jobs.status import status_report
 
+    sections: list[str] = []
+    if outreach:
+        import mirage.jobs.outreach  # noqa: F401  (registers the `outreach` section)
+
+        sections.append("outreach")
     with db() as conn, tx(conn) as c:
-        report = status_report(c, tenant, clock().now())
+        report = status_report(c, tenant, clock().now(), sections)
     if fmt == "json":
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:

@@ -15,7 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from mirage.db import optouts
-from mirage.engine.outreach import PolicyState, Reply, TargetState, spans
+from mirage.engine.outreach import PolicyState, Reply, TargetState, new_contact_cap, spans
 from mirage.engine.outreach import claim_refusal as claim_refusal_of
 from mirage.engine.quotas import COUNTED_STATUSES
 from mirage.engine.view import parse_hhmm
@@ -500,3 +500,51 @@ def finish_ended_rounds(c: Conn, now: datetime) -> int:
         {"now": now},
     ).fetchall()
     return len(rows)
+
+
+# --- `mirage status --outreach` ------------------------------------------------------------------------------------
+
+_STATUS = """
+select p.id::text,
+       count(tg.id) filter (where tg.status = 'pending') as pending,
+       count(tg.id) filter (where tg.status = 'in_progress') as in_progress,
+       count(tg.id) filter (where tg.status = 'done') as done,
+       count(tg.id) filter (where tg.status = 'paused') as paused,
+       count(tg.id) filter (where tg.status = 'optout') as optout,
+       count(tg.id) filter (where tg.first_contact_day = %(today)s::date) as new_today,
+       coalesce(sum(tg.replies), 0) as replies
+  from t_outreach_policies p left join t_outreach_targets tg on tg.policy_id = p.id
+ where p.id = %(policy)s::uuid
+ group by p.id
+"""
+
+
+def status_rows(c: Conn, tenant_ids: list[str], now: datetime) -> list[Row]:
+    """Per policy of these tenants: its targets by state, today's new contacts (the policy's, and the number's
+    against the ramp's cap), what it spent this hour and day against its limits, replies and opt-outs."""
+    out = []
+    rows = c.execute(_POLICIES.format(where="p.tenant_id = any(%(tenants)s::uuid[])"), {"tenants": tenant_ids})
+    for p in rows.fetchall():
+        state = policy_state(c, p, now, in_flight=False)
+        _, _, today = spans(now, p["timezone"])
+        counts = one(c.execute(_STATUS, {"policy": p["id"], "today": today}))
+        out.append(
+            {
+                "tenant_id": p["tenant_id"],
+                "policy": p["key"],
+                "number": p["number_key"],
+                "active": bool(p["active"]),
+                "runs": bool(p["active"] and p["runs"]),
+                "targets": {k: int(counts[k]) for k in ("pending", "in_progress", "done", "paused", "optout")},
+                "new_today": int(counts["new_today"]),
+                "number_new_today": state.new_today,
+                "new_cap": new_contact_cap(state, now),
+                "hour_used": state.used_hour,
+                "hourly_limit": state.hourly_limit,
+                "day_used": state.used_day,
+                "daily_limit": state.daily_limit,
+                "replies": int(counts["replies"]),
+                "optouts": int(counts["optout"]),
+            }
+        )
+    return out

@@ -40,6 +40,7 @@ from mirage.jobs import queues, runtime
 from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 from mirage.jobs.quota import TAKEN
 from mirage.jobs.runtime import Conn, counter, db, schedule, tx
+from mirage.jobs.status import add_section
 from mirage.jobs.text import DEFAULT_VOICE
 from mirage.jobs.wrapper import job
 
@@ -215,3 +216,15 @@ def outreach_check(target_id: str) -> str:
         return "not on WhatsApp" if not exists else "not owed"
     schedule(queues.MESSAGES, SEND_JOB, job_id=f"send:{send[0]}", args=[send[0]], when=send[1], now=now)
     return "opening queued"
+
+
+def outreach_status(conn: Conn, tenants: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """`mirage status --outreach`: per tenant, its policies (see mirage.db.outreach.status_rows)."""
+    rows = db_outreach.status_rows(conn, [str(t["id"]) for t in tenants], now)
+    out: dict[str, list[dict[str, Any]]] = {str(t["id"]): [] for t in tenants}
+    for r in rows:
+        out[r.pop("tenant_id")].append(r)
+    return out
+
+
+add_section("outreach", outreach_status)

@@ -3,10 +3,14 @@ every target state reached, the caps and the calendar never broken, one check pe
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from click.testing import CliRunner
+
+from mirage.cli import cli
 from mirage.engine.calendar import DAYPART_SPANS, contains, local_datetime
 from mirage.engine.ramp import new_contacts_cap
 from mirage.integrations.evolution_sim import HumanConfig
@@ -112,6 +116,25 @@ def test_a_campaign_reaches_every_state_within_caps_and_the_calendar(make_campai
         per_hour[(policy, at.replace(minute=0, second=0, microsecond=0))] += 1
         per_day[(policy, local_datetime(at, SP).date())] += 1
     assert max(per_hour.values()) <= 6 and max(per_day.values()) <= 20
+
+    # `mirage status --outreach` says the same, per policy
+    result = CliRunner().invoke(cli, ["status", "acme", "--outreach", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    policies = {p["policy"]: p for p in json.loads(result.output)["tenants"][0]["outreach"]}
+    campanha = policies["campanha"]
+    assert campanha["targets"] == {
+        "pending": 0,
+        "in_progress": 4,
+        "done": 6,
+        "paused": 0,
+        "optout": 1,
+    }  # Monday's 4 wait
+    assert (campanha["new_today"], campanha["number_new_today"], campanha["new_cap"]) == (4, 4, 5)
+    assert (campanha["replies"], campanha["optouts"], campanha["runs"]) == (2, 1, True)
+    assert campanha["day_used"] == per_day[(str(camp.policies["campanha"]), MON_1300.date())] <= 20
+    assert policies["outra"]["targets"]["done"] == 1 and policies["outra"]["replies"] == 2
+    text = CliRunner().invoke(cli, ["status", "acme", "--outreach"]).output
+    assert "Outreach policies" in text and "in_progress=4 done=6 optout=1" in text and "4 (4/5)" in text
 
 
 def test_one_policy_runs_per_bot_number_and_a_paused_number_pauses_its_targets(
