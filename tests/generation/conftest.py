@@ -20,11 +20,15 @@ KEY = "sk-test-4f1c9a7e2b8d6f0a3c5e7b9d1f2a4c6e"
 
 @pytest.fixture(autouse=True)
 def no_openai_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No OPENAI_* from the developer's shell leaks into a test."""
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"):
+    """No OPENAI_* from the developer's shell leaks into a test, nor an endpoint's failures from another test."""
+    from mirage.integrations.openai.client import reset_breakers
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "OPENAI_TIMEOUT_S"):
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
+    reset_breakers()
     yield
+    reset_breakers()
     get_settings.cache_clear()
 
 

@@ -254,3 +254,33 @@ def test_a_call_gives_up_within_two_request_timeouts_whatever_the_retries(openai
     out = say(config(openai_sim, timeout_s=0.4, max_retries=5))
     assert out.source == "offline" and out.reasons == ("openai:timeout",)
     assert time.monotonic() - started < 1.4 and len(openai_sim.requests()) <= 2
+
+
+@pytest.mark.usefixtures("fast_backoff")
+def test_an_endpoint_failing_call_after_call_is_left_alone_for_a_while_then_tried_again(
+    openai_sim: OpenAISimHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mirage.integrations.openai import client
+
+    monkeypatch.setattr(client, "BREAKER_OPEN_S", 0.5)
+    openai_sim.faults(error_next=1000)
+    failed = [say(config(openai_sim, max_retries=0), seed=i) for i in range(client.BREAKER_FAILURES)]
+    assert all(o.reasons == ("openai:http_500",) for o in failed) and len(openai_sim.requests()) == 3
+    started = time.monotonic()
+    skipped = say(config(openai_sim, max_retries=0), seed=9)
+    assert skipped.source == "offline" and skipped.reasons == ("openai:unavailable",) and skipped.text
+    assert len(openai_sim.requests()) == 3 and time.monotonic() - started < 0.1  # nothing asked, nothing waited
+    time.sleep(0.6)
+    openai_sim.faults(error_next=0)
+    assert say(config(openai_sim, max_retries=0), seed=10).source == "openai"  # tried again, and closed
+    openai_sim.faults(error_next=1)
+    assert say(config(openai_sim, max_retries=0), seed=11).reasons == ("openai:http_500",)
+    assert say(config(openai_sim, max_retries=0), seed=12).source == "openai"  # one failure does not open it
+
+
+def test_a_refused_key_or_bad_answers_never_open_the_breaker(openai_sim: OpenAISimHandle) -> None:
+    outs = [say(config(openai_sim, api_key=KEY + "x"), seed=i) for i in range(5)]
+    assert all(o.reasons == ("openai:http_401",) for o in outs) and len(openai_sim.requests()) == 5
+    openai_sim.faults(malformed_next=5)
+    assert all(say(config(openai_sim), seed=i).reasons == ("openai:malformed",) for i in range(5))
+    assert say(config(openai_sim)).source == "openai"

@@ -6,6 +6,11 @@ call stops retrying after about two request timeouts, so a round never waits on 
 attempts are spent, the answer carries the reason and compose() falls back to the offline generator. Error
 reasons are built from status codes and exception types, never from response bodies or the client's
 messages, so neither the key nor a prompt reaches a log.
+
+A process-wide breaker per endpoint and key keeps an outage from costing every message its own timeouts:
+after BREAKER_FAILURES calls in a row that failed slowly or for the server's sake (timeouts, connection
+errors, 429, 5xx), the model is not asked for BREAKER_OPEN_S and the offline generator answers at once
+(reason `unavailable`); then one call tries again, and a success closes the breaker.
 """
 
 from __future__ import annotations
@@ -31,9 +36,54 @@ MAX_DELAY_S = 4.0
 MAX_WAIT_S = 5.0  # a retry-after longer than this is not waited for: the offline generator answers now
 MAX_TOKENS = 200
 BUDGET_TIMEOUTS = 2  # one call (all attempts and pauses) gives up after this many request timeouts
+BREAKER_FAILURES = 3  # calls in a row failing with an outage's reason open the breaker...
+BREAKER_OPEN_S = 60.0  # ...for this long: messages go offline at once, then one call tries again
 
 _clients: dict[tuple[str, str, float], openai.OpenAI] = {}
 _clients_lock = threading.Lock()
+
+
+class Breaker:
+    """Failures in a row of one endpoint and key, and until when the model is not asked (monotonic seconds)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.failures = 0
+        self.open_until = 0.0
+
+    def allows(self, now: float) -> bool:
+        with self._lock:
+            return now >= self.open_until
+
+    def record(self, reason: str | None, now: float) -> None:
+        """A call ended: `reason` None for an answer, else the failure's reason (only an outage's counts)."""
+        with self._lock:
+            if reason is None:
+                self.failures, self.open_until = 0, 0.0
+            elif _outage(reason):
+                self.failures += 1
+                if self.failures >= BREAKER_FAILURES:
+                    self.open_until = now + BREAKER_OPEN_S
+
+
+_breakers: dict[tuple[str, str], Breaker] = {}
+
+
+def breaker(config: LLMConfig) -> Breaker:
+    """The breaker of `config`'s endpoint and key (one per process)."""
+    key = (config.base_url or DEFAULT_BASE_URL, hashlib.sha256((config.api_key or "").encode()).hexdigest())
+    with _clients_lock:
+        return _breakers.setdefault(key, Breaker())
+
+
+def reset_breakers() -> None:
+    """Forget every endpoint's failures (tests; a process start does the same)."""
+    with _clients_lock:
+        _breakers.clear()
+
+
+def _outage(reason: str) -> bool:
+    return reason in ("timeout", "connection") or reason.startswith(("http_429", "http_5"))
 
 
 def openai_client(config: LLMConfig) -> openai.OpenAI:
@@ -62,6 +112,7 @@ class OpenAIChat:
     ) -> None:
         self.config = config
         self._client = openai_client(config)
+        self._breaker = breaker(config)
         self._sleep = sleep
         self._rng = rng or random.Random()
 
@@ -69,6 +120,13 @@ class OpenAIChat:
         return f"OpenAIChat({self.config!r})"
 
     def __call__(self, messages: list[ChatMessage], *, model: str, temperature: float) -> LLMAnswer:
+        if not self._breaker.allows(time.monotonic()):
+            return LLMAnswer(None, 0, "unavailable")  # the endpoint failed call after call a moment ago
+        answer = self._ask(messages, model=model, temperature=temperature)
+        self._breaker.record(None if answer.text is not None else answer.error or "no_answer", time.monotonic())
+        return answer
+
+    def _ask(self, messages: list[ChatMessage], *, model: str, temperature: float) -> LLMAnswer:
         payload: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
         reason = "no_attempt"
         deadline = time.monotonic() + BUDGET_TIMEOUTS * self.config.timeout_s
