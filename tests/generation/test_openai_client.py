@@ -284,3 +284,30 @@ def test_a_refused_key_or_bad_answers_never_open_the_breaker(openai_sim: OpenAIS
     openai_sim.faults(malformed_next=5)
     assert all(say(config(openai_sim), seed=i).reasons == ("openai:malformed",) for i in range(5))
     assert say(config(openai_sim)).source == "openai"
+
+
+@pytest.mark.parametrize(
+    "kw", [{"timeout_s": 15.5}, {"timeout_s": 0}, {"max_retries": 6}, {"max_retries": -1}], ids=lambda kw: str(kw)
+)
+def test_a_config_beyond_the_bounds_of_a_round_is_refused(kw: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be in"):
+        LLMConfig(**kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["16", "0", "soon"])
+def test_openai_timeout_s_beyond_15_seconds_is_refused_naming_the_variable(value: str) -> None:
+    from mirage.errors import SettingsError
+
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env({"OPENAI_TIMEOUT_S": value})
+    assert str(e.value).startswith("environment variable OPENAI_TIMEOUT_S:")
+
+
+@pytest.mark.parametrize("value", ["15", "0.5"])
+def test_openai_timeout_s_reaches_the_tenants_model_config(
+    db: psycopg.Connection[Any], value: str, openai_sim: OpenAISimHandle, secret_keys: str
+) -> None:
+    env = {"OPENAI_TIMEOUT_S": value, "OPENAI_BASE_URL": openai_sim.base_url, "MIRAGE_SECRET_KEYS": secret_keys}
+    tid = _tenant_with_key(db, None, None)
+    cfg = llm_config(db, tid, model="gpt-4o-mini", temperature=0.8, settings=Settings.from_env(env))
+    assert cfg is not None and cfg.timeout_s == float(value)
