@@ -159,6 +159,8 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setenv("MIRAGE_DOTENV", "")  # a developer's ./.env must not leak into tests
     monkeypatch.setenv("MIRAGE_LOG_FORMAT", "json")
     monkeypatch.delenv("MIRAGE_LOCALE", raising=False)
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_TIMEOUT_S"):  # rounds would ask a real model
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LANG", "C.UTF-8")
     _clear_settings()
     yield
