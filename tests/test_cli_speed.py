@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 import mirage
 from mirage.cli import COMMANDS, cli
+from mirage.cli.base import declared_commands
 
 HEAVY = ("pydantic", "yaml", "psycopg", "psycopg_pool", "redis", "rq", "httpx", "starlette", "uvicorn", "openai")
 IO = ("psycopg", "psycopg_pool", "redis", "rq", "httpx", "starlette", "uvicorn", "openai", "segno")
@@ -71,3 +74,31 @@ def test_the_version_has_one_source() -> None:
     from importlib.metadata import version
 
     assert version("mirage-whats-orchestrator") == mirage.__version__
+
+
+def test_help_imports_nothing_heavy() -> None:
+    assert not _top_modules_after("--help") & set(HEAVY)
+
+
+@pytest.mark.parametrize("limit", [30, 45, 80])
+def test_the_help_list_read_from_source_is_the_one_click_builds_from_the_commands(limit: int) -> None:
+    """`mirage --help` lists the commands from their modules' source; it must say what the loaded commands say."""
+    declared = declared_commands()
+    assert declared is not None
+    assert {n for n, c in declared.items() if not c.hidden} == {n for n, c in cli.commands.items() if not c.hidden}
+    for name, cmd in cli.commands.items():
+        assert declared[name].get_short_help_str(limit) == cmd.get_short_help_str(limit), name
+
+
+def test_a_declaration_the_source_does_not_say_plainly_falls_back_to_importing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mirage.cli.base as base
+
+    folder = tmp_path / "cli"
+    folder.mkdir()
+    (folder / "odd.py").write_text('NAME = "odd"\n\n\n@cli.command(NAME)\ndef odd() -> None:\n    """Odd."""\n')
+    monkeypatch.setattr(base, "__file__", str(folder / "base.py"))
+    assert base.declared_commands() is None
+    help_text = CliRunner().invoke(cli, ["--help"]).output
+    assert "validate" in help_text and "Commands:" in help_text

@@ -19,12 +19,62 @@ import click
 from mirage import __version__
 from mirage.errors import MirageError
 
+_DECORATORS = {"command": click.Command, "group": click.Group}
+
+
+def declared_commands() -> dict[str, click.Command] | None:
+    """Every root command the modules of mirage/cli declare (`@cli.command(...)` / `@cli.group(...)` on a
+    top-level function), as click would build it for its help line; None when a declaration uses anything but
+    literals (the caller then imports the modules)."""
+    import ast
+
+    found: dict[str, click.Command] = {}
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        if path.name in ("__init__.py", "base.py"):
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for deco in node.decorator_list:
+                if not (
+                    isinstance(deco, ast.Call)
+                    and isinstance(deco.func, ast.Attribute)
+                    and isinstance(deco.func.value, ast.Name)
+                    and deco.func.value.id == "cli"
+                    and deco.func.attr in _DECORATORS
+                ):
+                    continue
+                try:
+                    args = [ast.literal_eval(a) for a in deco.args]
+                    attrs = {k.arg: ast.literal_eval(k.value) for k in deco.keywords if k.arg is not None}
+                except ValueError:
+                    return None
+                if len(deco.keywords) != len(attrs) or set(attrs) - {
+                    "name",
+                    "help",
+                    "short_help",
+                    "hidden",
+                    "deprecated",
+                }:
+                    return None
+                name = args[0] if args else attrs.pop("name", None)
+                attrs.pop("name", None)
+                if name is None:  # click's rule: the function's name, dashed, without a _command/_group suffix
+                    name = node.name.lower().replace("_", "-")
+                    left, sep, suffix = name.rpartition("-")
+                    name = left if sep and suffix in {"command", "cmd", "group", "grp"} else name
+                if not isinstance(name, str):
+                    return None
+                attrs.setdefault("help", ast.get_docstring(node, clean=False))
+                found[name] = _DECORATORS[deco.func.attr](name=name, **attrs)
+    return found
+
 
 class MirageGroup(click.Group):
     """A click group that renders MirageError as one clear message and its exit code, never a traceback.
 
-    Commands not registered yet are imported on first use from `lazy` (command -> modules defining it);
-    a name it does not know, or a listing (`--help`), imports every command module.
+    Commands not registered yet are imported on first use from `lazy` (command -> modules defining it); a
+    name it does not know imports every command module. The root help reads the list from source (ADR 0043).
     """
 
     lazy: Mapping[str, tuple[str, ...]] = {}
@@ -41,6 +91,20 @@ class MirageGroup(click.Group):
         if self.load_all is not None:
             self.load_all()
         return super().list_commands(ctx)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The root help's command list, read from the command modules' source (no import, so `mirage --help`
+        stays as light as `--version`); anything the source does not say plainly falls back to importing."""
+        declared = declared_commands() if self.load_all is not None else None
+        if declared is None:
+            super().format_commands(ctx, formatter)
+            return
+        shown = [(name, cmd) for name, cmd in sorted({**declared, **self.commands}.items()) if not cmd.hidden]
+        if not shown:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in shown])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
