@@ -67,7 +67,7 @@ def declared_commands() -> dict[str, click.Command] | None:
                     return None
                 attrs.setdefault("help", ast.get_docstring(node, clean=False))
                 found[name] = _DECORATORS[deco.func.attr](name=name, **attrs)
-    return found
+    return found or None  # no source to read (a bytecode-only install): import instead
 
 
 class MirageGroup(click.Group):
