@@ -97,7 +97,7 @@ select * from (
 """
 
 _REPLIES = """
-select m.id::text, m.contact_id::text, coalesce(m.body, '') as body
+select m.id::text, m.contact_id::text, coalesce(m.body, '') as body, m.meta->>'optout' as verdict
   from t_messages m
  where m.direction = 'in' and m.to_number_id = %(number)s and m.contact_id = any(%(contacts)s::uuid[])
    and m.round_id is null and not m.meta ? 'ignored_reason'
@@ -203,7 +203,7 @@ def load_policies(c: Conn, now: datetime, *, policy_id: str | None = None) -> li
         replies: dict[str, list[Reply]] = {}
         if live:
             for m in c.execute(_REPLIES, {"number": p["number_id"], "contacts": live}).fetchall():
-                replies.setdefault(m["contact_id"], []).append(Reply(m["id"], m["body"]))
+                replies.setdefault(m["contact_id"], []).append(Reply(m["id"], m["body"], m["verdict"]))
         targets = [
             target_state(r, replies.get(r["contact_id"], ()) if r["status"] == "in_progress" else ()) for r in rows
         ]

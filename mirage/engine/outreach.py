@@ -14,12 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from mirage.config.outreach import DEFAULT_OPTOUT_KEYWORDS
 from mirage.config.types import DAYPARTS, DOWS, Daypart
 from mirage.engine.calendar import DAYPART_SPANS, contains, local_datetime, tenant_zone
 from mirage.engine.generation import Step
+from mirage.engine.optout import Detection, detect
 from mirage.engine.ramp import new_contacts_cap
-from mirage.engine.text import contains_keyword
 
 REPLY_WAIT = timedelta(hours=24)  # no answer within this after our last message: the target is done
 MAX_UNANSWERED = 2  # messages in a row a person may get without answering, ever
@@ -60,6 +59,7 @@ class PolicyState:
 class Reply:
     id: str
     body: str
+    verdict: str | None = None  # the ingest's opt-out verdict (`meta.optout`) once it scanned the message
 
 
 @dataclass(frozen=True)
@@ -148,9 +148,15 @@ def allowed_at(
     return None
 
 
-def optout_word(text: str, keywords: Iterable[str]) -> str | None:
-    """The opt-out word in a person's reply: the policy's keywords and Mirage's defaults, whole words, folded."""
-    return contains_keyword(text, (*keywords, *DEFAULT_OPTOUT_KEYWORDS))
+def verdict(reply: Reply, keywords: Iterable[str]) -> Detection:
+    """Whether a reply opts out: the ingest's verdict when it scanned the message, else the same detector now
+    (mirage.engine.optout: the built-in pt-BR/en lists and the policy's keywords)."""
+    if reply.verdict == "none":
+        return Detection("none")
+    found = detect(reply.body, keywords)
+    if reply.verdict in ("optout", "ambiguous") and found.verdict == "none":
+        return Detection(reply.verdict)  # type: ignore[arg-type]
+    return found
 
 
 def new_contact_cap(p: PolicyState, now: datetime) -> int:
@@ -248,9 +254,11 @@ def _live(p: PolicyState, t: TargetState, closed: str | None, now: datetime, rng
         return None  # a possible opt-out awaits a person's review: nothing to this contact meanwhile
     if t.replies and t.rounds_done > 0 and t.next_kind != "opening":
         for r in t.replies:
-            word = optout_word(r.body, p.keywords)
-            if word:
-                return End(t.id, "optout", f"wrote '{word}'", keyword=word, message=r.id)
+            d = verdict(r, p.keywords)
+            if d.verdict == "optout":
+                return End(t.id, "optout", f"wrote '{d.phrase or r.body[:40]}'", keyword=d.phrase or "", message=r.id)
+            if d.verdict == "ambiguous":
+                return None  # might be an opt-out: no answer; the ingest pauses the contact for a person's review
         kind = "reply" if t.rounds_done < p.max_rounds else "goodbye"
         return Answered(t.id, tuple(r.id for r in t.replies), kind, answer_at(p, t.last_contact_at, now, rng))
     if t.next_kind is None:

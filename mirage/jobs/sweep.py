@@ -65,6 +65,7 @@ def _stalled_rounds(c: db_rounds.Conn, before: datetime) -> list[tuple[str, int]
         """
         select r.id::text, r.exchanges_done from t_rounds r
          where r.status in ('planned', 'active') and r.updated_at < %s
+           and r.target_id is null  -- outreach rounds are driven by outreach_tick, not advance_round (ADR 0037)
            and not exists (select 1 from t_messages m
                             where m.idempotency_key = 'round:' || r.id::text || ':' || r.exchanges_done::text)
         """,

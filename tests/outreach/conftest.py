@@ -14,6 +14,7 @@ import pytest
 
 from mirage.integrations.evolution.client import EvolutionClient
 from mirage.jobs.outreach import outreach_tick
+from mirage.jobs.sweep import sweep_outbox
 from tests.runtime import conftest as runtime_harness
 from tests.runtime.conftest import Harness
 
@@ -64,12 +65,13 @@ class Campaign:
         return pid  # type: ignore[no-any-return]
 
     def run_until(self, end: datetime, tick_every: timedelta = timedelta(minutes=5)) -> None:
-        """Advance virtual time to `end`: an outreach tick every `tick_every`, scheduled jobs in between."""
+        """Advance virtual time to `end`: an outreach tick and a sweep every `tick_every`, scheduled jobs between."""
         h = self.h
         next_tick = h.clock.now()
         while h.clock.now() < end:
             if h.clock.now() >= next_tick:
                 outreach_tick()
+                sweep_outbox()  # as in production: the cron runs the sweeper beside the tick
                 self.ticks += 1
                 next_tick = h.clock.now() + tick_every
             h.settle()

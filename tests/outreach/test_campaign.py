@@ -117,6 +117,14 @@ def test_a_campaign_reaches_every_state_within_caps_and_the_calendar(make_campai
         per_day[(policy, local_datetime(at, SP).date())] += 1
     assert max(per_hour.values()) <= 6 and max(per_day.values()) <= 20
 
+    # outreach rounds are the tick's: the sweeper never hands them to advance_round (which knows conversations)
+    assert (
+        camp.h.count(
+            "select count(*) as n from t_rounds where target_id is not null and abort_reason like 'conversation%%'"
+        )
+        == 0
+    )
+
     # `mirage status --outreach` says the same, per policy
     result = CliRunner().invoke(cli, ["status", "acme", "--outreach", "--format", "json"])
     assert result.exit_code == 0, result.output

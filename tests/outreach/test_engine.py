@@ -234,3 +234,24 @@ def test_a_contact_under_opt_out_review_is_neither_started_nor_answered() -> Non
     assert plan_policy(POLICY, [pending, live], MON_0900, random.Random(1)) == []
     owed = target("in_progress", next_kind="reply", rounds_done=1, blocked=True)
     assert claim_refusal(POLICY, owed, "reply", 1, MON_0900) == "contact opted out or under review"
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        (Reply("m", "não"), None),  # might be an opt-out: no answer (the ingest pauses the contact for review)
+        (Reply("m", "para com isso kkk"), None),
+        (Reply("m", "tudo bem, e você?", verdict="optout"), "optout"),  # the ingest's verdict wins
+        (Reply("m", "SAIR", verdict="none"), "answered"),  # scanned: not an opt-out (say, a keyword edited away)
+        (Reply("m", "tudo ótimo por aqui"), "answered"),
+    ],
+)
+def test_a_reply_is_answered_only_when_it_is_surely_not_an_opt_out(reply: Reply, status: str | None) -> None:
+    t = target("in_progress", rounds_done=1, unanswered=1, last_contact_at=MON_0900, replies=(reply,))
+    got = plan_policy(POLICY, [t], MON_0900, random.Random(1))
+    if status is None:
+        assert got == []
+    elif status == "answered":
+        assert len(got) == 1 and isinstance(got[0], Answered)
+    else:
+        assert len(got) == 1 and isinstance(got[0], End) and got[0].status == status
