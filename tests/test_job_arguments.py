@@ -7,10 +7,10 @@ from typing import Any
 import psycopg
 import pytest
 import redis as redis_lib
-from rq import SimpleWorker
 from rq.job import Job, JobStatus
 
 from mirage.jobs.queues import EVENTS, INSTANCES, ROUNDS, enqueue_unique, job_key, queue
+from mirage.jobs.worker import MirageSimpleWorker as SimpleWorker
 from tests.reconcile.helpers import snapshot
 
 

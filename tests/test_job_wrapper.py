@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
-from rq import SimpleWorker
 from rq.job import Job, JobStatus
 
 from mirage.errors import PermanentError, TemporaryError
 from mirage.jobs.cron import SCHEDULE
 from mirage.jobs.queues import EVENTS, enqueue_unique, job_key, queue
+from mirage.jobs.worker import MirageSimpleWorker as SimpleWorker
 from mirage.jobs.wrapper import is_job, job
 from mirage.logs import JsonFormatter, log_context
 

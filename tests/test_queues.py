@@ -76,3 +76,19 @@ def test_enqueue_unique_refuses_naive_or_double_times(redis: redis_lib.Redis) ->
             at=datetime.now().astimezone(),
             delay=timedelta(seconds=1),
         )
+
+
+@pytest.mark.parametrize("simple", [True, False], ids=["in-process", "forking"])
+def test_a_worker_listens_for_commands_with_a_short_poll_so_it_exits_promptly(
+    redis: redis_lib.Redis, simple: bool
+) -> None:
+    """rq polls its command channel every 60 s and redis-py 8 joins that thread without a timeout on teardown."""
+    from mirage.jobs.worker import PUBSUB_POLL_S, make_worker
+
+    worker = make_worker([ROUNDS], simple=simple, connection=redis)
+    worker.subscribe()
+    try:
+        assert worker.pubsub_thread is not None and worker.pubsub_thread.sleep_time == PUBSUB_POLL_S <= 1
+    finally:
+        worker.unsubscribe()
+    assert not worker.pubsub_thread.is_alive()

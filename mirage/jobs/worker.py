@@ -33,11 +33,36 @@ def queue_names(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+# rq 3.0 listens for commands (shutdown, stop-job) on a pub/sub thread that sleeps up to 60 s per poll and, on
+# teardown, calls the thread's stop(), which redis-py 8 turned into a join without a timeout: a worker could take a
+# minute to exit (SIGTERM from docker/systemd, every `--burst` run, every test). Polling every PUBSUB_POLL_S bounds
+# that wait; the cost is one idle read per worker per poll.
+PUBSUB_POLL_S = 0.5
+
+
+class _PromptExit:
+    def subscribe(self) -> None:
+        worker: BaseWorker = self  # type: ignore[assignment]
+        worker.pubsub = worker.connection.pubsub()
+        worker.pubsub.subscribe(**{worker.pubsub_channel_name: worker.handle_payload})
+        worker.pubsub_thread = worker.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=PUBSUB_POLL_S, daemon=True, exception_handler=worker._pubsub_exception_handler
+        )
+
+
+class MirageWorker(_PromptExit, Worker):
+    """rq's forking Worker whose command listener lets it exit promptly."""
+
+
+class MirageSimpleWorker(_PromptExit, SimpleWorker):
+    """rq's in-process SimpleWorker whose command listener lets it exit promptly."""
+
+
 def make_worker(names: Sequence[str] = (), *, simple: bool = False, connection: Redis | None = None) -> BaseWorker:
     """A worker over `names` (default all); `simple` runs jobs in-process (no fork, no job timeouts)."""
     conn = connection or q.connection()
     queues = [Queue(name, connection=conn) for name in queue_names(names)]
-    cls: type[BaseWorker] = SimpleWorker if simple else Worker
+    cls: type[BaseWorker] = MirageSimpleWorker if simple else MirageWorker
     return cls(queues, connection=conn)
 
 

@@ -9,7 +9,6 @@ from typing import Any
 import psycopg
 import pytest
 import redis as redis_lib
-from rq import SimpleWorker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
@@ -21,6 +20,7 @@ from mirage.integrations.evolution.naming import instance_name
 from mirage.integrations.evolution_sim import SimHandle
 from mirage.jobs import lifecycle
 from mirage.jobs.queues import INSTANCES, enqueue_unique, job_key, queue
+from mirage.jobs.worker import MirageSimpleWorker as SimpleWorker
 from tests.evolution.helpers import Receiver, make_number, make_tenant, row, wait_until
 
 PHONE = "+5511912345678"

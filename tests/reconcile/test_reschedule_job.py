@@ -11,10 +11,11 @@ from typing import Any
 import psycopg
 import pytest
 import redis as redis_lib
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from mirage.jobs.conversations import reschedule_conversation
 from mirage.jobs.queues import ROUNDS
+from mirage.jobs.worker import MirageSimpleWorker as SimpleWorker
 from tests.reconcile.helpers import edit, mirage
 
 Conn = psycopg.Connection[Any]
