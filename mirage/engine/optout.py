@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -277,11 +278,37 @@ class Detector:
 _NOT_WORD = re.compile(r"[^\w]+|_+")
 
 
+class _FoldTable(dict[int, str]):
+    """Character -> its folded form (normalize_text's NFKD, case fold, marks dropped), filled on first sight.
+
+    Folding is character by character, so translating with this table and then collapsing non-word runs gives
+    exactly normalize_text's result, without the Unicode work for characters seen before."""
+
+    def __missing__(self, code: int) -> str:
+        folded = normalize_char(chr(code))
+        if len(self) < 65_536:  # bounded, whatever text arrives
+            self[code] = folded
+        return folded
+
+
+def normalize_char(ch: str) -> str:
+    # normalize_text's folding of one character, before word splitting.
+    return _fold(_fold(ch))
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text).casefold()
+    return "".join(c for c in unicodedata.normalize("NFKD", decomposed) if not unicodedata.combining(c))
+
+
+_TABLE = _FoldTable()
+
+
 def fold(text: str) -> str:
-    """`normalize_text`, with a fast path for plain ASCII (most messages): same result, no Unicode tables."""
+    """`normalize_text`, fast: plain ASCII is only lower-cased, other text goes through a per-character table."""
     if text.isascii():
         return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
-    return normalize_text(text)
+    return " ".join(_NOT_WORD.sub(" ", text.translate(_TABLE)).split())
 
 
 @functools.lru_cache(maxsize=256)
@@ -292,4 +319,4 @@ def detector(keywords: tuple[str, ...] = ()) -> Detector:
 
 def detect(text: str | None, keywords: Iterable[str] = ()) -> Detection:
     """Opt-out verdict for `text` with the built-in pt-BR/en lists plus the policy `keywords`."""
-    return detector(tuple(sorted(set(keywords)))).detect(text)
+    return detector(keywords if isinstance(keywords, tuple) else tuple(keywords)).detect(text)

@@ -18,18 +18,13 @@ log = logging.getLogger(__name__)
 
 def check_inbound(c: Conn, message_id: str, now: datetime) -> str:
     """Detect an opt-out in a person's message and act on it in the caller's transaction; what happened."""
-    m = db_optouts.inbound_from_person(c, message_id)
+    m = db_optouts.take_inbound(c, message_id)
     if m is None:
-        return "not from a person"
-    meta = m["meta"] or {}
-    if "optout" in meta:  # a retry of the job, or the sweeper's second look
-        return f"checked already: {meta['optout']}"
-    if "placeholder" in meta:  # a receipt came first: the text is not here yet (the sweeper looks again)
-        return "no text yet"
-    d = detect(m["body"], db_optouts.policy_keywords(c, m["tenant_id"]))
-    db_optouts.mark_scanned(c, message_id, d.verdict, d.phrase)
+        return "nothing to check"
+    d = detect(m["body"], tuple(m["keywords"]))
     if d.verdict == "none":
         return "no opt-out"
+    db_optouts.mark_scanned(c, message_id, d.verdict, d.phrase)
     if m["wa_number"] is None:  # an @lid sender we hold no number for: nothing of ours can reach them anyway
         log.warning("opt-out from a sender without a number", extra={"message_id": message_id, "verdict": d.verdict})
         return f"{d.verdict} without a number"

@@ -79,7 +79,7 @@ def test_a_retried_follow_up_checks_a_message_once(db: Conn, redis: Any) -> None
     s = make_scene(db)
     said = person_says(db, s, "não")
     assert on_message(said).startswith("paused for review")
-    assert on_message(said) == "checked already: ambiguous"
+    assert on_message(said) == "nothing to check"
     assert len(optouts.pending_reviews(db, s.tenant)) == 1
     db.commit()
 
