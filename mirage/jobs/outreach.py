@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 SEND_JOB = "mirage.jobs.send.send_message"
 CHECK_JOB = "mirage.jobs.outreach.outreach_check"
+CHECK_LOCK_S = 300
 SEND_PAUSE = (timedelta(seconds=5), timedelta(seconds=40))  # from queueing to sending: reading the screen
 
 
@@ -147,8 +148,19 @@ def outreach_check(target_id: str) -> str:
     sent to. On WhatsApp: the opening is queued."""
     with permanent_failures_stop_retries():
         target_id = uuid_arg("target_id", target_id)
-    now = runtime.clock().now()
-    rng = random.Random()
+    # One check of a number at a time, whatever the duplicate jobs: the lock is taken before the target is read,
+    # so a job that waited sees the first one's `checked_at`. A worker killed mid-check frees it on expiry.
+    redis = queues.connection()
+    lock = f"mirage:outreach:check:{target_id}"
+    if not redis.set(lock, "1", nx=True, ex=CHECK_LOCK_S):
+        return "checking elsewhere"
+    try:
+        return _check(target_id, runtime.clock().now(), random.Random())
+    finally:
+        redis.delete(lock)
+
+
+def _check(target_id: str, now: datetime, rng: random.Random) -> str:
     with db() as conn:
         with tx(conn) as c:
             target = db_outreach.load_target(c, target_id)

@@ -14,6 +14,8 @@ from mirage.cli import cli
 from mirage.engine.calendar import DAYPART_SPANS, contains, local_datetime
 from mirage.engine.ramp import new_contacts_cap
 from mirage.integrations.evolution_sim import HumanConfig
+from mirage.jobs import queues
+from mirage.jobs.outreach import CHECK_JOB, outreach_check, outreach_tick
 from tests.outreach.conftest import Campaign
 
 SP = "America/Sao_Paulo"
@@ -174,3 +176,20 @@ def test_one_policy_runs_per_bot_number_and_a_paused_number_pauses_its_targets(
     )
     assert len(camp.sent_to(talker)) == before and camp.sent_to(waiting) == []
     assert camp.h.count("select count(*) as n from t_messages where status = 'queued'") == 0
+
+
+def test_duplicate_check_jobs_ask_whatsapp_about_a_number_once(make_campaign: Callable[..., Campaign]) -> None:
+    person = "+5511955550021"
+    camp = make_campaign(humans=HumanConfig(reply_probability=0.0))
+    camp.policy("campanha", "bot1", [(person, 0)])
+    assert outreach_tick()["started"] == 1
+    [target] = [str(r["id"]) for r in camp.h.rows("select id from t_outreach_targets")]
+    for i in range(3):  # a lost job re-sent by a later tick, RQ running one twice: the same question each time
+        queues.enqueue_unique(queues.ROUNDS, CHECK_JOB, job_id=f"outreach-check:{target}:dup{i}", args=[target])
+    camp.h.settle()
+    camp.h.clock.advance(timedelta(minutes=1))  # the opening leaves after a reading pause
+    camp.h.settle()
+    assert camp.checks == [[person]]
+    assert len(camp.sent_to(person)) == 1  # the opening, once
+    camp.h.redis.set(f"mirage:outreach:check:{target}", "1")  # another worker is asking right now
+    assert outreach_check(target) == "checking elsewhere"
