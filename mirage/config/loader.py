@@ -78,9 +78,17 @@ def load_fleet(root: Path | str, only: Sequence[str] | None = None, environ: Map
     fleet = Fleet(root=root, tenants=tenants, empty_dirs=empty, sources=sources)
     # Tenants that loaded give their numbers from the models; the others (left out by `only`, or with
     # problems of their own) from their numbers.yaml read leniently, so the check does not depend on scope.
-    declared = [d for slug in sorted(tenants) for d in _declared(fleet, slug)]
     unloaded = [p for p in [*folders, *others] if p.name not in tenants]
-    declared += [d for p in unloaded for d in declared_numbers(p, os.path.join(shown, p.name), boundary)]
+    declared = [d for p in unloaded for d in declared_numbers(p, os.path.join(shown, p.name), boundary)]
+    owners: dict[str, set[str]] = defaultdict(set)
+    for d in declared:
+        owners[d.number].add(d.slug)
+    for slug, config in tenants.items():
+        for n in config.numbers.values():
+            owners[n.number].add(slug)
+    shared = {number for number, slugs in owners.items() if len(slugs) > 1}
+    # positions only for numbers in conflict: locating one composes its file again (loading released the nodes)
+    declared += [d for slug in sorted(tenants) for d in _declared(fleet, slug, shared)]
     problems += shared_numbers(declared, in_scope={p.name for p in folders})
     if problems:
         raise ConfigError(sorted(set(problems), key=lambda p: (p.path, p.line, p.col, p.message)))
@@ -99,9 +107,12 @@ class Declared:
     col: int
 
 
-def _declared(fleet: Fleet, slug: str) -> list[Declared]:
+def _declared(fleet: Fleet, slug: str, only: set[str]) -> list[Declared]:
+    """The loaded tenant's bot numbers that are in `only`, with where they are written."""
     out = []
     for key, n in fleet.tenants[slug].numbers.items():
+        if n.number not in only:
+            continue
         path, line, col = fleet.locate(slug, "numbers", key, "number")
         out.append(Declared(n.number, slug, key, path, line, col))
     return out

@@ -210,3 +210,24 @@ def test_loading_logs_no_secret_and_reads_no_environment_secret(
     load_fleet(write_tenant(tmp_path), environ={"EVOLUTION_API_KEY": "never-read-at-load-time"})
     assert "never-read-at-load-time" not in caplog.text
     assert redact_text("never-read-at-load-time") == "never-read-at-load-time"  # not resolved, not registered
+
+
+def test_loading_a_fleet_parses_each_yaml_file_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-number-one-tenant check reads numbers from the models; only a conflict sends it back to the file."""
+    import mirage.config.loader as loader
+    import mirage.config.tenant_loader as tenant_loader
+    import mirage.config.yamlsource as yamlsource
+
+    root = Path(__file__).resolve().parents[2] / "tenants.d"
+    files = [p for p in root.rglob("*.yaml") if not any(part.startswith((".", "_")) for part in p.parts)]
+    composed: list[int] = []
+    original = yamlsource.compose
+
+    def counting(text: str, *args: object, **kwargs: object) -> object:
+        composed.append(1)
+        return original(text, *args, **kwargs)  # type: ignore[arg-type]
+
+    for module in (yamlsource, loader, tenant_loader):  # each holds its own name for it
+        monkeypatch.setattr(module, "compose", counting)
+    load_fleet(root)
+    assert len(composed) == len(files)
