@@ -266,11 +266,10 @@ def test_an_endpoint_failing_call_after_call_is_left_alone_for_a_while_then_trie
     openai_sim.faults(error_next=1000)
     failed = [say(config(openai_sim, max_retries=0), seed=i) for i in range(client.BREAKER_FAILURES)]
     assert all(o.reasons == ("openai:http_500",) for o in failed) and len(openai_sim.requests()) == 3
-    started = time.monotonic()
     skipped = say(config(openai_sim, max_retries=0), seed=9)
     assert skipped.source == "offline" and skipped.reasons == ("openai:unavailable",) and skipped.text
-    assert len(openai_sim.requests()) == 3 and time.monotonic() - started < 0.1  # nothing asked, nothing waited
-    time.sleep(0.6)
+    assert len(openai_sim.requests()) == 3  # the model was not asked
+    time.sleep(0.7)
     openai_sim.faults(error_next=0)
     assert say(config(openai_sim, max_retries=0), seed=10).source == "openai"  # tried again, and closed
     openai_sim.faults(error_next=1)
