@@ -193,3 +193,25 @@ def test_duplicate_check_jobs_ask_whatsapp_about_a_number_once(make_campaign: Ca
     assert len(camp.sent_to(person)) == 1  # the opening, once
     camp.h.redis.set(f"mirage:outreach:check:{target}", "1")  # another worker is asking right now
     assert outreach_check(target) == "checking elsewhere"
+
+
+def test_the_policy_hourly_and_daily_limits_bind_checks_and_messages_together(
+    make_campaign: Callable[..., Campaign],
+) -> None:
+    people = [f"+55119555502{i:02d}" for i in range(6)]
+    camp = make_campaign(humans=HumanConfig(reply_probability=0.0))  # an established number: 30 new a day
+    start = camp.h.clock.now()  # Monday 08:00 in São Paulo
+    camp.policy("curta", "bot1", [(p, 0) for p in people], daily_limit=7, hourly_limit=2)
+    camp.run_until(start + timedelta(hours=16), tick_every=timedelta(minutes=10))
+    rows = camp.h.rows(
+        "select sent_at as at from t_messages where direction = 'out' and meta->>'app_origin' = 'outreach' "
+        "and status in ('sent', 'delivered', 'read', 'unknown') "
+        "union all select checked_at from t_outreach_targets where checked_at is not null"
+    )
+    per_hour = Counter(r["at"].replace(minute=0, second=0, microsecond=0) for r in rows)
+    assert max(per_hour.values()) <= 2
+    # 7 units a day, 2 per new person (the check and the opening): three people, and the last unit stays unused
+    assert len(rows) == 6 and len(camp.sent_to(people[0])) == 1
+    assert sum(1 for p in people if camp.sent_to(p)) == 3
+    states = Counter(t["status"] for t in camp.targets().values())
+    assert states == {"in_progress": 3, "pending": 3}
