@@ -86,6 +86,11 @@ class Settings(BaseModel):
         alias="MIRAGE_SERVER_TIMING",
         description="Send `Server-Timing: app;dur=<ms>` on every answer (benchmarks; timings help probing, so off).",
     )
+    optout_confirmation: bool = Field(
+        False,
+        alias="MIRAGE_OPTOUT_CONFIRMATION",
+        description='Answer an opt-out once with a confirmation ("you will not get more messages"); off by default.',
+    )
     secure_cookies: bool = Field(
         False,
         alias="SECURE_COOKIES",

@@ -271,3 +271,27 @@ def mark_scanned(conn: Conn, message_id: str, verdict: str, phrase: str | None) 
         "where id = %s",
         (verdict, phrase, message_id),
     )
+
+
+# --- the optional one-time confirmation (MIRAGE_OPTOUT_CONFIRMATION) ---------------------------------------------
+
+_CLAIM_CONFIRMATION = """
+update t_optouts o set confirmation_sent_at = %(now)s
+  from t_messages m, t_tenants t
+ where m.id = %(message)s and o.message_id = m.id and o.tenant_id = m.tenant_id and t.id = m.tenant_id
+   and o.source = 'keyword' and o.confirmation_sent_at is null and o.wa_number is not null
+returning o.tenant_id::text, o.wa_number, m.to_number_id::text as number_id, t.locale
+"""
+
+
+def claim_confirmation(conn: Conn, message_id: str, now: datetime) -> Row | None:
+    """Take the right to send the one confirmation of the opt-out this message recorded (at most once, ever):
+    (tenant, number, the bot number the person wrote to, the tenant's locale), or None."""
+    row: Row | None = conn.execute(_CLAIM_CONFIRMATION, {"message": message_id, "now": now}).fetchone()
+    return row
+
+
+def verdict_of(conn: Conn, message_id: str) -> str | None:
+    """The opt-out verdict stored on a message (`meta.optout`), None while it is not checked (or not committed)."""
+    row = conn.execute("select meta->>'optout' as v from t_messages where id = %s", (message_id,)).fetchone()
+    return None if row is None else row["v"]
