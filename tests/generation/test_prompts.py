@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from mirage.config.conversations import Topic
@@ -53,3 +55,14 @@ def test_templates_are_plain_text_and_strict() -> None:
     assert sorted(n for n in env.list_templates() if not n.startswith("_")) == sorted(
         [f"{s}.j2" for s in STEPS] + ["system.j2"]
     )
+
+
+@pytest.mark.parametrize("daypart", ["morning", "afternoon", "evening"])
+@pytest.mark.parametrize("step", STEPS)
+def test_prompts_read_as_plain_portuguese_without_doubled_words(step: str, daypart: str) -> None:
+    history = [Line("Bom dia, meu querido!", mine=False)]
+    messages = render_prompt(step, persona("padaria-do-ze", "tio-ze"), None, history, daypart)  # type: ignore[arg-type]
+    for m in messages:
+        words = m.content.lower().split()
+        doubled = [a for a, b in itertools.pairwise(words) if a == b and a.isalpha()]
+        assert doubled == [], (step, daypart, m.content)

@@ -177,3 +177,42 @@ def test_without_a_model_the_offline_generator_writes_every_step(
     assert all("text_reasons" not in m["meta"] for m in sent)
     assert openai_sim.requests() == []  # a simulator was running, but nothing pointed the tenant at it
     assert usage(h)[0]["offline_messages"] == 4 and usage(h)[0]["fallbacks"] == 0
+
+
+def test_a_retried_step_asks_the_model_nothing_more(
+    make_harness: Callable[..., Harness], openai_sim: OpenAISimHandle
+) -> None:
+    from mirage.jobs.rounds import advance_round
+
+    h = make_harness(exchanges=(2, 2))
+    give_the_tenant_a_model(h, openai_sim)
+    assert h.tick()["created"] == 1
+    h.work()  # the round's first step: its greeting written by the model, its send scheduled (not yet due)
+    assert len(openai_sim.requests()) == 1
+    round_id = h.rows("select id::text from t_rounds")[0]["id"]
+    assert advance_round(round_id) == "step 0 queued"  # the same job again, as RQ would retry it
+    assert len(openai_sim.requests()) == 1
+    queued = h.rows("select body, meta from t_messages where direction = 'out'")
+    assert len(queued) == 1 and queued[0]["meta"]["text_source"] == "openai"
+
+
+def test_two_jobs_of_one_step_while_the_model_thinks_queue_one_message(
+    make_harness: Callable[..., Harness], openai_sim: OpenAISimHandle
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mirage.jobs.rounds import advance_round
+
+    h = make_harness(exchanges=(2, 2))
+    give_the_tenant_a_model(h, openai_sim)
+    openai_sim.faults(slow_next=2, slow_s=1.5)
+    assert h.tick()["created"] == 1
+    round_id = h.rows("select id::text from t_rounds")[0]["id"]
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(advance_round, [round_id, round_id]))
+    assert outcomes == ["step 0 queued", "step 0 queued"]
+    # both asked the model: the second did not wait on the first's round lock, as it would have had the model
+    # been called inside the transaction (it would then have found the message queued and asked nothing)
+    assert len(openai_sim.requests()) == 2
+    assert h.count("select count(*) as n from t_messages where direction = 'out'") == 1
+    assert h.rows("select status::text from t_rounds") == [{"status": "active"}]
