@@ -93,3 +93,12 @@ def test_the_sweeper_hands_over_a_persons_message_whose_check_never_ran(db: Conn
     on_message(said)
     assert said not in _unfollowed_messages(db, NOW + timedelta(minutes=2))
     db.commit()
+
+
+@pytest.mark.parametrize("text", ["Não quero mais", "NAO QUERO MAIS", "não quero mais!!", "Nao Quero Mais 🙏"])
+def test_optout_keyword_cancels_queued_messages(db: Conn, redis: Any, text: str) -> None:
+    s = make_scene(db)
+    queued = queue_to_human(db, s)
+    assert on_message(person_says(db, s, text)) == "opt-out: 1 cancelled, 1 targets"
+    assert status_of(db, queued) == "cancelled"
+    assert _target(db, s.tenant) == "optout"
