@@ -26,18 +26,19 @@ class UnknownTenant(MirageError):
 _HISTORY = """
 select body, from_number_id::text
   from t_messages
- where conversation_id = %s and direction = 'out' and body is not null and status <> 'cancelled'
- order by created_at desc, id desc
+ where tenant_id = %s and conversation_id = %s and direction = 'out' and body is not null and status <> 'cancelled'
+ order by created_at desc
  limit %s
 """
 
 
-def conversation_history(conn: Conn, conversation_id: str, limit: int) -> list[tuple[str, str | None]]:
+def conversation_history(conn: Conn, tenant_id: str, conversation_id: str, limit: int) -> list[tuple[str, str | None]]:
     """The conversation's last `limit` texts, oldest first, as (body, the bot number that sent it).
 
-    Our own sends only (both bots of a pair write outgoing rows; their inbound copies would repeat them).
+    Our own sends only (both bots of a pair write outgoing rows; their inbound copies would repeat them). The
+    tenant leads so t_messages_conversation_time_idx serves it as a top-N index scan.
     """
-    rows = conn.execute(_HISTORY, (conversation_id, limit)).fetchall()
+    rows = conn.execute(_HISTORY, (tenant_id, conversation_id, limit)).fetchall()
     return [(str(r["body"]), r["from_number_id"]) for r in reversed(rows)]
 
 

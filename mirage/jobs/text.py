@@ -72,7 +72,7 @@ def prepare_text(c: Conn, r: dict[str, Any], view: ConversationView, action: Sen
         topic=next((t for t in view.topics if t.id == r["topic_id"]), None),
         history=tuple(
             Line(body, mine=who == action.sender)
-            for body, who in message_text.conversation_history(c, view.id, HISTORY)
+            for body, who in message_text.conversation_history(c, view.tenant_id, view.id, HISTORY)
         ),
         daypart=cast(Daypart, r["daypart"]),
         last_received=previous[0]["body"] if previous else None,
