@@ -50,6 +50,13 @@ class _PolicyBase(Model):
     hourly_limit: Int32 = Field(5, gt=0, description="Most outreach messages per hour from this policy. Default 5.")
     max_rounds_per_contact: Int32 = Field(3, gt=0, description="Most rounds with one contact, ever. Default 3.")
     min_gap_minutes: Int32 = Field(30, ge=0, description="Least minutes between two messages to a contact. Default 30.")
+    reply_wait_hours: Int32 = Field(
+        24,
+        ge=1,
+        le=720,
+        description="Hours to wait for the contact to answer our last message; no answer by then ends the target "
+        "(done). 1..720. Default 24.",
+    )
     dayparts: list[Daypart] = Field(
         default_factory=_default_dayparts,
         description="Dayparts outreach may run in: morning 06-12, afternoon 12-18, evening 18-24, never in quiet "

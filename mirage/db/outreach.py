@@ -34,7 +34,7 @@ MAY_CONTACT = "public.may_contact(ct.tenant_id, ct.wa_number)"
 
 _POLICIES = """
 select p.id::text, p.tenant_id::text, p.key, p.number_id::text, p.active, p.daily_limit, p.hourly_limit,
-       p.max_rounds_per_contact, p.min_gap_minutes, p.dayparts, p.allow_days::text[] as allow_days,
+       p.max_rounds_per_contact, p.min_gap_minutes, p.reply_wait_hours, p.dayparts, p.allow_days::text[] as allow_days,
        p.optout_keywords, coalesce(p.persona_id, n.persona_id)::text as persona_id,
        n.key as number_key, n.wa_number as number_wa, n.warmup_started_on, n.paused_reason,
        (n.active and n.status = 'open' and n.paused_at is null and n.session_id is not null) as can_send,
@@ -161,6 +161,7 @@ def policy_state(c: Conn, p: Row, now: datetime, *, exclude: str | None = None, 
         hourly_limit=int(p["hourly_limit"]),
         max_rounds=int(p["max_rounds_per_contact"]),
         min_gap_minutes=int(p["min_gap_minutes"]),
+        reply_wait_hours=int(p["reply_wait_hours"]),
         keywords=tuple(p["optout_keywords"] or ()),
         used_hour=int(used["used_hour"]),
         used_day=int(used["used_day"]),

@@ -3,8 +3,9 @@ message to a person may leave at this instant. Pure: state and `now` in, decisio
 
 A target walks `pending -> in_progress -> done | paused | optout`. The bot sends an opening (exchange 1), then
 waits for the person. Each answer earns one more exchange until `max_rounds_per_contact` exchanges were sent; the
-answer after the last one gets a gentle goodbye. No answer within REPLY_WAIT ends the target. The bot only ever
-writes after the person wrote (or first), so a person never has more than MAX_UNANSWERED messages in a row.
+answer after the last one gets a gentle goodbye. No answer within the policy's `reply_wait_hours` ends the target.
+The bot only ever writes after the person wrote (or first), so a person never has more than MAX_UNANSWERED messages
+in a row.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mirage.engine.generation import Step
 from mirage.engine.optout import Detection, detect
 from mirage.engine.ramp import new_contacts_cap
 
-REPLY_WAIT = timedelta(hours=24)  # no answer within this after our last message: the target is done
+REPLY_WAIT_HOURS = 24  # the policy's default wait for an answer after our last message (then the target is done)
 MAX_UNANSWERED = 2  # messages in a row a person may get without answering, ever
 GAP_JITTER = 0.25  # an answer waits min_gap_minutes plus up to this share of it
 THINK = (timedelta(seconds=40), timedelta(minutes=4))  # and never less than a person's reading-and-typing pause
@@ -48,6 +49,7 @@ class PolicyState:
     max_rounds: int
     min_gap_minutes: int
     keywords: tuple[str, ...] = ()
+    reply_wait_hours: int = REPLY_WAIT_HOURS  # no answer this long after our last message: the target is done
     used_hour: int = 0  # outreach messages that left (or may have) this clock hour, plus checks
     used_day: int = 0  # the same for the tenant-local day
     new_today: int = 0  # first contacts of the number today, openings in flight included
@@ -168,6 +170,11 @@ def start_spacing(p: PolicyState) -> timedelta:
     return timedelta(minutes=60 / max(1, p.hourly_limit))
 
 
+def reply_wait(p: PolicyState) -> timedelta:
+    """How long the person has to answer our last message before the target ends `done` (`reply_wait_hours`)."""
+    return timedelta(hours=p.reply_wait_hours)
+
+
 def answer_at(p: PolicyState, last_contact_at: datetime | None, now: datetime, rng: random.Random) -> datetime:
     """When the answer to a person may leave: min_gap_minutes after our last message, plus jitter, and never
     sooner than a reading-and-typing pause from now."""
@@ -262,7 +269,7 @@ def _live(p: PolicyState, t: TargetState, closed: str | None, now: datetime, rng
         kind = "reply" if t.rounds_done < p.max_rounds else "goodbye"
         return Answered(t.id, tuple(r.id for r in t.replies), kind, answer_at(p, t.last_contact_at, now, rng))
     if t.next_kind is None:
-        if t.last_contact_at is not None and now >= t.last_contact_at + REPLY_WAIT:
+        if t.last_contact_at is not None and now >= t.last_contact_at + reply_wait(p):
             return End(t.id, "done", "no answer")
         if t.last_contact_at is None:  # started, nothing owed, nothing sent: a lost start
             return End(t.id, "done", "nothing left to send")

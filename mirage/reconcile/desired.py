@@ -227,6 +227,7 @@ def tenant_resources(cfg: TenantConfig, environ: Mapping[str, str]) -> tuple[Res
                     "hourly_limit": pol.hourly_limit,
                     "max_rounds_per_contact": pol.max_rounds_per_contact,
                     "min_gap_minutes": pol.min_gap_minutes,
+                    "reply_wait_hours": pol.reply_wait_hours,
                     "dayparts": pol.dayparts,
                     "allow_days": pol.allow_days,
                     "optout_keywords": pol.optout_keywords,

@@ -227,6 +227,7 @@ class _Tenant:
                 "hourly_limit",
                 "max_rounds_per_contact",
                 "min_gap_minutes",
+                "reply_wait_hours",
                 "dayparts",
                 "allow_days",
                 "optout_keywords",

@@ -297,6 +297,7 @@ SPECS: tuple[TableSpec, ...] = (
             _f("hourly_limit", INT),
             _f("max_rounds_per_contact", INT),
             _f("min_gap_minutes", INT),
+            _f("reply_wait_hours", INT),
             _f("dayparts", TEXTS),
             _f("allow_days", ENUMS, "dow[]", select="allow_days::text[]"),
             _f("optout_keywords", TEXTS),

@@ -584,6 +584,19 @@ CASES = [
         ],
         id="hourly-limit-above-daily",
     ),
+    *(
+        pytest.param(
+            {
+                "outreach.yaml": f"""\
+        policies:
+          vip: {{number: tio, reply_wait_hours: {hours}, targets: [{{tag: vip}}]}}
+        """
+            },
+            [f"tenants.d/acme/outreach.yaml:2:40: reply_wait_hours: should be {bound}"],
+            id=f"reply-wait-hours-{hours}",
+        )
+        for hours, bound in ((0, "greater than or equal to 1"), (721, "less than or equal to 720"))
+    ),
     pytest.param(
         {
             "contacts.yaml": """\

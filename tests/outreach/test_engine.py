@@ -8,9 +8,10 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
+from mirage.config.outreach import OutreachPolicySpec
 from mirage.engine.outreach import (
     MAX_UNANSWERED,
-    REPLY_WAIT,
+    REPLY_WAIT_HOURS,
     Answered,
     Check,
     End,
@@ -152,11 +153,21 @@ def test_a_reply_with_an_opt_out_word_ends_the_target_as_optout(text: str) -> No
     assert isinstance(d, End) and d.status == "optout" and d.keyword and d.message == "m1"
 
 
-@pytest.mark.parametrize(("waited", "ends"), [(REPLY_WAIT - timedelta(minutes=1), False), (REPLY_WAIT, True)])
-def test_no_answer_within_the_wait_ends_the_target_and_nothing_more_is_sent(waited: timedelta, ends: bool) -> None:
-    t = target("in_progress", rounds_done=1, unanswered=1, last_contact_at=MON_0900 - waited)
-    got = plan_policy(POLICY, [t], MON_0900, random.Random(1))
+@pytest.mark.parametrize("hours", [REPLY_WAIT_HOURS, 2, 72])
+@pytest.mark.parametrize(
+    ("past", "ends"), [(timedelta(minutes=-1), False), (timedelta(0), True), (timedelta(hours=1), True)]
+)
+def test_no_answer_within_the_policy_wait_ends_the_target_done_and_not_before(
+    hours: int, past: timedelta, ends: bool
+) -> None:
+    policy = replace(POLICY, reply_wait_hours=hours)
+    t = target("in_progress", rounds_done=1, unanswered=1, last_contact_at=MON_0900 - timedelta(hours=hours) - past)
+    got = plan_policy(policy, [t], MON_0900, random.Random(1))
     assert got == ([End("t1", "done", "no answer")] if ends else [])
+
+
+def test_a_policy_that_leaves_the_wait_out_waits_24_hours_in_yaml_and_in_the_engine() -> None:
+    assert OutreachPolicySpec(number="bot1").reply_wait_hours == POLICY.reply_wait_hours == REPLY_WAIT_HOURS == 24
 
 
 def test_owed_messages_wait_for_the_gap_the_daypart_and_the_budget() -> None:

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 import redis as redis_lib
 from rq import Queue
 
+from mirage.db.outreach import load_policies
 from mirage.jobs.queues import INSTANCES, ROUNDS
 from mirage.reconcile.apply import LOCK_KEYS, LockBusyError, apply_plan
 from mirage.reconcile.service import load_desired, make_plan
@@ -279,3 +281,25 @@ def test_apply_links_members_who_already_signed_up_with_a_confirmed_email(env: C
         else:  # Supabase's own table: only the rows this test added
             env.execute("delete from auth.users where lower(email) = any(%s)", [[confirmed, unconfirmed]])
         env.commit()
+
+
+@pytest.mark.parametrize(("written", "stored"), [(None, 24), (1, 1), (48, 48), (720, 720)])
+def test_reply_wait_hours_lands_in_postgres_and_plans_no_change_after(
+    env: Conn, fleet: Path, written: int | None, stored: int
+) -> None:
+    """The policy's wait for an answer is written by apply (24 when the YAML leaves it out) and is what the outreach
+    tick reads back into the pure decision's policy state."""
+    if written is not None:
+        edit(
+            fleet / "padaria" / "outreach.yaml",
+            "hourly_limit: 5\n",
+            f"hourly_limit: 5\n    reply_wait_hours: {written}\n",
+        )
+    _apply(env, fleet)
+    row = env.execute("select reply_wait_hours from t_outreach_policies where key = 'vip'").fetchone()
+    env.rollback()
+    assert row == {"reply_wait_hours": stored}
+    [vip] = load_policies(env, datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+    env.rollback()
+    assert vip.state.reply_wait_hours == stored
+    assert _plan(env, fleet)[0].empty

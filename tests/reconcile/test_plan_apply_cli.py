@@ -52,6 +52,13 @@ def test_apply_then_plan_prints_no_changes_and_exits_0(env: Conn, fleet: Path) -
             "weight",
         ),
         ("outreach.yaml", "hourly_limit: 5", "hourly_limit: 4", "outreach.vip", "hourly_limit"),
+        (
+            "outreach.yaml",
+            "hourly_limit: 5\n",
+            "hourly_limit: 5\n    reply_wait_hours: 48\n",
+            "outreach.vip",
+            "reply_wait_hours",
+        ),
         ("contacts.yaml", "notes: cliente antigo", "notes: cliente novo", "contacts.+5511988887777", "notes"),
     ],
 )
