@@ -81,7 +81,7 @@ def test_locate_points_at_the_yaml_that_set_a_value(examples: Fleet) -> None:
     assert examples.locate(slug, "contacts", "+5511987005678", "name") == (f"{folder}/contacts.yaml", 9, 11)
     assert examples.locate(slug, "outreach", "boas-vindas-vip", "targets", "+5511987005678") == (
         f"{folder}/outreach.yaml",
-        17,
+        18,
         9,
     )
     assert examples.locate(slug, "settings", "quiet_hours", "start") == (f"{folder}/tenant.yaml", 15, 24)
