@@ -91,6 +91,13 @@ class Settings(BaseModel):
         alias="MIRAGE_OPTOUT_CONFIRMATION",
         description='Answer an opt-out once with a confirmation ("you will not get more messages"); off by default.',
     )
+    page_cache_s: float = Field(
+        15.0,
+        ge=0,
+        le=300,
+        alias="MIRAGE_PAGE_CACHE_S",
+        description="Seconds a rendered metrics page is reused for viewers of the same tenant and view (0: off).",
+    )
     secure_cookies: bool = Field(
         False,
         alias="SECURE_COOKIES",

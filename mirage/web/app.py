@@ -81,11 +81,14 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def create_app(settings: Settings | None = None, *, auth_ttl: float = 30.0) -> Starlette:
-    """The ASGI app. Nothing connects until start-up or the first request."""
+def create_app(
+    settings: Settings | None = None, *, auth_ttl: float = 30.0, page_clock: pages.Clock | None = None
+) -> Starlette:
+    """The ASGI app. Nothing connects until start-up or the first request. `page_clock`: the metrics page's
+    clock (tests move it; by default the wall clock)."""
     settings = settings or get_settings()
     webhook = EvolutionWebhook()
-    page_routes, page_state = pages.build(settings)
+    page_routes, page_state = pages.build(settings) if page_clock is None else pages.build(settings, page_clock)
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),

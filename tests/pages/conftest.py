@@ -57,8 +57,17 @@ def db(database_url: str, redis_url: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 @pytest.fixture
-def app(database_url: str) -> Starlette:
-    return create_app(Settings.from_env())
+def page_cache_s() -> float | None:
+    """MIRAGE_PAGE_CACHE_S for the app (None: the setting's default, cache on); parametrise to change it."""
+    return None
+
+
+@pytest.fixture
+def app(database_url: str, page_cache_s: float | None) -> Starlette:
+    settings = Settings.from_env()
+    if page_cache_s is not None:
+        settings = settings.model_copy(update={"page_cache_s": page_cache_s})
+    return create_app(settings)
 
 
 @pytest.fixture

@@ -126,6 +126,7 @@ def test_daily_table_has_one_row_per_day_and_matches_sql(db: Any, fleet: Fleet, 
         assert (int(sent.replace(",", "")), int(received.replace(",", ""))) == (want["sent"], want["received"])
 
 
+@pytest.mark.parametrize("page_cache_s", [0.0])  # cache off; with it on, tests/pages/test_page_cache.py
 def test_todays_counters_are_live_while_older_figures_wait_for_the_refresh(
     db: Any, fleet: Fleet, as_viewer: Any
 ) -> None:

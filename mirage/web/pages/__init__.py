@@ -18,4 +18,4 @@ def build(settings: Settings, clock: Clock = _utcnow) -> tuple[list[BaseRoute], 
     return Pages(state, clock).routes(), state
 
 
-__all__ = ["PageState", "build"]
+__all__ = ["Clock", "PageState", "build"]

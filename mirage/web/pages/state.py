@@ -16,6 +16,7 @@ from mirage.backends import REDIS_TIMEOUT_S, redis_backend
 from mirage.crypto import Keyring, keyring
 from mirage.db.connect import CONNECT_TIMEOUT_S, database_url
 from mirage.settings import Settings
+from mirage.web.pages.cache import PageCache
 
 POOL_MAX = 8
 
@@ -24,6 +25,7 @@ POOL_MAX = 8
 class _Loop:
     pool: AsyncConnectionPool[Any]
     redis: aioredis.Redis
+    cache: PageCache
 
 
 class PageState:
@@ -64,7 +66,7 @@ class PageState:
         client = aioredis.Redis.from_url(
             redis_backend(self.settings).url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
         )
-        ready = self._loops.setdefault(loop, _Loop(pool, client))
+        ready = self._loops.setdefault(loop, _Loop(pool, client, PageCache(self.settings.page_cache_s)))
         if ready.pool is not pool:  # another request of this loop opened one first
             await pool.close()
             await client.aclose()
@@ -75,6 +77,10 @@ class PageState:
 
     async def redis(self) -> aioredis.Redis:
         return (await self._get()).redis
+
+    async def cache(self) -> PageCache:
+        """This process's (event loop's) cache of rendered pages; TTL MIRAGE_PAGE_CACHE_S, 0 = off."""
+        return (await self._get()).cache
 
     async def aclose(self) -> None:
         ready = self._loops.pop(asyncio.get_running_loop(), None)

@@ -4,14 +4,16 @@ sign-in and sign-out. Every figure is read inside the viewer's tenant session (m
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
 import segno
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, request_response
@@ -22,6 +24,7 @@ from mirage.db import page as q
 from mirage.db.viewers import Viewer
 from mirage.i18n import LOCALES, t
 from mirage.web.pages import auth, charts, fmt
+from mirage.web.pages.cache import Page
 from mirage.web.pages.figures import Counts, exchanges_per_round, figures, number_states, state_of
 from mirage.web.pages.periods import PERIODS, Period, resolve, zone_name
 from mirage.web.pages.security import SecurityHeaders
@@ -36,6 +39,31 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Stands in for the viewer's email while a shared page is rendered: random per process, so no text can forge it.
+_EMAIL_SLOT = "viewer-" + secrets.token_hex(16)
+
+
+def _cache_key(ctx: Ctx) -> tuple[Any, ...]:
+    """Everything a cached page's HTML depends on besides the viewer's email. Tenant and masking level (role and
+    aal: bodies, the operators' link) first, so no entry is ever shared across tenants or masking levels."""
+    v, p, url = ctx.viewer, ctx.period, ctx.request.url
+    tenant = tuple(sorted((k, str(val)) for k, val in ctx.tenant.items() if k != "now"))
+    return (
+        v.tenant_id,
+        v.role,
+        v.aal,
+        url.path,
+        url.query,
+        ctx.lang,
+        ctx.theme,
+        ctx.zone,
+        p.since,
+        p.until,
+        p.today,
+        tenant,
+    )
 
 
 class NotFound(Exception):
@@ -124,7 +152,7 @@ class Pages:
             Route("/numbers/{id}", secure(request_response(self._page(self.number))), methods=["GET"]),
             Route("/conversations/{id}", secure(request_response(self._page(self.conversation))), methods=["GET"]),
             Route("/messages", secure(request_response(self._page(self.messages))), methods=["GET"]),
-            Route("/operators/qr", secure(request_response(self._page(self.qr))), methods=["GET"]),
+            Route("/operators/qr", secure(request_response(self._page(self.qr, cached=False))), methods=["GET"]),
             Route("/live.json", secure(request_response(self.live)), methods=["GET"]),
             Route("/signin", secure(request_response(self.signin_form)), methods=["GET"]),
             Route("/signin", secure(request_response(self.signin)), methods=["POST"]),
@@ -141,24 +169,34 @@ class Pages:
         return HTMLResponse(html, status_code=status)
 
     def _page(
-        self, handler: Callable[[Request, Ctx, Any], Awaitable[Response]]
+        self, handler: Callable[[Request, Ctx, Any], Awaitable[Response]], *, cached: bool = True
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             now = self.clock()
             viewer = await auth.current_viewer(request, self.state, now)
             if viewer is None:
                 return RedirectResponse("/signin", status_code=303)
-            async with q.viewer_session(await self.state.pool(), viewer) as conn:
+            pool = await self.state.pool()
+            cache = await self.state.cache()
+            async with q.viewer_session(pool, viewer) as conn:
                 tenant = await q.tenant(conn)
                 if tenant is None:  # the tenant was archived or the claims name nothing
                     return RedirectResponse("/signin", status_code=303)
                 ctx = Ctx(request, viewer, tenant, now)
-                try:
-                    response = await handler(request, ctx, conn)
-                except NotFound:
-                    response = self.render("error.html", 404, c=ctx, code=404)
-                except Forbidden:
-                    response = self.render("error.html", 403, c=ctx, code=403)
+                if not (cached and cache.enabled):
+                    response = await self._answer(handler, request, ctx, conn)
+            if cached and cache.enabled:
+                # Rendered once for every viewer of this key (docs/adr/0044-page-cache.md); the viewer's email is
+                # the only thing of theirs on a page, so it is drawn as a stand-in and put in per answer.
+                async def compute() -> Page:
+                    shared = Ctx(request, replace(viewer, email=_EMAIL_SLOT), tenant, now)
+                    async with q.viewer_session(pool, viewer) as conn:
+                        answer = await self._answer(handler, request, shared, conn)
+                    return Page(answer.status_code, bytes(answer.body).decode())
+
+                page = await cache.get(_cache_key(ctx), now, compute)
+                html = page.html.replace(_EMAIL_SLOT, str(escape(viewer.email)))
+                response = HTMLResponse(html, status_code=page.status)
             for name, value in (("mirage_lang", ctx.lang), ("mirage_theme", ctx.theme)):
                 if request.query_params.get(name.removeprefix("mirage_")):
                     response.set_cookie(
@@ -172,6 +210,16 @@ class Pages:
             return response
 
         return endpoint
+
+    async def _answer(
+        self, handler: Callable[[Request, Ctx, Any], Awaitable[Response]], request: Request, ctx: Ctx, conn: Any
+    ) -> Response:
+        try:
+            return await handler(request, ctx, conn)
+        except NotFound:
+            return self.render("error.html", 404, c=ctx, code=404)
+        except Forbidden:
+            return self.render("error.html", 403, c=ctx, code=403)
 
     async def _filters(self, ctx: Ctx, conn: Any) -> dict[str, Any]:
         numbers = await q.numbers(conn)
