@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
+import time as wall
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,15 @@ import click
 from mirage.backends import postgres_backend, redis_backend
 from mirage.db.connect import connect
 from mirage.db.migrate import migrate
-from mirage.errors import MirageError, ServiceError
+from mirage.errors import MirageError
 from mirage.i18n import t
 from mirage.settings import get_settings, write_state_env
 
 log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
+LIVE_FROM = time(8, 0)  # the live runtime's clock starts at this tenant-local time, inside the morning windows
+TRANSCRIPT_LINES = 14  # of the simulated day, shown in the demo's narration
 
 
 @dataclass
@@ -52,8 +54,10 @@ class DemoReport:
     tenants: int = 0
     numbers_open: int = 0
     numbers_total: int = 0
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    webhook_events: int = 0
+    rounds: int = 0  # of the simulated day, planned and run by the runtime's own jobs
+    sent: int = 0
+    violations: int = 0
+    transcript: list[dict[str, Any]] = field(default_factory=list)
 
 
 class DemoError(MirageError):
@@ -88,11 +92,11 @@ def _environment(**values: str) -> Iterator[None]:
 
 
 def _wait(what: str, check: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
+    deadline = wall.monotonic() + timeout_s
     while not check():
-        if time.monotonic() > deadline:
+        if wall.monotonic() > deadline:
             raise DemoError(t("demo.timeout", what=what, seconds=int(timeout_s)))
-        time.sleep(0.1)
+        wall.sleep(0.1)
 
 
 def _numbers(started: datetime) -> list[dict[str, Any]]:
@@ -152,11 +156,7 @@ def run_demo(options: DemoOptions, say: Say) -> DemoReport:
         with _environment(**world):
             _flow(options, say, report, started, sim)
             if options.keep_running:
-                say("")
-                say(t("demo.keep_running", web=web.url, sim=sim.url))
-                with contextlib.suppress(KeyboardInterrupt):
-                    while True:
-                        time.sleep(1)
+                _live(options, say, web.url, sim.url)
     finally:
         sim.stop()
         web.stop()
@@ -164,7 +164,6 @@ def run_demo(options: DemoOptions, say: Say) -> DemoReport:
 
 
 def _flow(options: DemoOptions, say: Say, report: DemoReport, started: datetime, sim: Any) -> None:
-    from mirage.db import evolution_sessions as store
     from mirage.jobs.queues import INSTANCES, enqueue_unique, queue
     from mirage.jobs.worker import make_worker
 
@@ -206,27 +205,8 @@ def _flow(options: DemoOptions, say: Say, report: DemoReport, started: datetime,
     report.numbers_open = sum(1 for n in numbers if n["status"] == "open")
     say("  " + t("demo.all_open", n=report.numbers_open, total=len(numbers)))
 
-    _step(say, 8, "messages")
-    first, second = _pair(numbers)
-    with connect() as conn:
-        a, b = store.live_session(conn, first["id"]), store.live_session(conn, second["id"])
-    if a is None or b is None or a.token is None or b.token is None:
-        raise DemoError(t("demo.no_session"))
-    texts = [
-        (a, second, "Bom dia, meu querido! Tudo certo por aí? 🌞"),
-        (b, first, "Opa, tudo ótimo! Fica com Deus, abraço 🙏"),
-    ]
-    with sim.client() as client:
-        for session, to, text in texts:
-            sent = client.send_text(session.instance_name, to["wa_number"], text, token=session.token)
-            say(f"  {session.instance_name} -> {to['wa_number']}: {text}  (key.id {sent.id})")
-    sim.say("+5521987650001", first["instance_name"], "Oi! Quem fala? kkkk")
-    _wait("messages", lambda: _message_count(started) >= 5, options.timeout_s)
-    _wait("read receipts", lambda: _read_count(started) >= 2, options.timeout_s)
-    report.messages = _messages(started)
-    for m in report.messages:
-        say(f"  {m['direction']:<3} {m['status']:<9} {m['from_jid'] or '-':<30} {m['body']}")
-    report.webhook_events = _count("select count(*) as n from t_webhook_events where received_at >= %s", started)
+    _step(say, 8, "simulate")
+    _simulated_day(options, say, report)
     say("")
     say(
         click.style(
@@ -234,14 +214,88 @@ def _flow(options: DemoOptions, say: Say, report: DemoReport, started: datetime,
                 "demo.done",
                 tenants=report.tenants,
                 numbers=report.numbers_open,
-                messages=len(report.messages),
-                events=report.webhook_events,
+                rounds=report.rounds,
+                messages=report.sent,
             ),
-            fg="green",
+            fg="green" if report.violations == 0 else "red",
             bold=True,
         )
     )
     say(t("demo.next"))
+
+
+def _live(options: DemoOptions, say: Say, web_url: str, sim_url: str) -> None:
+    """The runtime live on this machine, time running 1/time_factor faster, until Ctrl-C; and a sign-in link."""
+    import threading
+
+    from mirage.engine.calendar import tenant_zone
+    from mirage.jobs import runtime
+    from mirage.jobs.queues import connection
+    from mirage.reconcile.service import load
+    from mirage.simulation.live import run_live, scaled_clock
+
+    fleet, _ = load(options.tenants_dir, None)
+    slug, tenant = sorted(fleet.tenants.items())[0]
+    factor = 1 / options.time_factor
+    origin = datetime.combine(next_weekday(datetime.now(UTC).date()), LIVE_FROM, tzinfo=tenant_zone(tenant.timezone))
+    clock = scaled_clock(origin, factor)
+    say("")
+    say(click.style(t("demo.live", factor=f"{factor:g}", origin=origin.isoformat(timespec="minutes")), bold=True))
+    emails = [*tenant.viewers, *(m.email for m in tenant.members)]
+    if emails:
+        say(t("demo.signin", tenant=slug, email=emails[0], url=_signin_link(web_url, slug, emails[0])))
+    say(t("demo.keep_running", web=web_url, sim=sim_url))
+    stop = threading.Event()
+    with runtime.simulated(clock, seed=0):
+        thread = threading.Thread(target=run_live, args=(clock, connection(), stop), daemon=True, name="mirage-live")
+        thread.start()
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                while thread.is_alive():
+                    thread.join(0.5)
+        finally:
+            stop.set()
+            thread.join(10)
+
+
+def _signin_link(web_url: str, slug: str, email: str) -> str:
+    from mirage.db.sessions import service_session
+    from mirage.db.viewers import create_link
+
+    with connect() as conn, service_session(conn) as c:
+        link = create_link(c, slug, email, timedelta(days=1), created_by="mirage demo", now=datetime.now(UTC))
+    return f"{web_url}/signin#{link.token}"
+
+
+def _simulated_day(options: DemoOptions, say: Say, report: DemoReport) -> None:
+    """One day of the real runtime in virtual time (`mirage simulate --days 1`): rounds planned by the tick,
+    texts written, sends claimed and delivered, turns passed by webhooks; nothing here decides a message."""
+    from mirage.simulation.report import as_text
+    from mirage.simulation.session import SimulationOptions, report_of, simulation
+
+    day = next_weekday(datetime.now(UTC).date())
+    _command(say, "simulate", str(options.tenants_dir), "--days", "1", "--start", day.isoformat(), "--seed", "42")
+    sim_options = SimulationOptions(options.tenants_dir, days=1, start=day, seed=42)
+    with simulation(sim_options, lambda line: say(f"  {line}")) as run:
+        result = report_of(run)
+    report.rounds = int(result.stats["rounds"])
+    report.sent = int(result.stats["sent"])
+    report.violations = result.violations
+    report.transcript = result.transcript
+    for m in result.transcript[:TRANSCRIPT_LINES]:
+        where = f"{m['tenant']}/{m['conversation']}" if m["conversation"] else m["tenant"]
+        say(f"  {m['at'][11:16]}  {where:<34} {m['from']:>12} -> {m['to']:<12} {m['text']}")
+    if len(result.transcript) > TRANSCRIPT_LINES:
+        say("  " + t("simulate.more", n=len(result.transcript) - TRANSCRIPT_LINES))
+    text = as_text(result)
+    checks = text.split(t("simulate.checks"), 1)[1].split("\n\n", 1)[0]
+    say(t("simulate.checks") + checks)
+    say(t("simulate.verdict_ok") if result.violations == 0 else t("simulate.verdict_fail", n=result.violations))
+
+
+def next_weekday(today: date) -> date:
+    """`today`, or the Monday after a weekend (the examples' conversations rest on Sundays)."""
+    return today + timedelta(days={5: 2, 6: 1}.get(today.weekday(), 0))
 
 
 def _validate_and_lint(say: Say, root: Path) -> None:
@@ -290,40 +344,7 @@ def _plan_and_apply(say: Say, root: Path) -> None:
         say(t("plan.enqueued", n=len(report.enqueued), total=len(effects)))
 
 
-def _pair(numbers: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Two connected numbers of the same tenant, to talk to each other."""
-    by_tenant: dict[str, list[dict[str, Any]]] = {}
-    for n in numbers:
-        if n["status"] == "open" and n["session_id"]:
-            by_tenant.setdefault(n["tenant"], []).append(n)
-    for rows in by_tenant.values():
-        if len(rows) >= 2:
-            return rows[0], rows[1]
-    raise ServiceError("demo", "no tenant has two connected numbers")
-
-
 def _count(sql: str, *params: Any) -> int:
     with connect() as conn:
         row: dict[str, Any] | None = conn.execute(sql, params).fetchone()
     return int(row["n"]) if row else 0
-
-
-def _message_count(started: datetime) -> int:
-    return _count("select count(*) as n from t_messages where created_at >= %s", started)
-
-
-def _read_count(started: datetime) -> int:
-    return _count(
-        "select count(*) as n from t_messages where created_at >= %s and direction = 'out' and status = 'read'",
-        started,
-    )
-
-
-def _messages(started: datetime) -> list[dict[str, Any]]:
-    with connect() as conn:
-        rows = conn.execute(
-            """select direction::text, status::text, from_jid, to_jid, body, wa_msg_id
-                 from t_messages where created_at >= %s order by created_at, direction""",
-            [started],
-        ).fetchall()
-    return list(rows)

@@ -49,6 +49,8 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("web/app.py", "import mirage.cli.plan", "Layers"),
         ("config/loader.py", "import mirage.reconcile.apply", "Layers"),
         ("demo.py", "import mirage.doctor", "Layers"),
+        ("simulation/report.py", "import mirage.demo", "Layers"),
+        ("web/app.py", "import mirage.simulation.driver", "Layers"),
         ("errors.py", "import mirage.config", "The base modules"),
         ("cli/plan.py", "import psycopg", "The CLI is a thin shell"),
         ("demo.py", "import mirage.cli.plan", "The demo runs the domain functions"),
@@ -86,6 +88,7 @@ LAYER_PACKAGES = [
     "integrations",
     "jobs",
     "reconcile",
+    "simulation",
     "web",
 ]
 

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "say": ("mirage.cli.text",),
     "schema": ("mirage.cli.validate",),
     "serve": ("mirage.cli.runtime",),
+    "simulate": ("mirage.cli.simulate",),
     "sim": ("mirage.cli.evolution", "mirage.cli.text"),
     "status": ("mirage.cli.status",),
     "text": ("mirage.cli.text",),

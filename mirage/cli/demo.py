@@ -55,14 +55,17 @@ from mirage.settings import get_settings, state_env_path
 @click.option(
     "--keep-running",
     is_flag=True,
-    help="Keep the webhook service and the Evolution simulator up afterwards (Ctrl-C stops them).",
+    help="Afterwards, run the runtime live on this machine with time running 1/--time-factor faster (rounds to "
+    "watch on the metrics page; a sign-in link is printed), with the webhook service and the Evolution simulator "
+    "up, until Ctrl-C.",
 )
 def demo(
     tenants_dir: Path | None, time_factor: float, timeout_s: float, port: int | None, sim_port: int, keep_running: bool
 ) -> None:
     """Run the main job on this machine: embedded Postgres and Redis, migrations, validate, lint, plan,
-    apply, Evolution instances provisioned by RQ jobs against the Evolution simulator, QR codes scanned,
-    and messages flowing back through authenticated webhooks into Postgres.
+    apply, Evolution instances provisioned by RQ jobs against the Evolution simulator, QR codes scanned
+    (webhooks report them open), then one day of the real runtime in virtual time (`mirage simulate --days 1`):
+    a short transcript of the rounds it ran and the compliance summary.
 
     Safe to run again: apply then reports `No changes.` and the instances are re-created in the fresh
     simulator. `mirage down` stops the embedded servers afterwards.

@@ -127,7 +127,7 @@ def round_budget(view: ConversationView, exchanges: int) -> timedelta:
 def pause_minutes(view: ConversationView, last: RoundRecord, pause: tuple[int, int]) -> int:
     """The random pause after `last`, drawn from its identity so every tick (and process) draws the same one."""
     low, high = pause
-    seed = f"{view.id}:{last.window_date}:{last.daypart}:{last.seq}"
+    seed = f"{view.tenant_slug}/{view.key}:{last.window_date}:{last.daypart}:{last.seq}"  # stable across databases
     return random.Random(seed).randint(low, max(low, high))
 
 

@@ -8,7 +8,6 @@ one transaction, then schedule the next wake-up with RQ (ADR 0028).
 from __future__ import annotations
 
 import logging
-import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,7 +69,7 @@ def conversation_tick() -> dict[str, int]:
     """Plan rounds for every active conversation of every tenant (a fixed number of queries), insert them with
     their deterministic identity and schedule each new round's first step."""
     now = runtime.clock().now()
-    rng = random.Random()
+    rng = runtime.rng()
     with db() as conn:
         with tx(conn) as c:
             _health(c, now)
@@ -265,7 +264,7 @@ def _queue_step(
     if written is None:
         raise NoFreshText(action.kind)
     text = written.text
-    rng = random.Random(key)
+    rng = runtime.rng(key)
     topic = next((t for t in view.topics if t.id == r["topic_id"]), None)
     think = cadence.think_delay_ms(view.settings.min_delay_ms, view.settings.max_delay_ms, view.settings.humanize, rng)
     when = now + timedelta(milliseconds=think)

@@ -4,8 +4,10 @@ at a clock instant, and quota buckets of a number."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
+import random
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -32,9 +34,36 @@ def _clock(spec: str) -> Clock:
     return clock_from_spec(spec)
 
 
+_simulated: Clock | None = None
+_draws: tuple[int, itertools.count[int]] | None = None
+
+
 def clock() -> Clock:
-    """The runtime's clock: MIRAGE_CLOCK (`wall` by default; `scaled:…` in time-scaled tests)."""
-    return _clock(os.environ.get("MIRAGE_CLOCK", ""))
+    """The runtime's clock: the one `simulated()` installed, else MIRAGE_CLOCK (`wall` by default; `scaled:…` in
+    time-scaled tests)."""
+    return _simulated if _simulated is not None else _clock(os.environ.get("MIRAGE_CLOCK", ""))
+
+
+def rng(key: str | None = None) -> random.Random:
+    """Randomness for one run-time decision: seeded by `key` when given (a retried step draws the same), fresh
+    otherwise. Under `simulated(seed=…)` the n-th draw of the run is seeded by (seed, n) instead: keys hold random
+    UUIDs, while the order of the draws is what the virtual-time driver fixes (ADR 0038)."""
+    if _draws is not None:
+        seed, n = _draws
+        return random.Random(f"{seed}:{next(n)}")
+    return random.Random(key) if key is not None else random.Random()
+
+
+@contextlib.contextmanager
+def simulated(virtual: Clock, seed: int) -> Iterator[None]:
+    """Run the runtime in this process on `virtual` time with reproducible randomness (`mirage simulate`)."""
+    global _simulated, _draws
+    before = (_simulated, _draws)
+    _simulated, _draws = virtual, (seed, itertools.count())
+    try:
+        yield
+    finally:
+        _simulated, _draws = before
 
 
 @contextlib.contextmanager

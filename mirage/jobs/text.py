@@ -12,7 +12,6 @@ simulation). It runs with no transaction open, so a slow model holds no row lock
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -27,6 +26,7 @@ from mirage.engine.generation.guards import normalized
 from mirage.engine.rounds import NO_REPEAT_DAYS, Send
 from mirage.engine.view import ConversationView, Persona, Topic
 from mirage.integrations.openai import compose
+from mirage.jobs import runtime
 
 Conn = psycopg.Connection[Any]
 
@@ -89,7 +89,7 @@ def write_text(req: TextRequest) -> Written | None:
 
     May take seconds (the model, its retries): call it with no transaction open.
     """
-    rng = random.Random(req.seed)
+    rng = runtime.rng(req.seed)  # seeded per run under `mirage simulate`
     avoid = recent_set((*req.recent, *((req.last_received,) if req.guard_no_echo and req.last_received else ())))
     llm, tokens = req.llm, 0
     reasons: list[str] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -138,7 +139,20 @@ async def _authenticate(state: WebState, headers: Headers, body: bytes) -> tuple
 
 
 FOLLOWED_EVENTS = frozenset({"messages.upsert", "send.message"})
-_FOLLOW_UPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirage-follow-up")
+FOLLOW_UP_THREADS = 4
+_FOLLOW_UPS = ThreadPoolExecutor(max_workers=FOLLOW_UP_THREADS, thread_name_prefix="mirage-follow-up")
+
+
+def follow_ups_done(timeout: float = 30.0) -> None:
+    """Return once every follow-up handed to the pool so far has run (`mirage simulate` orders jobs by this).
+
+    The pool takes work first in, first out: once each of its threads holds one of these barrier tasks, nothing
+    submitted earlier is still waiting or running.
+    """
+    barrier = threading.Barrier(FOLLOW_UP_THREADS + 1, timeout=timeout)
+    for _ in range(FOLLOW_UP_THREADS):
+        _FOLLOW_UPS.submit(barrier.wait)
+    barrier.wait()
 
 
 def _follow_up(message_id: str) -> bool:

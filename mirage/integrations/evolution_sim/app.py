@@ -379,10 +379,11 @@ class Cors:
         await self.app(scope, receive, send)
 
 
-def create_sim_app(config: SimConfig | None = None) -> Starlette:
-    """The simulator as an ASGI app; `app.state.world` holds its state (see docs/evolution.md)."""
-    cfg = config or SimConfig()
-    world = SimWorld(cfg)
+def create_sim_app(config: SimConfig | None = None, *, world: SimWorld | None = None) -> Starlette:
+    """The simulator as an ASGI app; `app.state.world` holds its state (see docs/evolution.md). `world` replaces
+    the default one (`mirage simulate` passes a world that lives in virtual time)."""
+    cfg = world.config if world is not None else (config or SimConfig())
+    world = world or SimWorld(cfg)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

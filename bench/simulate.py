@@ -1,0 +1,144 @@
+"""`mirage simulate` speed: a week of the example tenants, and a fleet of generated agency tenants.
+
+    .venv/bin/python bench/simulate.py [--days 7] [--fleet-tenants 4] [--fleet-days 1] [--full]
+
+Postgres: DATABASE_URL's server, else the embedded one under .mirage-test-bench/ (each run makes and drops
+its own scratch database); Redis: the simulation's private embedded server. Figures:
+  * the two example tenants (14 numbers) for --days virtual days: wall time (target <= 60 s for 7 days);
+  * a fleet of --fleet-tenants generated agency tenants (15 numbers and 5 conversations each) for
+    --fleet-days: wall time and this process's peak RSS. The issue's fleet is 100 tenants (1,500 numbers) for
+    7 days, aiming at <= 15 min and <= 1 GB; `--full` runs exactly that. Without it the run is scaled down
+    and labelled so, and no target is claimed for it.
+Peak RSS is this process (driver, webhook service, simulator); Postgres and Redis are separate processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mirage.settings import get_settings  # noqa: E402
+from mirage.simulation.session import SimulationOptions, report_of, simulation  # noqa: E402
+
+BENCH_STATE = Path(os.environ.get("MIRAGE_BENCH_STATE_DIR") or ROOT / ".mirage-test-bench")
+START = date(2026, 12, 7)  # a Monday
+EXAMPLES_TARGET_S = 60.0
+FLEET = {"tenants": 100, "days": 7, "seconds": 15 * 60, "rss_mb": 1024}
+NUMBERS = 15
+CONVERSATIONS = 5
+
+
+def agency(root: Path, t: int) -> None:
+    """One generated agency tenant: 15 numbers, 3 personas, 5 round-robin conversations of 4 numbers."""
+    d = root / f"agencia-{t:04d}"
+    (d / "conversations").mkdir(parents=True)
+    cc = f"{11 + t % 80:02d}"
+    (d / "tenant.yaml").write_text(
+        f"name: Agência {t}\nplan: agency\ntimezone: America/Sao_Paulo\nlocale: pt-BR\n"
+        "settings: {min_delay_ms: 4000, max_delay_ms: 25000, hourly_burst_limit: 20, daily_limit: 120,\n"
+        "  quiet_hours: {start: '22:00', end: '07:00'}, humanize: true, allow_bot_to_bot: true}\n"
+        "evolution: {base_url: '${EVOLUTION_BASE_URL}', api_key: '${EVOLUTION_API_KEY}'}\n"
+        "defaults:\n  schedule:\n    max_rounds_per_window: 2\n    pause_between_rounds: {min: 25, max: 70}\n"
+        "    days:\n      weekdays:\n        morning: {start: '08:00', end: '11:30'}\n"
+        "        afternoon: {start: '14:00', end: '17:30'}\n"
+        "      sat: off\n      sun: off\n",
+        encoding="utf-8",
+    )
+    personas = "personas:\n" + "".join(
+        f"  p{p}: {{name: Persona {p}, style: curto, greetings: {{morning: [Bom dia!, Bom diaaa!, Opa, bom dia!], "
+        f"afternoon: [Boa tarde!, E aí, boa tarde!]}}, phrases: {{comments: [Que calor, Choveu aqui, Fiz bolo], "
+        f"questions: [E aí?, Tudo certo?, E a família?], answers: [Tudo sim, Tudo em paz, Melhor agora], "
+        f"goodbyes: [Abraço!, Fica com Deus, Até mais]}}, emoji_rate: 0.3}}\n"
+        for p in range(3)
+    )
+    (d / "personas.yaml").write_text(personas, encoding="utf-8")
+    numbers = "numbers:\n" + "".join(
+        f"  n{n}: {{label: Número {n}, number: '+55{cc}9{t:04d}{n:04d}', persona: p{n % 3}, "
+        f"warmup_started_on: 2026-06-01}}\n"
+        for n in range(NUMBERS)
+    )
+    (d / "numbers.yaml").write_text(numbers, encoding="utf-8")
+    for c in range(CONVERSATIONS):
+        a, b, x, y = (c * 3) % NUMBERS, (c * 3 + 1) % NUMBERS, (c * 3 + 2) % NUMBERS, (c * 3 + 3) % NUMBERS
+        (d / "conversations" / f"c{c}.yaml").write_text(
+            f"name: Conversa {c}\nmode: round_robin\nexchanges: {{min: 2, max: 3}}\n"
+            f"participants: [{{number: n{a}, role: starter}}, {{number: n{b}}}, {{number: n{x}}}, {{number: n{y}}}]\n"
+            f"pairings: [{{a: n{a}, b: n{b}}}, {{a: n{x}, b: n{y}, starts: either}}]\n"
+            "topics: {futebol: {seed: O jogo}, tempo: {seed: O calor}, feira: {seed: A feira}}\n",
+            encoding="utf-8",
+        )
+
+
+def timed(root: Path, days: int, label: str) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS MB so far, messages sent) of one simulation."""
+    began = time.monotonic()
+    options = SimulationOptions(root, days=days, start=START, seed=42)
+    with simulation(options, lambda line: print(f"  [{label}] {line}", file=sys.stderr, flush=True)) as run:
+        report = report_of(run)
+    seconds = time.monotonic() - began
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    if report.violations:
+        print(f"  [{label}] {report.violations} compliance violation(s)", file=sys.stderr)
+    return seconds, rss_mb, int(report.stats["sent"])
+
+
+def line(figure: str, value: str, target: str, ok: bool | None) -> None:
+    verdict = "n/a" if ok is None else ("ok" if ok else "MISSED")
+    print(f"{figure:<58} {value:>14}  {target:<14} {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=7, help="days of the example tenants (target: 7 in 60 s)")
+    parser.add_argument("--fleet-tenants", type=int, default=4, help="generated agency tenants (scaled run)")
+    parser.add_argument("--fleet-days", type=int, default=1, help="days of the fleet (scaled run)")
+    parser.add_argument("--full", action="store_true", help="the issue's fleet: 100 tenants, 7 days")
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL"):
+        os.environ.setdefault("MIRAGE_STATE_DIR", str(BENCH_STATE))
+    os.environ.setdefault("MIRAGE_LOG_LEVEL", "WARNING")
+    get_settings.cache_clear()
+
+    seconds, rss, sent = timed(ROOT / "tenants.d", args.days, "examples")
+    scaled = args.days != 7
+    line(
+        f"examples: {args.days} day(s), 14 numbers, {sent} messages (wall s)",
+        f"{seconds:.1f}",
+        "<= 60" if not scaled else "n/a (scaled)",
+        None if scaled else seconds <= EXAMPLES_TARGET_S,
+    )
+    tenants, days = (FLEET["tenants"], FLEET["days"]) if args.full else (args.fleet_tenants, args.fleet_days)
+    full = tenants == FLEET["tenants"] and days == FLEET["days"]
+    folder = Path(tempfile.mkdtemp(prefix="mirage-bench-sim-"))
+    try:
+        for t in range(tenants):
+            agency(folder, t)
+        seconds, rss, sent = timed(folder, days, "fleet")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    label = f"fleet: {tenants} tenants, {tenants * NUMBERS} numbers, {days} day(s), {sent} messages"
+    if not full:
+        label += " [SCALED DOWN]"
+    line(f"{label} (wall s)", f"{seconds:.1f}", "<= 900" if full else "n/a (scaled)", seconds <= 900 if full else None)
+    line(
+        "  peak RSS of this process (MB)",
+        str(rss),
+        "<= 1024" if full else "n/a (scaled)",
+        rss <= 1024 if full else None,
+    )
+    if not full:
+        print("  the issue's fleet (100 tenants, 1,500 numbers, 7 days) is `--full`; not run by `make bench`")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""The virtual-time driver: runs every RQ job the runtime enqueues or schedules, the simulator's heap and the
+periodic jobs of `mirage cron`, in instant order, on one SettableClock (ADR 0038).
+
+At each virtual instant it runs, until nothing is left: queued RQ jobs (first in, first out, queues in a fixed
+order), then the simulator's due actions (a webhook posted to Mirage's webhook service, a receipt, a reply), then
+RQ's scheduled jobs whose instant has come (by time, then by the order they were scheduled), then the periodic
+jobs due. Then the clock jumps to the next instant anything is due. Nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from redis import Redis
+from rq import Queue, SimpleWorker
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+
+from mirage.engine.clock import SettableClock
+from mirage.jobs import queues
+from mirage.jobs.cron import SCHEDULE, Periodic
+from mirage.simulation.events import EventHeap
+from mirage.web.webhooks import FOLLOWED_EVENTS, follow_ups_done
+
+log = logging.getLogger(__name__)
+
+# Periodic jobs of `mirage cron` that change nothing the runtime decides: left out of the simulation.
+NOT_SIMULATED = frozenset({"refresh_metrics", "link_auth_users", "reprocess_pending"})
+# Ticks that decide what starts (rounds, outreach) run at their production interval while any window is open and
+# every IDLE interval otherwise; the others (sweeper, level-triggered sync) only find what a crash or a config
+# change left, neither of which happens inside a run: they run every HOUSEKEEPING interval.
+STARTERS = frozenset({"conversation_tick", "outreach_tick"})
+IDLE = timedelta(minutes=15)
+HOUSEKEEPING = timedelta(minutes=15)
+
+
+class _Worker(SimpleWorker):
+    """One in-process worker for the whole run, without the pub/sub command channel."""
+
+    def subscribe(self) -> None:
+        pass
+
+    def unsubscribe(self) -> None:
+        pass
+
+
+@dataclass
+class Periodical:
+    periodic: Periodic
+    next_at: datetime
+
+    @property
+    def name(self) -> str:
+        return str(self.periodic.func.__name__)
+
+
+@dataclass
+class Counts:
+    jobs: int = 0
+    failed_jobs: int = 0
+    events: int = 0
+    ticks: int = 0
+    instants: int = 0
+
+
+class Driver:
+    """Runs the runtime's jobs and the simulator's actions in virtual time."""
+
+    def __init__(
+        self,
+        clock: SettableClock,
+        heap: EventHeap,
+        redis: Redis,
+        *,
+        tick: timedelta = timedelta(seconds=60),
+        schedule: Sequence[Periodic] = SCHEDULE,
+        active: Callable[[datetime], bool] = lambda _: True,
+    ) -> None:
+        self.clock = clock
+        self.heap = heap
+        self.redis = redis
+        self.tick = tick
+        self.active = active
+        self.queues = [Queue(name, connection=redis) for name in queues.ALL_QUEUES]
+        self.registries = [ScheduledJobRegistry(queue=q) for q in self.queues]  # type: ignore[no-untyped-call]
+        self.periodic = [Periodical(p, clock.now()) for p in schedule if p.func.__name__ not in NOT_SIMULATED]
+        self.worker = _Worker(self.queues, connection=redis)
+        self.worker.bootstrap(logging_level="WARNING")
+        self.http = httpx.Client(timeout=60)
+        self.counts = Counts()
+        self.failures: list[tuple[str, str]] = []  # (job description, last line of its error)
+
+    def close(self) -> None:
+        self.http.close()
+        self.worker.teardown()  # type: ignore[no-untyped-call]
+
+    # -- the simulator's webhooks -----------------------------------------------------------------------------
+
+    def post(self, url: str, content: bytes, headers: dict[str, str], event: str) -> int | None:
+        """Deliver one webhook to Mirage's webhook service; then wait for the follow-up job it hands to its pool."""
+        try:
+            status = self.http.post(url, content=content, headers=headers).status_code
+        except httpx.HTTPError as e:
+            log.info("simulated webhook failed", extra={"event": event, "error": type(e).__name__})
+            return None
+        if event in FOLLOWED_EVENTS:
+            follow_ups_done()
+        return status
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+
+    def run_until(self, end: datetime, on_instant: Callable[[datetime], None] | None = None) -> None:
+        """Run everything due up to `end` (inclusive), then leave the clock at `end`."""
+        while True:
+            self.drain()
+            upcoming = [t for t in (self.heap.next_time(), self._next_scheduled(), self._next_tick()) if t is not None]
+            target = min(upcoming, default=None)
+            if target is None or target > end:
+                break
+            self.clock.set(max(target, self.clock.now()))
+            self.counts.instants += 1
+            if on_instant is not None:
+                on_instant(self.clock.now())
+        if end > self.clock.now():
+            self.clock.set(end)
+
+    def drain(self) -> None:
+        """Everything due at the clock's instant, and everything that causes at that same instant."""
+        now = self.clock.now()
+        while True:
+            if self._run_one_job():
+                continue
+            event = self.heap.pop_due(now)
+            if event is not None:
+                self.counts.events += 1
+                event.action()
+                continue
+            if self._release_scheduled(now) or self._enqueue_periodic(now):
+                continue
+            return
+
+    def _run_one_job(self) -> bool:
+        result = Queue.dequeue_any(self.queues, None, connection=self.redis)
+        if result is None:
+            return False
+        job, queue = result
+        self.worker.execute_job(job, queue)
+        self.counts.jobs += 1
+        job.refresh()  # type: ignore[no-untyped-call]
+        if job.is_failed:
+            self.counts.failed_jobs += 1
+            info = (job.exc_info or "").strip().splitlines()
+            self.failures.append((str(job.description), info[-1] if info else "failed"))
+        return True
+
+    def _next_scheduled(self) -> datetime | None:
+        best: float | None = None
+        for r in self.registries:
+            first = self.redis.zrange(r.key, 0, 0, withscores=True)
+            if first:
+                score = float(first[0][1])
+                best = score if best is None else min(best, score)
+        if best is None:
+            return None
+        return datetime.fromtimestamp(best, self.clock.now().tzinfo)
+
+    def _release_scheduled(self, now: datetime) -> bool:
+        """Move scheduled jobs whose instant has come to their queues: by instant, then in the order scheduled."""
+        due: list[tuple[float, datetime, str, Queue, ScheduledJobRegistry]] = []
+        limit = now.timestamp()
+        for q, r in zip(self.queues, self.registries, strict=True):
+            entries: list[Any] = self.redis.zrangebyscore(r.key, "-inf", limit, withscores=True)
+            for raw, score in entries:
+                job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+                job = Job.fetch(job_id, connection=self.redis) if self.redis.exists(Job.key_for(job_id)) else None
+                created = job.created_at if job is not None and job.created_at is not None else now
+                due.append((float(score), created, job_id, q, r))
+        if not due:
+            return False
+        for _, _, job_id, q, r in sorted(due, key=lambda d: (d[0], d[1], d[2])):
+            r.remove(job_id)
+            job = q.fetch_job(job_id)
+            if job is not None:
+                q.enqueue_job(job)
+        return True
+
+    def _next_tick(self) -> datetime | None:
+        return min((p.next_at for p in self.periodic), default=None)
+
+    def _enqueue_periodic(self, now: datetime) -> bool:
+        due = [p for p in self.periodic if p.next_at <= now]
+        for p in due:
+            func = f"{p.periodic.func.__module__}.{p.periodic.func.__name__}"
+            queues.enqueue_unique(
+                p.periodic.queue, func, job_id=f"sim:{p.name}:{now.timestamp():.0f}", retry=None, conn=self.redis
+            )
+            p.next_at = now + self.interval(p, now)
+            self.counts.ticks += 1
+        return bool(due)
+
+    def interval(self, p: Periodical, now: datetime) -> timedelta:
+        """When a periodic job runs next (see STARTERS, IDLE and HOUSEKEEPING)."""
+        base = max(timedelta(seconds=p.periodic.interval_s), self.tick)
+        if p.name not in STARTERS:
+            return max(base, HOUSEKEEPING)
+        if self.active(now):
+            return base
+        # Idle: wake at the next whole IDLE step, or as soon as the schedule opens a window before that.
+        step = now + IDLE
+        probe = now + base
+        while probe < step:
+            if self.active(probe):
+                return probe - now
+            probe += base
+        return IDLE
+
+
+def describe(counts: Counts) -> dict[str, Any]:
+    return {
+        "jobs": counts.jobs,
+        "failed_jobs": counts.failed_jobs,
+        "events": counts.events,
+        "ticks": counts.ticks,
+        "instants": counts.instants,
+    }

@@ -1,0 +1,308 @@
+"""One simulation run: a scratch database and a private Redis, the YAML applied, every number connected in the
+virtual-time simulator, then the runtime driven day by day (ADR 0038).
+
+Real: Postgres (a scratch database on the configured server, dropped afterwards), Redis (a private embedded
+server in a temporary folder), Mirage's webhook service and the Evolution simulator on loopback, every RQ job.
+Virtual: the clock, and so every wait of the runtime and of the simulated phones and people.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mirage.engine.calendar import tenant_zone
+from mirage.engine.clock import SettableClock
+from mirage.engine.view import ConversationView
+from mirage.errors import MirageError
+from mirage.integrations.evolution_sim.config import HumanConfig, SimConfig
+from mirage.settings import get_settings
+from mirage.simulation.driver import Driver, describe
+from mirage.simulation.events import EventHeap
+from mirage.simulation.gate import any_may_start, window_open
+from mirage.simulation.report import Report, build_report
+from mirage.simulation.world import VirtualWorld
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+PLACEHOLDER_URLS = {"EVOLUTION_BASE_URL": "http://127.0.0.1:1", "EVOLUTION_API_KEY": "simulated"}
+SETUP_LEAD = timedelta(minutes=30)  # numbers connect this long before the first day starts
+AUTH_REFRESH_S = 1.1  # the webhook service learns new sessions at most once a second (wall time)
+
+
+class SimulationError(MirageError):
+    """The simulation could not run; the message says which step failed."""
+
+
+@dataclass
+class SimulationOptions:
+    tenants_dir: Path
+    days: int = 7
+    start: date = date(2026, 12, 7)
+    seed: int = 42
+    tick: timedelta = timedelta(seconds=60)
+    human: HumanConfig = field(default_factory=HumanConfig)
+    scope: tuple[str, ...] | None = None  # tenant slugs; None: every tenant of the folder
+
+
+@dataclass
+class SimulationRun:
+    """What the run left behind, read by the report while the scratch database still exists."""
+
+    options: SimulationOptions
+    start: datetime
+    end: datetime
+    conn_url: str
+    driver: Driver
+    world: VirtualWorld
+    lint: list[str]
+    wall_s: float = 0.0
+
+
+class _Environ(Mapping[str, str]):
+    """The process environment with the simulation's values on top; a `${VAR}` the YAML names and the environment
+    lacks (a production secret in CI) reads as a placeholder: nothing real is called with it."""
+
+    def __init__(self, overrides: Mapping[str, str]) -> None:
+        self.env = {**os.environ, **overrides}
+
+    def __getitem__(self, key: str) -> str:
+        return self.env.get(key, f"simulated-{key.lower()}")
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.env)
+
+    def __len__(self) -> int:
+        return len(self.env)
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+
+
+def first_instant(root: Path, start: date, timezones: list[str]) -> datetime:
+    """Midnight of `start` in the earliest of the tenants' time zones (UTC when there is none)."""
+    zones = timezones or ["UTC"]
+    return min(datetime.combine(start, datetime.min.time(), tzinfo=tenant_zone(z)) for z in zones).astimezone(UTC)
+
+
+@contextlib.contextmanager
+def simulation(options: SimulationOptions, say: Say | None = None) -> Iterator[SimulationRun]:
+    """Build the world, run `options.days` of virtual time, and yield the run for the report; clean up after."""
+    from cryptography.fernet import Fernet
+
+    from mirage.backends import postgres_backend
+    from mirage.db.scratch import create_database, drop_database
+    from mirage.embedded.redis import ensure_redis, stop_redis
+    from mirage.jobs import runtime
+    from mirage.reconcile.service import load
+
+    note = say or (lambda _: None)
+    wall = time.monotonic()
+    fleet, _ = load(
+        options.tenants_dir, options.scope, _Environ(PLACEHOLDER_URLS)
+    )  # fail early, before any server starts
+    zones = [t.timezone for t in fleet.tenants.values()]
+    start = first_instant(options.tenants_dir, options.start, zones)
+    end = start + timedelta(days=options.days)
+    server = postgres_backend(get_settings()).url
+    name = f"mirage_sim_{os.getpid()}_{secrets.token_hex(3)}"
+    note(f"scratch database {name}")
+    url = create_database(server, name)
+    folder = Path(tempfile.mkdtemp(prefix="mirage-sim-"))
+    stack = contextlib.ExitStack()
+    try:
+        stack.callback(drop_database, server, name)
+        stack.callback(shutil.rmtree, folder, True)
+        redis_url = ensure_redis(folder)
+        stack.callback(stop_redis, folder)
+        env = {
+            "DATABASE_URL": url,
+            "REDIS_URL": redis_url,
+            "MIRAGE_SECRET_KEYS": Fernet.generate_key().decode(),
+            "MIRAGE_CLOCK": "wall",
+        }
+        stack.enter_context(_environment(env))
+        clock = SettableClock(start - SETUP_LEAD)
+        stack.enter_context(runtime.simulated(clock, options.seed))
+        run = _build(options, clock, start, end, url, stack, note)
+        note(f"running {options.days} day(s) from {start.isoformat()} (seed {options.seed})")
+        days_done = {"n": -1}
+
+        def progress(now: datetime) -> None:
+            day = int((now - start) / timedelta(days=1))
+            if day > days_done["n"] and start <= now < end:
+                days_done["n"] = day
+                note(f"day {day + 1}/{options.days} ({(start + timedelta(days=day)).date().isoformat()})")
+
+        run.driver.run_until(end, on_instant=progress)
+        run.wall_s = time.monotonic() - wall
+        yield run
+    finally:
+        stack.close()
+
+
+def _build(
+    options: SimulationOptions,
+    clock: SettableClock,
+    start: datetime,
+    end: datetime,
+    url: str,
+    stack: contextlib.ExitStack,
+    note: Say,
+) -> SimulationRun:
+    from mirage.integrations.evolution_sim.app import create_sim_app
+    from mirage.integrations.evolution_sim.runner import serve_in_thread
+    from mirage.jobs.queues import connection
+    from mirage.web.app import create_app
+
+    heap = EventHeap()
+    redis = connection()
+    driver = Driver(clock, heap, redis, tick=options.tick)
+    stack.callback(driver.close)
+    config = SimConfig(seed=options.seed, human=options.human, read_after_s=4.0)
+    world = VirtualWorld(config, clock, heap, driver.post)
+    sim = serve_in_thread(create_sim_app(world=world))
+    stack.callback(sim.stop)
+    world.config.server_url = sim.url
+    web = serve_in_thread(create_app(get_settings()))
+    stack.callback(web.stop)
+    stack.enter_context(
+        _environment({"EVOLUTION_BASE_URL": sim.url, "EVOLUTION_API_KEY": config.api_key, "MIRAGE_PUBLIC_URL": web.url})
+    )
+    lint = _apply(options, note)
+    driver.active = tick_gate(load_views(start))
+    _connect(driver, sim.url, note)
+    return SimulationRun(options, start, end, url, driver, world, lint)
+
+
+def _apply(options: SimulationOptions, note: Say) -> list[str]:
+    """The same validate, plan and apply as `mirage apply`; lint findings are reported, not blocking."""
+    from mirage.db.connect import connect
+    from mirage.jobs.sync import enqueue_effects
+    from mirage.reconcile.apply import apply_plan
+    from mirage.reconcile.service import lint_problems, load, make_plan
+
+    fleet, desired = load(options.tenants_dir, options.scope, _Environ({}))
+    findings = [str(p) for p in lint_problems(fleet, datetime.combine(options.start, datetime.min.time(), UTC))]
+    with connect() as conn:
+        plan = make_plan(conn, desired)
+        result = apply_plan(plan, conn, desired, enqueue=None)
+    report = enqueue_effects(result.effects)
+    if report.failed:
+        raise SimulationError(f"apply: {len(report.failed)} job(s) could not be enqueued")
+    s = result.summary
+    note(f"applied {len(fleet.tenants)} tenant(s): {s.add} to add, {s.change} to change")
+    return findings
+
+
+def load_views(now: datetime) -> list[ConversationView]:
+    """The conversations as the runtime's tick sees them (the same queries and view builder)."""
+    from mirage.db import rounds as db_rounds
+    from mirage.jobs.runtime import build_views, db, since_for_snapshot, tx
+
+    with db() as conn, tx(conn) as c:
+        snapshot = db_rounds.load_snapshot(c, since_for_snapshot(now))
+    return build_views(snapshot)[0]
+
+
+def tick_gate(views: list[ConversationView]) -> Callable[[datetime], bool]:
+    """Whether a conversation tick at an instant could start a round (see mirage.simulation.gate)."""
+    from mirage.db import transcript
+    from mirage.engine.rounds import RoundRecord
+    from mirage.jobs.runtime import db, tx
+
+    def active(now: datetime) -> bool:
+        if not any(window_open(v, now) for v in views):
+            return False
+        with db() as conn, tx(conn) as c:
+            rows = transcript.recent_rounds(c, now - timedelta(days=1))
+        rounds: dict[str, list[RoundRecord]] = {}
+        for r in rows:
+            rounds.setdefault(r["conversation_id"], []).append(
+                RoundRecord(
+                    r["window_date"], r["daypart"], int(r["seq"]), r["status"], r["created_at"], r["finished_at"]
+                )
+            )
+        return any_may_start(views, rounds, now)
+
+    return active
+
+
+def _numbers() -> list[dict[str, Any]]:
+    from mirage.db.connect import connect
+
+    with connect() as conn:
+        rows = conn.execute(
+            "select n.id::text, t.slug, n.key, n.wa_number, n.status::text, s.instance_name "
+            "from t_numbers n join t_tenants t on t.id = n.tenant_id left join t_sessions s on s.id = n.session_id "
+            "where n.active order by t.slug, n.key"
+        ).fetchall()
+    return list(rows)
+
+
+def _connect(driver: Driver, sim_url: str, note: Say) -> None:
+    """Provision every number (the RQ jobs apply enqueued), scan each QR code, run until every number is open."""
+    import httpx
+
+    driver.drain()  # provision jobs: instances created in the simulator, webhooks queued on the heap
+    time.sleep(AUTH_REFRESH_S)  # so the webhook service knows the new sessions when their webhooks arrive
+    numbers = _numbers()
+    missing = [f"{n['slug']}/{n['key']}" for n in numbers if not n["instance_name"]]
+    if missing:
+        raise SimulationError(f"not provisioned: {', '.join(missing[:5])}")
+    with httpx.Client(timeout=60) as http:
+        for n in numbers:
+            r = http.post(f"{sim_url}/sim/instances/{n['instance_name']}/scan", json={"number": n["wa_number"]})
+            if r.status_code >= 400:
+                raise SimulationError(f"scan {n['instance_name']}: {r.status_code} {r.text[:200]}")
+    driver.run_until(driver.clock.now() + timedelta(minutes=5))
+    closed = [f"{n['slug']}/{n['key']}" for n in _numbers() if n["status"] != "open"]
+    if closed:
+        raise SimulationError(f"numbers not connected in the simulator: {', '.join(closed[:5])}")
+    note(f"connected {len(numbers)} number(s) in the simulator")
+
+
+def report_of(run: SimulationRun) -> Report:
+    """Read the run's rows back and build the report (while the scratch database exists)."""
+    from mirage.db import transcript
+    from mirage.jobs.runtime import db, tx
+
+    views = load_views(run.start)
+    with db() as conn, tx(conn) as c:
+        messages, rounds = transcript.messages(c), transcript.rounds(c)
+        refused, ignored = transcript.refused(c), transcript.ignored(c)
+    report = build_report(
+        views, messages, rounds, refused, ignored, start=run.options.start, days=run.options.days, seed=run.options.seed
+    )
+    report.stats["wall_s"] = round(run.wall_s, 1)
+    report.stats["driver"] = describe(run.driver.counts)
+    report.stats["failed_jobs"] = [f"{d}: {e}" for d, e in run.driver.failures[:20]]
+    report.stats["lint"] = run.lint
+    return report

@@ -1,0 +1,83 @@
+"""`mirage simulate` end to end: the shipped examples for a week, reproducibility, configurations that break a
+rule on purpose."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.simulation.conftest import EXAMPLES, Outcome, padaria
+
+CHECKS = ("quiet_hours", "hourly_limit", "daily_limit", "warmup", "after_optout", "out_of_turn", "repeated", "windows")
+
+
+def test_the_shipped_examples_run_a_week_with_every_check_at_zero_and_rounds_in_every_window(
+    simulate: Callable[..., Outcome],
+) -> None:
+    out = simulate(EXAMPLES, "--days", "7", "--start", "2026-12-07", "--seed", "42")
+    report = out.report
+    assert out.exit_code == 0, report["checks"]
+    assert report["ok"] and report["violations"] == 0
+    assert {name: c["count"] for name, c in report["checks"].items()} == dict.fromkeys(CHECKS, 0)
+    windows = report["windows"]
+    assert {w["conversation"] for w in windows} == {
+        "agencia-aurora/papo-de-familia",
+        "agencia-aurora/resenha-da-manha",
+        "padaria-do-ze/balcao-e-forno",
+    }
+    empty = [w for w in windows if w["rounds"] == 0]
+    assert empty == [], empty  # a round in each configured window of the week
+    assert all(w["rounds"] <= w["max_rounds"] for w in windows)
+    assert report["totals"]["rounds"] == sum(w["rounds"] for w in windows)  # and none outside them
+    assert report["totals"]["rounds_done"] == report["totals"]["rounds"]
+    assert report["transcript_sha256"] == hashlib.sha256(out.transcript).hexdigest()
+    for conversation, d in report["delays"].items():
+        if d["messages"]:
+            assert d["within"], (conversation, d)
+    days = {day for numbers in report["tenants"].values() for n in numbers.values() for day in n}
+    assert days == {f"2026-12-{d:02d}" for d in range(7, 12)} | {"2026-12-12"}  # Mon-Sat (Sunday is off)
+
+
+def test_the_same_seed_gives_the_same_transcript_and_another_seed_another(
+    simulate: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    root = padaria(tmp_path)
+    runs = [simulate(root, "--days", "1", "--start", "2026-12-07", "--seed", seed) for seed in ("42", "42", "7")]
+    hashes = [hashlib.sha256(r.transcript).hexdigest() for r in runs]
+    assert runs[0].transcript  # rounds ran
+    assert hashes[0] == hashes[1] == runs[0].report["transcript_sha256"]
+    assert hashes[2] != hashes[0]
+
+
+def _window_in_quiet_hours(folder: Path) -> None:
+    path = folder / "conversations" / "balcao-e-forno.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("      evening: off\n", '      evening: {start: "22:00", end: "23:00"}\n', 1))
+
+
+def _daily_limit_3_with_5_rounds(folder: Path) -> None:
+    tenant = folder / "tenant.yaml"
+    tenant.write_text(tenant.read_text().replace("daily_limit: 60", "daily_limit: 3"))
+    path = folder / "conversations" / "balcao-e-forno.yaml"
+    text = path.read_text().replace("exchanges: {min: 2, max: 4}", "exchanges: {min: 1, max: 1}")
+    text = text.replace("max_rounds_per_window: 1", "max_rounds_per_window: 5")
+    path.write_text(text.replace("pause_between_rounds: {min: 30, max: 90}", "pause_between_rounds: {min: 5, max: 10}"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "check"),
+    [(_window_in_quiet_hours, "quiet_hours"), (_daily_limit_3_with_5_rounds, "daily_limit")],
+    ids=["window-inside-quiet-hours", "daily-limit-3-with-5-rounds"],
+)
+def test_a_configuration_that_breaks_a_rule_fails_its_check_and_exits_1(
+    simulate: Callable[..., Outcome], tmp_path: Path, edit: Callable[[Path], None], check: str
+) -> None:
+    out = simulate(padaria(tmp_path, edit), "--days", "1", "--start", "2026-12-07", "--seed", "42")
+    assert out.exit_code == 1
+    failing = {name for name, c in out.report["checks"].items() if c["count"]}
+    assert failing == {check}, out.report["checks"]
+    assert out.report["checks"][check]["findings"][0]["tenant"] == "padaria-do-ze"
+    assert "violation" in out.stderr
