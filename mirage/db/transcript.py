@@ -91,3 +91,12 @@ def recent_rounds(conn: Conn, since: Any) -> list[Row]:
         "from t_rounds where created_at >= %s and conversation_id is not null",
         (since,),
     ).fetchall()
+
+
+def outreach_windows(conn: Conn) -> list[Row]:
+    """Each active outreach policy's time rules (the simulation's outreach tick gate)."""
+    return conn.execute(
+        "select t.timezone, s.quiet_hours, p.dayparts, p.allow_days::text[] as allow_days "
+        "from t_outreach_policies p join t_tenants t on t.id = p.tenant_id "
+        "join t_settings_tenant s on s.tenant_id = p.tenant_id where p.active"
+    ).fetchall()

@@ -56,7 +56,7 @@ SEND_PAUSE = (timedelta(seconds=5), timedelta(seconds=40))  # from queueing to s
 def outreach_tick() -> dict[str, int]:
     """Every active policy: end targets that are over, notice answers, queue owed messages, start one target."""
     now = runtime.clock().now()
-    rng = random.Random()
+    rng = runtime.rng()
     counts = {"policies": 0, "started": 0, "queued": 0, "answered": 0, "ended": 0, "checks": 0}
     sends: list[tuple[str, datetime]] = []
     checks: list[str] = []
@@ -155,7 +155,7 @@ def outreach_check(target_id: str) -> str:
     if not redis.set(lock, "1", nx=True, ex=CHECK_LOCK_S):
         return "checking elsewhere"
     try:
-        return _check(target_id, runtime.clock().now(), random.Random())
+        return _check(target_id, runtime.clock().now(), runtime.rng())
     finally:
         redis.delete(lock)
 

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from mirage.config.outreach import DEFAULT_OPTOUT_KEYWORDS
 from mirage.engine.calendar import contains, local_datetime, overlaps
+from mirage.engine.optout import detect
 from mirage.engine.quotas import daily_limit
 from mirage.engine.ramp import daily_message_cap
 from mirage.engine.rounds import DOW_OF_WEEKDAY, NO_REPEAT_DAYS, in_quiet_hours
-from mirage.engine.text import contains_keyword
 from mirage.engine.view import ConversationView
 
 CHECKS = ("quiet_hours", "hourly_limit", "daily_limit", "warmup", "after_optout", "out_of_turn", "repeated", "windows")
@@ -188,7 +187,7 @@ def _optout(check: Check, messages: Sequence[dict[str, Any]]) -> None:
     for m in messages:  # time order
         if m["direction"] == "in":
             jid = str(m["from_jid"] or "")
-            if contains_keyword(str(m["body"] or ""), DEFAULT_OPTOUT_KEYWORDS) is not None:
+            if detect(str(m["body"] or "")).verdict == "optout":  # the runtime's own detector (ADR 0036)
                 opted.setdefault((m["tenant"], jid.split("@")[0]), m["at"])
             continue
         who = str(m["to_jid"] or "").split("@")[0]
@@ -200,7 +199,7 @@ def _optout(check: Check, messages: Sequence[dict[str, Any]]) -> None:
 def _turns(check: Check, out: Sequence[dict[str, Any]], ignored: Sequence[dict[str, Any]]) -> None:
     by_round: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in out:
-        if m["round_id"]:
+        if m["round_id"] and m["to_number_id"]:  # bot-to-bot rounds take turns; outreach rounds are one bot's
             by_round[m["round_id"]].append(m)
     for steps in by_round.values():
         steps.sort(key=lambda m: int((m["meta"] or {}).get("step", 0)))

@@ -79,13 +79,13 @@ class Driver:
         *,
         tick: timedelta = timedelta(seconds=60),
         schedule: Sequence[Periodic] = SCHEDULE,
-        active: Callable[[datetime], bool] = lambda _: True,
+        gates: dict[str, Callable[[datetime], bool]] | None = None,
     ) -> None:
         self.clock = clock
         self.heap = heap
         self.redis = redis
         self.tick = tick
-        self.active = active
+        self.gates = dict(gates or {})  # periodic job name -> whether a run at an instant can start anything
         self.queues = [Queue(name, connection=redis) for name in queues.ALL_QUEUES]
         self.registries = [ScheduledJobRegistry(queue=q) for q in self.queues]  # type: ignore[no-untyped-call]
         self.periodic = [Periodical(p, clock.now()) for p in schedule if p.func.__name__ not in NOT_SIMULATED]
@@ -208,13 +208,14 @@ class Driver:
         base = max(timedelta(seconds=p.periodic.interval_s), self.tick)
         if p.name not in STARTERS:
             return max(base, HOUSEKEEPING)
-        if self.active(now):
+        active = self.gates.get(p.name)
+        if active is None or active(now):
             return base
         # Idle: wake at the next whole IDLE step, or as soon as the schedule opens a window before that.
         step = now + IDLE
         probe = now + base
         while probe < step:
-            if self.active(probe):
+            if active(probe):
                 return probe - now
             probe += base
         return IDLE

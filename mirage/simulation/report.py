@@ -13,6 +13,7 @@ from typing import Any
 
 from mirage.engine import cadence
 from mirage.engine.calendar import local_datetime
+from mirage.engine.optout import detect
 from mirage.engine.rounds import DOW_OF_WEEKDAY
 from mirage.engine.view import ConversationView
 from mirage.i18n import t
@@ -34,6 +35,7 @@ class Report:
     checks: dict[str, Check]
     transcript: list[dict[str, Any]]
     windows: list[dict[str, Any]] = field(default_factory=list)  # each configured window of each day: rounds run
+    optouts: list[dict[str, Any]] = field(default_factory=list)  # people who opted out, when, to which number
     stats: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -116,8 +118,15 @@ def build_report(
         "rounds_aborted": Counter(str(r["abort_reason"]) for r in rounds if r["status"] == "aborted"),
         "sent": sum(1 for m in messages if m["direction"] == "out"),
         "replies": sum(1 for m in messages if m["direction"] == "in"),
+        "to_people": sum(1 for m in messages if m["direction"] == "out" and m["to_number_id"] is None),
     }
-    return Report(start, days, seed, tenants, delays, checks, transcript, _windows(views, rounds, dates), stats)
+    optouts = [
+        {"at": row["at"], "tenant": row["tenant"], "person": row["from"], "number": row["to"], "text": row["text"]}
+        for row, m in zip(transcript, messages, strict=True)
+        if m["direction"] == "in" and detect(str(m["body"] or "")).verdict == "optout"
+    ]
+    windows = _windows(views, rounds, dates)
+    return Report(start, days, seed, tenants, delays, checks, transcript, windows, optouts, stats)
 
 
 def _windows(
@@ -185,6 +194,7 @@ def as_json(report: Report) -> dict[str, Any]:
         },
         "delays": report.delays,
         "windows": report.windows,
+        "optouts": report.optouts,
         "checks": {
             name: {
                 "count": c.count,

@@ -197,7 +197,7 @@ def _build(
         _environment({"EVOLUTION_BASE_URL": sim.url, "EVOLUTION_API_KEY": config.api_key, "MIRAGE_PUBLIC_URL": web.url})
     )
     lint = _apply(options, note)
-    driver.active = tick_gate(load_views(start))
+    driver.gates = {"conversation_tick": tick_gate(load_views(start)), "outreach_tick": outreach_gate()}
     _connect(driver, sim.url, note)
     return SimulationRun(options, start, end, url, driver, world, lint)
 
@@ -253,6 +253,27 @@ def tick_gate(views: list[ConversationView]) -> Callable[[datetime], bool]:
         return any_may_start(views, rounds, now)
 
     return active
+
+
+def outreach_gate() -> Callable[[datetime], bool]:
+    """Whether any active outreach policy may send at an instant (its days, dayparts and quiet hours)."""
+    from mirage.db import transcript
+    from mirage.engine.outreach import allowed_at
+    from mirage.engine.view import parse_hhmm
+    from mirage.jobs.runtime import db, tx
+
+    with db() as conn, tx(conn) as c:
+        policies = transcript.outreach_windows(c)
+    rules = [
+        (
+            p["timezone"],
+            (parse_hhmm(p["quiet_hours"]["start"]), parse_hhmm(p["quiet_hours"]["end"])),
+            tuple(p["dayparts"] or ()),
+            tuple(p["allow_days"] or ()),
+        )
+        for p in policies
+    ]
+    return lambda now: any(allowed_at(now, *rule) is None for rule in rules)
 
 
 def _numbers() -> list[dict[str, Any]]:
