@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,27 @@ def test_a_configuration_that_breaks_a_rule_fails_its_check_and_exits_1(
     assert failing == {check}, out.report["checks"]
     assert out.report["checks"][check]["findings"][0]["tenant"] == "padaria-do-ze"
     assert "violation" in out.stderr
+
+
+def test_a_person_who_opts_out_on_the_second_message_gets_nothing_more_and_the_report_lists_the_opt_out(
+    server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mirage.integrations.evolution_sim.config import HumanConfig
+    from mirage.settings import get_settings
+    from mirage.simulation.session import SimulationOptions, report_of, simulation
+
+    monkeypatch.setenv("DATABASE_URL", server_url)
+    get_settings.cache_clear()
+    rosa = "5511987001234"  # Dona Rosa, the outreach policy's first target (agencia-aurora/outreach.yaml)
+    human = HumanConfig(scripts={rosa: ["Oi! Tudo bem? Quem fala?", "SAIR"]})
+    options = SimulationOptions(
+        EXAMPLES, days=2, start=date(2026, 12, 7), seed=42, human=human, scope=("agencia-aurora",)
+    )
+    with simulation(options) as run:
+        report = report_of(run)
+    to_rosa = [m for m in report.transcript if m["to"] == rosa]
+    from_rosa = [m for m in report.transcript if m["from"] == rosa]
+    assert [m["text"] for m in from_rosa] == ["Oi! Tudo bem? Quem fala?", "SAIR"]
+    assert len(to_rosa) == 2 and to_rosa[1]["at"] < from_rosa[1]["at"]  # she opted out on the second message
+    assert [(o["person"], o["text"]) for o in report.optouts] == [(rosa, "SAIR")]
+    assert report.checks["after_optout"].count == 0  # the runtime sent her nothing after it
