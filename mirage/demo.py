@@ -246,16 +246,9 @@ def _live(options: DemoOptions, say: Say, web_url: str, sim_url: str) -> None:
         say(t("demo.signin", tenant=slug, email=emails[0], url=_signin_link(web_url, slug, emails[0])))
     say(t("demo.keep_running", web=web_url, sim=sim_url))
     stop = threading.Event()
-    with runtime.simulated(clock, seed=0):
-        thread = threading.Thread(target=run_live, args=(clock, connection(), stop), daemon=True, name="mirage-live")
-        thread.start()
-        try:
-            with contextlib.suppress(KeyboardInterrupt):
-                while thread.is_alive():
-                    thread.join(0.5)
-        finally:
-            stop.set()
-            thread.join(10)
+    # In this (the main) thread: RQ's job timeouts use SIGALRM. Ctrl-C ends it.
+    with runtime.simulated(clock, seed=0), contextlib.suppress(KeyboardInterrupt):
+        run_live(clock, connection(), stop)
 
 
 def _signin_link(web_url: str, slug: str, email: str) -> str:

@@ -32,6 +32,7 @@ select m.id::text, m.direction::text, m.status::text, m.body, m.meta, m.error,
 _ROUNDS = """
 select r.id::text, r.status::text, r.daypart, r.window_date, r.seq, r.created_at, r.started_at, r.finished_at,
        r.abort_reason, r.exchanges_planned, r.conversation_id::text, c.key as conversation, t.slug as tenant,
+       r.target_id::text,
        a.key as number_a, b.key as number_b
   from t_rounds r
   join t_tenants t on t.id = r.tenant_id
@@ -100,3 +101,12 @@ def outreach_windows(conn: Conn) -> list[Row]:
         "from t_outreach_policies p join t_tenants t on t.id = p.tenant_id "
         "join t_settings_tenant s on s.tenant_id = p.tenant_id where p.active"
     ).fetchall()
+
+
+def outreach_has_work(conn: Conn) -> bool:
+    """Whether an active policy has a target still pending or in progress."""
+    row = conn.execute(
+        "select exists (select 1 from t_outreach_targets x join t_outreach_policies p on p.id = x.policy_id "
+        "where p.active and x.status in ('pending', 'in_progress')) as busy"
+    ).fetchone()
+    return bool(row and row["busy"])

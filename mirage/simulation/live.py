@@ -11,6 +11,7 @@ from datetime import datetime
 
 from redis import Redis
 from rq import Queue
+from rq.exceptions import StopRequested
 from rq.registry import ScheduledJobRegistry
 
 from mirage.engine.clock import ScaledClock
@@ -57,6 +58,8 @@ def run_live(clock: ScaledClock, redis: Redis, stop: threading.Event, poll_s: fl
                 worker.execute_job(*result)
                 ran += 1
             stop.wait(poll_s)
+    except StopRequested:  # Ctrl-C, through the handler RQ's worker installed
+        pass
     finally:
         worker.teardown()  # type: ignore[no-untyped-call]
     return ran

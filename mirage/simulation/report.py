@@ -112,10 +112,12 @@ def build_report(
             tenants[r["tenant"]][key][day]["rounds"] += 1
     delays = _delays(views, messages)
     checks = run_checks(views, messages, rounds, refused, ignored, dates)
+    talks = [r for r in rounds if r["target_id"] is None]  # conversation rounds; the others are outreach's
     stats = {
-        "rounds": len(rounds),
-        "rounds_done": sum(1 for r in rounds if r["status"] == "done"),
-        "rounds_aborted": Counter(str(r["abort_reason"]) for r in rounds if r["status"] == "aborted"),
+        "rounds": len(talks),
+        "rounds_done": sum(1 for r in talks if r["status"] == "done"),
+        "rounds_aborted": Counter(str(r["abort_reason"]) for r in talks if r["status"] == "aborted"),
+        "outreach_rounds": len(rounds) - len(talks),
         "sent": sum(1 for m in messages if m["direction"] == "out"),
         "replies": sum(1 for m in messages if m["direction"] == "in"),
         "to_people": sum(1 for m in messages if m["direction"] == "out" and m["to_number_id"] is None),

@@ -273,7 +273,14 @@ def outreach_gate() -> Callable[[datetime], bool]:
         )
         for p in policies
     ]
-    return lambda now: any(allowed_at(now, *rule) is None for rule in rules)
+
+    def active(now: datetime) -> bool:
+        if not any(allowed_at(now, *rule) is None for rule in rules):
+            return False
+        with db() as conn, tx(conn) as c:  # a target still to start or in progress: the tick has work
+            return transcript.outreach_has_work(c)
+
+    return active
 
 
 def _numbers() -> list[dict[str, Any]]:
