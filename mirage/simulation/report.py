@@ -101,7 +101,7 @@ def build_report(
                 "to": m["to_key"] or str(m["to_jid"] or "").split("@")[0],
                 "conversation": m["conversation"],
                 "step": meta.get("step"),
-                "kind": meta.get("kind") or ("reply" if m["direction"] == "in" else meta.get("app_origin")),
+                "kind": "person" if m["direction"] == "in" else meta.get("kind") or meta.get("app_origin"),
                 "topic": meta.get("topic"),
                 "text": m["body"],
             }
