@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, time
+from functools import lru_cache
 from typing import Any
 
 from mirage.config.types import DAYPARTS, DOWS
@@ -61,9 +62,16 @@ def effective_settings(tenant: Row, conversation: Row | None) -> Effective:
 
 def parse_hhmm(value: Any) -> time:
     """`"07:30"` or a time -> time; ValueError otherwise."""
+    if type(value) is str:
+        return _parse_hhmm(value)
     if isinstance(value, time):
         return value
-    if isinstance(value, str) and len(value) == 5 and value[2] == ":":
+    raise ValueError(f"not a HH:MM time: {value!r}")
+
+
+@lru_cache(maxsize=4096)
+def _parse_hhmm(value: str) -> time:  # a fleet uses a few dozen distinct times: the tick parses each once
+    if len(value) == 5 and value[2] == ":":
         return time(int(value[:2]), int(value[3:]))
     raise ValueError(f"not a HH:MM time: {value!r}")
 
@@ -173,7 +181,12 @@ def _day(conversation: str, row: Row) -> Day:
         if not row.get(f"{part}_enabled"):
             continue
         span = row.get(f"{part}_window")
-        if not isinstance(span, Mapping) or span.get("start") is None or span.get("end") is None:
+        # dict first: the ABC check of Mapping is slow, and the tick reads thousands of rows
+        if (
+            not (type(span) is dict or isinstance(span, Mapping))
+            or span.get("start") is None
+            or span.get("end") is None
+        ):
             raise ViewError(conversation, f"{row.get('day')} {part} window is enabled but has no start/end")
         try:
             start, end = parse_hhmm(span["start"]), parse_hhmm(span["end"])
@@ -181,12 +194,19 @@ def _day(conversation: str, row: Row) -> Day:
             raise ViewError(conversation, f"{row.get('day')} {part} window: {e}") from None
         if end <= start:
             raise ViewError(conversation, f"{row.get('day')} {part} window ends before it starts")
-        windows.append(Window(part, start, end))
+        windows.append(_window(part, start, end))
     low, high = int(row["pause_between_rounds_min"]), int(row["pause_between_rounds_max"])
     return Day(tuple(windows), int(row["max_rounds_per_window"]), low, max(low, high))
 
 
-def number_view(row: Row) -> NumberView:
+@lru_cache(maxsize=4096)
+def _window(part: str, start: time, end: time) -> Window:
+    return Window(part, start, end)
+
+
+def number_view(row: Row | NumberView) -> NumberView:
+    if isinstance(row, NumberView):
+        return row
     return NumberView(
         id=str(row["id"]),
         key=str(row["key"]),
@@ -199,7 +219,9 @@ def number_view(row: Row) -> NumberView:
     )
 
 
-def persona_view(row: Row) -> Persona:
+def persona_view(row: Row | Persona) -> Persona:
+    if isinstance(row, Persona):
+        return row
     phrases = row.get("phrases") or {}
     return Persona(
         id=str(row["id"]),
@@ -210,6 +232,13 @@ def persona_view(row: Row) -> Persona:
         phrases={str(k): tuple(v) for k, v in phrases.items() if isinstance(v, list)},
         emoji_rate=float(row.get("emoji_rate") or 0),
     )
+
+
+def _persona_views(personas: Mapping[str, Row | Persona]) -> Mapping[str, Persona]:
+    """The personas as views; a mapping of views already (one per tenant, built by the caller) is shared as is."""
+    if all(isinstance(p, Persona) for p in personas.values()):
+        return personas  # type: ignore[return-value]
+    return {str(i): persona_view(r) for i, r in personas.items()}
 
 
 def _name(numbers: Mapping[str, Row], number_id: str) -> str:
@@ -264,9 +293,10 @@ def conversation_view(
     pairings: Sequence[Row],
     topics: Sequence[Row],
     numbers: Mapping[str, Row],
-    personas: Mapping[str, Row],
+    personas: Mapping[str, Row | Persona],
 ) -> ConversationView:
-    """The effective view of one conversation; `numbers` / `personas` are the tenant's active rows by id."""
+    """The effective view of one conversation; `numbers` / `personas` are the tenant's active rows by id
+    (personas may come already built, once per tenant, by a caller building many views)."""
     key = str(conversation["key"])
     tz = str(tenant.get("timezone") or "America/Sao_Paulo")
     if not is_valid_timezone(tz):
@@ -298,7 +328,7 @@ def conversation_view(
         week=week,
         pairs=tuple(pairs),
         numbers={i: number_view(numbers[i]) for i in sorted(used)},
-        personas={str(i): persona_view(r) for i, r in personas.items()},
+        personas=_persona_views(personas),
         topics=tuple(
             Topic(
                 id=str(t["id"]),

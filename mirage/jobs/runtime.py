@@ -20,7 +20,7 @@ from mirage.db.connect import connect
 from mirage.db.sessions import service_session
 from mirage.engine.clock import Clock, clock_from_spec
 from mirage.engine.rounds import PlanState, RoundRecord, RoundState
-from mirage.engine.view import ConversationView, ViewError, conversation_view
+from mirage.engine.view import ConversationView, Persona, ViewError, conversation_view, persona_view
 from mirage.jobs import queues
 from mirage.jobs.quota import QuotaCounter
 
@@ -106,9 +106,15 @@ def counter() -> QuotaCounter:
 def build_views(snapshot: db_rounds.Snapshot) -> tuple[list[ConversationView], list[tuple[str, str, str]]]:
     """Views of every conversation in the snapshot, and (tenant slug, conversation key, reason) of those skipped."""
     views, skipped = [], []
+    personas: dict[str, dict[str, Persona]] = {}  # built once per tenant, shared by its conversations' views
     for c in snapshot.conversations.values():
         t = snapshot.tenants[c.conversation["tenant_id"]]
         try:
+            tenant_personas = personas.get(str(t.tenant["id"]))
+            if tenant_personas is None:
+                tenant_personas = personas[str(t.tenant["id"])] = {
+                    str(i): persona_view(r) for i, r in t.personas.items()
+                }
             views.append(
                 conversation_view(
                     t.tenant,
@@ -120,7 +126,7 @@ def build_views(snapshot: db_rounds.Snapshot) -> tuple[list[ConversationView], l
                     c.pairings,
                     c.topics,
                     t.numbers,
-                    t.personas,
+                    tenant_personas,
                 )
             )
         except ViewError as e:
