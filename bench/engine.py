@@ -273,6 +273,15 @@ def _wave(url: str, env: dict[str, str], since: datetime, timeout: float, active
             since,
         ):
             time.sleep(0.5)
+        # rounds still running when the wave's time is up end here, so the next wave's tick starts afresh
+        conn.execute(
+            "update t_messages set status = 'cancelled' where status = 'queued' and round_id in "
+            "(select id from t_rounds where status in ('planned', 'active'))"
+        )
+        conn.execute(
+            "update t_rounds set status = 'aborted', abort_reason = 'bench: the wave is over' "
+            "where status in ('planned', 'active')"
+        )
         rows = conn.execute(
             "select m.status::text, m.sent_at, m.meta from t_messages m join t_rounds r on r.id = m.round_id "
             "where r.created_at >= %s and m.direction = 'out'",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 
@@ -139,14 +140,16 @@ def _window_now(view: ConversationView, local: datetime) -> tuple[Window, int, i
     return None
 
 
-def _eligible(view: ConversationView, state: PlanState, pair: Pair, exchanges: int) -> str | None:
+def _eligible(
+    view: ConversationView, state: PlanState, pair: Pair, exchanges: int, planned: AbstractSet[str]
+) -> str | None:
     for number_id in (pair.a, pair.b):
         n = view.numbers.get(number_id)
         if n is None:
             return f"number {number_id} unknown"
         if not n.can_send:
             return f"number {n.key} is {(n.paused_reason and 'paused') or n.status}"
-        if number_id in state.busy_numbers:
+        if number_id in state.busy_numbers or number_id in planned:
             return f"number {n.key} is in another round"
         used = state.used.get(number_id, (0, 0))
         limits = state.limits.get(number_id, (view.settings.hourly_burst_limit, view.settings.daily_limit))
@@ -156,7 +159,7 @@ def _eligible(view: ConversationView, state: PlanState, pair: Pair, exchanges: i
 
 
 def _choose_pair(
-    view: ConversationView, state: PlanState, exchanges: int, rng: random.Random
+    view: ConversationView, state: PlanState, exchanges: int, rng: random.Random, planned: AbstractSet[str]
 ) -> tuple[Pair | None, str]:
     pairs = list(view.pairs)
     if not pairs:
@@ -171,7 +174,7 @@ def _choose_pair(
         rng.shuffle(candidates)
     reason = ""
     for pair in candidates:
-        why = _eligible(view, state, pair, exchanges)
+        why = _eligible(view, state, pair, exchanges, planned)
         if why is None:
             return pair, ""
         reason = reason or why
@@ -213,8 +216,14 @@ def choose_topic(view: ConversationView, state: PlanState, now: datetime, rng: r
     return next((t for t in view.topics if t.key == pick.key), None)
 
 
-def plan_conversation(view: ConversationView, state: PlanState, now: datetime, rng: random.Random) -> RoundPlan | Skip:
-    """Whether `view` starts a round at `now`, and which one."""
+def plan_conversation(
+    view: ConversationView,
+    state: PlanState,
+    now: datetime,
+    rng: random.Random,
+    planned: AbstractSet[str] = frozenset(),
+) -> RoundPlan | Skip:
+    """Whether `view` starts a round at `now`, and which one; `planned`: numbers this tick put in a round already."""
     local = local_datetime(now, view.timezone)
     if in_quiet_hours(view.quiet, now, view.timezone):
         return Skip(view.id, "quiet hours")
@@ -241,7 +250,7 @@ def plan_conversation(view: ConversationView, state: PlanState, now: datetime, r
     quiet_in = timedelta(minutes=minutes_until_quiet(view.quiet, local))
     if budget > quiet_in:
         return Skip(view.id, "quiet hours begin before a round could end")
-    pair, why = _choose_pair(view, state, exchanges, rng)
+    pair, why = _choose_pair(view, state, exchanges, rng, planned)
     if pair is None:
         return Skip(view.id, why)
     starter, responder = _starter(view, state, pair, rng)
@@ -270,11 +279,9 @@ def plan_rounds(
     """The tick: one decision per conversation. A number planned into one round is busy for the next ones."""
     out: list[RoundPlan | Skip] = []
     busy: set[str] = set()
+    empty = PlanState()
     for view in views:
-        state = states.get(view.id, PlanState())
-        if busy:
-            state = PlanState(state.rounds, state.total_rounds, state.busy_numbers | busy, state.used, state.limits)
-        decision = plan_conversation(view, state, now, rng)
+        decision = plan_conversation(view, states.get(view.id, empty), now, rng, busy)
         if isinstance(decision, RoundPlan):
             busy |= {decision.starter, decision.responder}
         out.append(decision)
