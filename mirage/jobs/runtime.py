@@ -95,7 +95,7 @@ def wall_ms(ms: int, now: datetime) -> int:
     """How long `ms` of the clock's time lasts on the wall (Evolution's typing delay is real time)."""
     c = clock()
     delta = c.wall_time(now + timedelta(milliseconds=ms)) - c.wall_time(now)
-    return max(0, int(delta.total_seconds() * 1000))
+    return max(0, round(delta.total_seconds() * 1000))  # int() would make 4.02 s 4019 ms
 
 
 def counter() -> QuotaCounter:
