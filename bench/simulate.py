@@ -82,7 +82,7 @@ def agency(root: Path, t: int) -> None:
 def timed(root: Path, days: int, label: str) -> tuple[float, int, int]:
     """(wall seconds, peak RSS MB so far, messages sent) of one simulation."""
     began = time.monotonic()
-    options = SimulationOptions(root, days=days, start=START, seed=42)
+    options = SimulationOptions(root, days=days, start=START, seed=42, server=os.environ.get("DATABASE_URL") or None)
     with simulation(options, lambda line: print(f"  [{label}] {line}", file=sys.stderr, flush=True)) as run:
         report = report_of(run)
     seconds = time.monotonic() - began

@@ -268,7 +268,9 @@ def _simulated_day(options: DemoOptions, say: Say, report: DemoReport) -> None:
 
     day = next_weekday(datetime.now(UTC).date())
     _command(say, "simulate", str(options.tenants_dir), "--days", "1", "--start", day.isoformat(), "--seed", "42")
-    sim_options = SimulationOptions(options.tenants_dir, days=1, start=day, seed=42)
+    sim_options = SimulationOptions(  # on the demo's own Postgres server, in a scratch database dropped after
+        options.tenants_dir, days=1, start=day, seed=42, server=postgres_backend(get_settings()).url
+    )
     with simulation(sim_options, lambda line: say(f"  {line}")) as run:
         result = report_of(run)
     report.rounds = int(result.stats["rounds"])

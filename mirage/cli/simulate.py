@@ -69,6 +69,7 @@ def simulate(
     transcript_file: Path | None,
     reply_probability: float,
     optout_probability: float,
+    server: str | None,
     tick_s: int,
 ) -> None:
     """Run the real runtime (ticks, rounds, sends, quotas, webhooks) for DAYS in virtual time against the
@@ -93,6 +94,7 @@ def simulate(
         tick=timedelta(seconds=tick_s),
         human=HumanConfig(reply_probability=reply_probability, optout_probability=optout_probability),
         scope=tenants or None,
+        server=server,
     )
     try:
         with simulation(options, lambda line: click.echo(line, err=True)) as run:

@@ -54,6 +54,7 @@ class SimulationOptions:
     tick: timedelta = timedelta(seconds=60)
     human: HumanConfig = field(default_factory=HumanConfig)
     scope: tuple[str, ...] | None = None  # tenant slugs; None: every tenant of the folder
+    server: str | None = None  # Postgres server for the scratch database; None: the embedded one (never DATABASE_URL)
 
 
 @dataclass
@@ -117,8 +118,8 @@ def simulation(options: SimulationOptions, say: Say | None = None) -> Iterator[S
     """Build the world, run `options.days` of virtual time, and yield the run for the report; clean up after."""
     from cryptography.fernet import Fernet
 
-    from mirage.backends import postgres_backend
     from mirage.db.scratch import create_database, drop_database
+    from mirage.embedded import ensure_postgres
     from mirage.embedded.redis import ensure_redis, stop_redis
     from mirage.jobs import runtime
     from mirage.reconcile.service import load
@@ -131,7 +132,7 @@ def simulation(options: SimulationOptions, say: Say | None = None) -> Iterator[S
     zones = [t.timezone for t in fleet.tenants.values()]
     start = first_instant(options.tenants_dir, options.start, zones)
     end = start + timedelta(days=options.days)
-    server = postgres_backend(get_settings()).url
+    server = options.server or ensure_postgres(get_settings().state_dir.resolve())
     name = f"mirage_sim_{os.getpid()}_{secrets.token_hex(3)}"
     note(f"scratch database {name}")
     url = create_database(server, name)

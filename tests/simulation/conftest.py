@@ -31,14 +31,14 @@ class Outcome:
 
 @pytest.fixture
 def simulate(server_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Outcome]:
-    monkeypatch.setenv("DATABASE_URL", server_url)
     monkeypatch.delenv("MIRAGE_LOG_LEVEL", raising=False)
     get_settings.cache_clear()
 
     def run(root: Path, *args: str) -> Outcome:
         transcript = tmp_path / f"transcript-{len(list(tmp_path.iterdir()))}.jsonl"
         result = CliRunner().invoke(
-            cli, ["simulate", str(root), "--format", "json", "--transcript", str(transcript), *args]
+            cli,
+            ["simulate", str(root), "--server", server_url, "--format", "json", "--transcript", str(transcript), *args],
         )
         if result.exit_code not in (0, 1) or not result.stdout.strip():
             raise AssertionError(f"exit {result.exit_code}: {result.output}\n{result.exception!r}")

@@ -85,14 +85,11 @@ def test_a_configuration_that_breaks_a_rule_fails_its_check_and_exits_1(
 
 
 def test_a_person_who_opts_out_on_the_second_message_gets_nothing_more_and_the_report_lists_the_opt_out(
-    server_url: str, monkeypatch: pytest.MonkeyPatch
+    server_url: str,
 ) -> None:
     from mirage.integrations.evolution_sim.config import HumanConfig
-    from mirage.settings import get_settings
     from mirage.simulation.session import SimulationOptions, report_of, simulation
 
-    monkeypatch.setenv("DATABASE_URL", server_url)
-    get_settings.cache_clear()
     rosa = "5511987001234"  # Dona Rosa, the outreach policy's first target (agencia-aurora/outreach.yaml)
     human = HumanConfig(scripts={rosa: ["Oi! Tudo bem? Quem fala?", "SAIR"]})
     options = SimulationOptions(
