@@ -52,6 +52,13 @@ FORMATS = ("text", "json", "markdown")
     help="Chance a person's answer is an opt-out (SAIR, PARAR, STOP, não quero).",
 )
 @click.option(
+    "--server",
+    metavar="URL",
+    default=None,
+    help="Postgres server for the scratch database [default: the embedded Postgres of MIRAGE_STATE_DIR]. "
+    "DATABASE_URL is never used, so a simulation cannot create databases on production by accident.",
+)
+@click.option(
     "--tick",
     "tick_s",
     type=click.IntRange(10, 3600),
