@@ -58,6 +58,7 @@ class DemoReport:
     sent: int = 0
     violations: int = 0
     transcript: list[dict[str, Any]] = field(default_factory=list)
+    model_texts: list[str] = field(default_factory=list)  # the preview written through the OpenAI simulator
 
 
 class DemoError(MirageError):
@@ -118,6 +119,8 @@ def run_demo(options: DemoOptions, say: Say) -> DemoReport:
     from mirage.integrations.evolution_sim import SimConfig
     from mirage.integrations.evolution_sim.config import HumanConfig
     from mirage.integrations.evolution_sim.runner import run_in_thread, serve_in_thread
+    from mirage.integrations.openai_sim import OpenAISimConfig
+    from mirage.integrations.openai_sim.runner import run_openai_sim
     from mirage.web.app import create_app
 
     report = DemoReport()
@@ -146,8 +149,11 @@ def run_demo(options: DemoOptions, say: Say) -> DemoReport:
     except MirageError:
         web.stop()
         raise
+    # the real openai client talks to the OpenAI-compatible simulator, with a key made for this run
+    model = run_openai_sim(OpenAISimConfig(api_key="sk-demo-" + uuid.uuid4().hex, seed=42))
     say(f"  {t('demo.webhooks_at')}: {web.url}/api/webhooks/evolution")
     say(f"  {t('demo.sim_at')}: {sim.url}  (Evolution API {sim.config.version})")
+    say(f"  {t('demo.openai_sim_at')}: {model.base_url}")
     world = {"MIRAGE_PUBLIC_URL": web.url, "EVOLUTION_BASE_URL": sim.url, "EVOLUTION_API_KEY": sim.config.api_key}
     if options.settings_file is not None:  # the commands a user types next work against the same world
         write_state_env(options.settings_file, world)
@@ -155,9 +161,11 @@ def run_demo(options: DemoOptions, say: Say) -> DemoReport:
     try:
         with _environment(**world):
             _flow(options, say, report, started, sim)
+            _model_preview(options, say, report, model.base_url, model.state.config.api_key or "")
             if options.keep_running:
                 _live(options, say, web.url, sim.url)
     finally:
+        model.stop()
         sim.stop()
         web.stop()
     return report
@@ -286,6 +294,36 @@ def _simulated_day(options: DemoOptions, say: Say, report: DemoReport) -> None:
     checks = text.split(t("simulate.checks"), 1)[1].split("\n\n", 1)[0]
     say(t("simulate.checks") + checks)
     say(t("simulate.verdict_ok") if result.violations == 0 else t("simulate.verdict_fail", n=result.violations))
+
+
+def _model_preview(options: DemoOptions, say: Say, report: DemoReport, base_url: str, api_key: str) -> None:
+    """`mirage say` through a model: the first conversation's round written by the real openai client against the
+    OpenAI-compatible simulator, with the runtime's guards (the simulated day above used the offline generator)."""
+    import random
+
+    from mirage.engine.generation import Line, LLMConfig
+    from mirage.engine.generation.preview import ROUND, speakers
+    from mirage.integrations.openai import compose
+    from mirage.logs import register_secret
+    from mirage.reconcile.service import load
+
+    register_secret(api_key)
+    fleet, _ = load(options.tenants_dir, None)
+    slug, tenant = sorted(fleet.tenants.items())[0]
+    key, conv = sorted(tenant.conversations.items())[0]
+    _command(say, "say", f"{slug}/{key}", "--n", "1")
+    voices = speakers(tenant, conv)
+    llm = LLMConfig(model=conv.openai_model, temperature=conv.temperature, api_key=api_key, base_url=base_url)
+    rng, topic = random.Random(42), next(iter(conv.topics.values()), None)
+    history: list[tuple[str, str]] = []
+    for step, side in ROUND:
+        who, persona = voices[side % len(voices)]
+        lines = [Line(text, author == who) for author, text in history]
+        out = compose(step, persona, topic, lines, "morning", rng, llm)
+        history.append((who, out.text))
+        report.model_texts.append(out.text)
+        tokens = f", {out.tokens} tokens" if out.tokens else ""
+        say(f"  {step:<9} {persona.name:<12} {out.text}  ({out.source}{tokens})")
 
 
 def next_weekday(today: date) -> date:

@@ -42,6 +42,9 @@ def test_demo_applies_the_examples_connects_every_number_and_runs_a_simulated_da
     assert report.violations == 0
     assert "Apply complete: 102 added" in commands and any("[8/8]" in line for line in lines)
     assert "$ mirage simulate" in commands and "Every check at zero." in commands
+    # The real openai client, through the OpenAI-compatible simulator, writes a sample round with its tokens
+    assert len(report.model_texts) == 8 and all(report.model_texts)
+    assert "$ mirage say" in commands and sum("(openai, " in line and " tokens)" in line for line in lines) == 8
     # A second run on another simulator port: the plan changes only the Evolution URL, every instance moves
     # to the new server, and every number connects again there.
     lines.clear()

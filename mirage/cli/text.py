@@ -15,46 +15,21 @@ from mirage.cli.base import cli
 from mirage.cli.evolution import sim
 from mirage.config import load_fleet
 from mirage.config.conversations import Conversation
-from mirage.config.personas import Persona
 from mirage.config.tenant import TenantConfig
 from mirage.config.types import DAYPARTS, Daypart
 from mirage.engine.calendar import local_datetime
 from mirage.engine.generation import STEPS, Line, LLMConfig, Step, choose_topic
+from mirage.engine.generation.preview import ROUND, speakers
 from mirage.errors import MirageError
 from mirage.i18n import t
 from mirage.logs import register_secret
 from mirage.settings import Settings, get_settings
-
-ROUND: tuple[tuple[Step, int], ...] = (
-    ("greeting", 0),
-    ("greeting", 1),
-    ("comment", 0),
-    ("answer", 1),
-    ("question", 1),
-    ("answer", 0),
-    ("goodbye", 0),
-    ("goodbye", 1),
-)
 
 
 def daypart_at(now: datetime, tz: str) -> Daypart:
     """The daypart of `now` in `tz`: morning before noon, afternoon before 18:00, else evening."""
     hour = local_datetime(now, tz).hour
     return "morning" if 5 <= hour < 12 else "afternoon" if 12 <= hour < 18 else "evening"
-
-
-def _speakers(tenant: TenantConfig, conv: Conversation, number: str | None) -> list[tuple[str, Persona]]:
-    keys = [number] if number else [p.number for p in conv.participants if p.number is not None]
-    out: list[tuple[str, Persona]] = []
-    for key in keys:
-        n = tenant.numbers.get(key) if key else None
-        if n is None:
-            raise MirageError(t("text.unknown_number", number=key))
-        if n.persona is not None and n.persona in tenant.personas:
-            out.append((key, tenant.personas[n.persona]))
-    if not out:
-        raise MirageError(t("text.no_persona", conversation=conv.name))
-    return out
 
 
 def _llm(tenant: TenantConfig, conv: Conversation, settings: Settings) -> LLMConfig | None:
@@ -133,13 +108,13 @@ def say(
     )
     chosen = conv.topics[pick] if pick else None
     llm = None if offline else _llm(tenant, conv, settings)
-    speakers = _speakers(tenant, conv, number)
+    voices = speakers(tenant, conv, number)
     where = f"{llm.model} @ {llm.base_url or 'api.openai.com'}" if llm else t("text.offline")
     click.echo(t("text.header", target=target, daypart=part, topic=pick or "-", where=where))
     history: list[tuple[str, str]] = []
-    script = [(step, i % len(speakers)) for i in range(count)] if step else list(ROUND) * count
+    script = [(step, i % len(voices)) for i in range(count)] if step else list(ROUND) * count
     for i, (s, side) in enumerate(script):
-        who, persona = speakers[side % len(speakers)]
+        who, persona = voices[side % len(voices)]
         lines = [Line(text, author == who) for author, text in history]
         out = compose(s, persona, chosen, lines, part, rng, llm)
         history.append((who, out.text))
