@@ -49,7 +49,3 @@ def migrations_dir() -> Path:
 
 def example_tenants_dir() -> Path:
     return resource_dir("tenants.d")
-
-
-def schemas_dir() -> Path:
-    return resource_dir("schemas")

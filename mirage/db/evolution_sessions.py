@@ -223,13 +223,6 @@ def live_session(conn: Conn, number_id: uuid.UUID) -> Session | None:
     return _session(row) if row else None
 
 
-def session_by_instance(conn: Conn, instance_name: str) -> Session | None:
-    row = conn.execute(
-        f"select {_SESSION_COLUMNS} from t_sessions where instance_name = %s", (instance_name,)
-    ).fetchone()
-    return _session(row) if row else None
-
-
 _AUTH_SQL = """
 select s.id, s.tenant_id, s.number_id, s.instance_name, s.webhook_secret_enc, s.jwt_key_enc, n.wa_number
   from t_sessions s

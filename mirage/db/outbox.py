@@ -245,7 +245,3 @@ def stale_outbox(conn: Conn, queued_before: datetime, sending_before: datetime, 
         "order by updated_at limit %s",
         (queued_before, sending_before, limit),
     ).fetchall()
-
-
-def merge_meta(conn: Conn, message_id: str, extra: dict[str, Any]) -> None:
-    conn.execute("update t_messages set meta = meta || %s where id = %s", (Jsonb(extra), message_id))

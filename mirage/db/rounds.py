@@ -4,7 +4,6 @@ no SQL `now()` decides anything here (ADR 0025)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -316,10 +315,3 @@ def number_by_key(conn: Conn, tenant_slug: str, key: str) -> Row | None:
         (tenant_slug, key),
     ).fetchone()
     return row
-
-
-def group_by(rows: Iterable[Row], key: str) -> dict[str, list[Row]]:
-    out: dict[str, list[Row]] = defaultdict(list)
-    for r in rows:
-        out[str(r[key])].append(r)
-    return out
