@@ -91,13 +91,6 @@ def schedule(queue: str, func: str, *, job_id: str, args: list[str], when: datet
     return queues.enqueue_unique(queue, func, job_id=job_id, args=args, at=at)
 
 
-def wall_ms(ms: int, now: datetime) -> int:
-    """How long `ms` of the clock's time lasts on the wall (Evolution's typing delay is real time)."""
-    c = clock()
-    delta = c.wall_time(now + timedelta(milliseconds=ms)) - c.wall_time(now)
-    return max(0, round(delta.total_seconds() * 1000))  # int() would make 4.02 s 4019 ms
-
-
 def counter() -> QuotaCounter:
     """Quota counters on this process's Redis (a client per call: jobs are short, and tests swap Redis)."""
     return QuotaCounter(queues.connection())

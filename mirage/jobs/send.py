@@ -1,7 +1,9 @@
-"""`send_message`: the outbox's one sender (ADR 0026). Claim the row (queued -> sending) after taking quota, mark
-the message it answers as read, send with Evolution's typing delay, record `sent` with the WhatsApp id.
+"""The outbox's one sender (ADR 0026), in two scheduled steps (ADR 0041). `send_message`, at the planned instant,
+marks the message it answers as read and shows "typing…" (presence `composing`, no blocking delay), then schedules
+`send_typed` the typing time later; that step claims the row (queued -> sending) after taking quota and sends the
+text with no Evolution `delay`, then records `sent` with the WhatsApp id. No job holds a worker for the typing time.
 
-Exactly-once-effective: RQ may run this job twice (a worker killed mid-job); only one run can claim the row.
+Exactly-once-effective: RQ may run either step twice (a worker killed mid-job); only one run can claim the row.
 A timeout or 5xx after the request left makes the row `unknown`: never re-sent, settled by the `send.message`
 webhook (`mirage.jobs.rounds.on_message`). A request that certainly never left goes back to `queued` and the
 job retries with backoff. Repeated failures pause the number.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -27,16 +30,18 @@ from mirage.engine.view import effective_settings, parse_hhmm
 from mirage.errors import TemporaryError
 from mirage.integrations.evolution.client import EvolutionClient, RetryPolicy
 from mirage.integrations.evolution.errors import EvolutionClientError, EvolutionServerError
-from mirage.jobs import runtime
+from mirage.jobs import queues, runtime
 from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 from mirage.jobs.quota import DAY_FULL, HOUR_FULL, TAKEN
-from mirage.jobs.runtime import Conn, counter, db, tx, wall_ms
+from mirage.jobs.runtime import Conn, counter, db, tx
 from mirage.jobs.wrapper import job
 
 log = logging.getLogger(__name__)
 
 FAILURES_BEFORE_PAUSE = 3
 SEND_RETRY = RetryPolicy(attempts=2, base_delay=0.2, max_delay=1.0, total_time=10.0)
+CHROME_RETRY = RetryPolicy(attempts=1, base_delay=0.2, max_delay=0.2, total_time=3.0)  # read receipt, presence
+TYPED_JOB = "mirage.jobs.send.send_typed"
 
 _CONTEXT = """
 select m.id::text, m.status::text, m.body, m.meta, m.round_id::text, m.from_number_id::text,
@@ -67,92 +72,147 @@ def _settings(ctx: dict[str, Any]) -> Any:
 
 @job
 def send_message(message_id: str) -> str:
-    """Send one queued outbox message if every rule still holds at this instant; returns what happened."""
+    """Step 1, at the planned instant: mark what it answers read, show "typing…", and schedule step 2
+    (`send_typed`) the typing time later. No request waits for the typing time (ADR 0041): a worker is held for
+    two short requests, never for seconds. Without a typing time (`humanize: false`) it sends at once."""
     with permanent_failures_stop_retries():
         message_id = uuid_arg("message_id", message_id)
     now = runtime.clock().now()
     with db() as conn:
-        with tx(conn) as c:
-            ctx = c.execute(_CONTEXT, (message_id,)).fetchone()
+        ctx, early = _load(conn, message_id, now)
         if ctx is None:
-            return "gone"
-        if ctx["status"] != "queued":
-            return f"already {ctx['status']}"  # a second run (RQ at-least-once): the first one owns it
-        if ctx["from_number_id"] is None or ctx["receiver_wa"] is None:
-            return _give_up(conn, ctx, "number deleted", now)
+            return early
         settings = _settings(ctx)
-        quiet = in_quiet_hours(
-            (parse_hhmm(ctx["quiet_hours"]["start"]), parse_hhmm(ctx["quiet_hours"]["end"])), now, ctx["timezone"]
-        )
-        if quiet:
-            return _give_up(conn, ctx, "quiet hours", now)
-        hour, day = buckets(
-            ctx["from_number_id"],
-            now,
-            ctx["timezone"],
-            hourly_limit=settings.hourly_burst_limit,
-            tenant_daily_limit=settings.daily_limit,
-            warmup_started_on=ctx["warmup_started_on"],
-        )
-        quotas = counter()
-
-        def truth(start: Any, end: Any) -> int:
-            with db() as other, tx(other) as oc:
-                return outbox.counted_since(oc, ctx["from_number_id"], start, end)
-
-        taken = quotas.take(ctx["from_number_id"], hour, day, truth)
-        if taken != TAKEN:
-            which = {HOUR_FULL: "hourly_burst_limit", DAY_FULL: "daily_limit"}.get(taken, "quota")
-            return _give_up(conn, ctx, f"{which} reached for number {ctx['sender_key']}", now)
-        with tx(conn) as c:
-            # Outreach (ADR 0037): the policy's caps and the person's rules, re-checked holding policy and target.
-            reach = db_outreach.claim_context(c, message_id)
-            refused, policy = db_outreach.claim_refusal(c, reach, now) if reach else (None, None)
-            claimed = None if refused else outbox.claim(c, message_id, now, quiet)
-            if claimed is not None and reach and policy:
-                db_outreach.record_claim(c, reach, policy, now)
-        if refused:
-            quotas.give_back(hour, day)
-            return _give_up(conn, ctx, refused, now)
-        if claimed is None:
-            quotas.give_back(hour, day)
-            return _not_claimed(conn, ctx, now)
-        return _deliver(conn, ctx, claimed["session_id"], settings.humanize, now, lambda: quotas.give_back(hour, day))
+        typing = cadence.typing_ms(str(ctx["body"]), settings.humanize)
+        _read_and_type(conn, ctx, composing=typing > 0)
+        if typing <= 0:
+            return _claim_and_send(conn, ctx, settings, now)
+    runtime.schedule(
+        queues.MESSAGES,
+        TYPED_JOB,
+        job_id=typed_job_id(message_id),
+        args=[message_id],
+        when=now + timedelta(milliseconds=typing),
+        now=now,
+    )
+    return f"typing {typing} ms"
 
 
-def _deliver(conn: Conn, ctx: dict[str, Any], session_id: str, humanize: bool, now: Any, refund: Any) -> str:
-    message_id = ctx["id"]
+@job
+def send_typed(message_id: str) -> str:
+    """Step 2, the typing time after step 1: claim the row with every rule re-checked at this instant and send the
+    text (no Evolution `delay`); returns what happened. Also what the sweeper runs for a message whose job was lost."""
+    with permanent_failures_stop_retries():
+        message_id = uuid_arg("message_id", message_id)
+    now = runtime.clock().now()
+    with db() as conn:
+        ctx, early = _load(conn, message_id, now)
+        if ctx is None:
+            return early
+        return _claim_and_send(conn, ctx, _settings(ctx), now)
+
+
+def typed_job_id(message_id: str) -> str:
+    """The deterministic id of a message's step 2: a re-run step 1 (or the sweeper) never schedules a second one."""
+    return f"send:{message_id}:typed"
+
+
+def _load(conn: Conn, message_id: str, now: Any) -> tuple[dict[str, Any] | None, str]:
+    """The message's context if it is still `queued` with both ends present; else None and what happened."""
+    with tx(conn) as c:
+        ctx = c.execute(_CONTEXT, (message_id,)).fetchone()
+    if ctx is None:
+        return None, "gone"
+    if ctx["status"] != "queued":
+        return None, f"already {ctx['status']}"  # a second run (RQ at-least-once): the first one owns it
+    if ctx["from_number_id"] is None or ctx["receiver_wa"] is None:
+        return None, _give_up(conn, ctx, "number deleted", now)
+    return ctx, ""
+
+
+def _read_and_type(conn: Conn, ctx: dict[str, Any], *, composing: bool) -> None:
+    """Mark the message this one answers as read, then (`composing`) show "typing…" to the receiver, as people do.
+    Presence with no blocking `delay` (contract §3.2: Evolution would hold the request that long). Best effort: a
+    failed receipt or presence never blocks the answer, and the claim in step 2 decides whether it is sent."""
     with tx(conn) as c:
         session = live_session(c, uuid.UUID(str(ctx["from_number_id"])))
         access = evolution_access(c, uuid.UUID(ctx["tenant_id"])) if session else None
         step = int((ctx["meta"] or {}).get("step", 0))
         answering = outbox.answered_inbound(c, ctx["round_id"], step - 1) if step > 0 and ctx["round_id"] else None
     if session is None or access is None or not session.token:
+        return  # step 2's claim sees the missing session and handles it
+    client = EvolutionClient(session.base_url, access.api_key, retry=CHROME_RETRY)
+    try:
+        if answering and answering["wa_msg_id"] and answering["from_jid"]:
+            client.mark_read(
+                session.instance_name,
+                [{"remoteJid": answering["from_jid"], "fromMe": False, "id": answering["wa_msg_id"]}],
+                token=session.token,
+            )
+        if composing:
+            client.send_presence(session.instance_name, str(ctx["receiver_wa"]), "composing", 0, token=session.token)
+    except (EvolutionClientError, EvolutionServerError) as e:
+        log.info("read receipt or presence failed", extra={"message_id": ctx["id"], "error": str(e)[:200]})
+    finally:
+        client.close()
+
+
+def _claim_and_send(conn: Conn, ctx: dict[str, Any], settings: Any, now: Any) -> str:
+    """Claim (queued -> sending) after taking quota, re-checking every rule at this instant, then deliver."""
+    message_id = ctx["id"]
+    quiet = in_quiet_hours(
+        (parse_hhmm(ctx["quiet_hours"]["start"]), parse_hhmm(ctx["quiet_hours"]["end"])), now, ctx["timezone"]
+    )
+    if quiet:
+        return _give_up(conn, ctx, "quiet hours", now)
+    hour, day = buckets(
+        ctx["from_number_id"],
+        now,
+        ctx["timezone"],
+        hourly_limit=settings.hourly_burst_limit,
+        tenant_daily_limit=settings.daily_limit,
+        warmup_started_on=ctx["warmup_started_on"],
+    )
+    quotas = counter()
+
+    def truth(start: Any, end: Any) -> int:
+        with db() as other, tx(other) as oc:
+            return outbox.counted_since(oc, ctx["from_number_id"], start, end)
+
+    taken = quotas.take(ctx["from_number_id"], hour, day, truth)
+    if taken != TAKEN:
+        which = {HOUR_FULL: "hourly_burst_limit", DAY_FULL: "daily_limit"}.get(taken, "quota")
+        return _give_up(conn, ctx, f"{which} reached for number {ctx['sender_key']}", now)
+    with tx(conn) as c:
+        # Outreach (ADR 0037): the policy's caps and the person's rules, re-checked holding policy and target.
+        reach = db_outreach.claim_context(c, message_id)
+        refused, policy = db_outreach.claim_refusal(c, reach, now) if reach else (None, None)
+        claimed = None if refused else outbox.claim(c, message_id, now, quiet)
+        if claimed is not None and reach and policy:
+            db_outreach.record_claim(c, reach, policy, now)
+    if refused:
+        quotas.give_back(hour, day)
+        return _give_up(conn, ctx, refused, now)
+    if claimed is None:
+        quotas.give_back(hour, day)
+        return _not_claimed(conn, ctx, now)
+    return _deliver(conn, ctx, claimed["session_id"], now, lambda: quotas.give_back(hour, day))
+
+
+def _deliver(conn: Conn, ctx: dict[str, Any], session_id: str, now: Any, refund: Any) -> str:
+    message_id = ctx["id"]
+    with tx(conn) as c:
+        session = live_session(c, uuid.UUID(str(ctx["from_number_id"])))
+        access = evolution_access(c, uuid.UUID(ctx["tenant_id"])) if session else None
+    if session is None or access is None or not session.token:
         with tx(conn) as c:
             outbox.mark(c, message_id, "queued", "no live session", now, only_from=("sending",))
         refund()
         raise TemporaryError(f"number {ctx['sender_key']} has no live session")
-    body = str(ctx["body"])
-    typing = cadence.typing_ms(body, humanize)
     client = EvolutionClient(session.base_url, access.api_key, retry=SEND_RETRY)
     try:
-        if answering and answering["wa_msg_id"] and answering["from_jid"]:
-            try:  # read before replying, as people do; a failed receipt never blocks the answer
-                client.mark_read(
-                    session.instance_name,
-                    [{"remoteJid": answering["from_jid"], "fromMe": False, "id": answering["wa_msg_id"]}],
-                    token=session.token,
-                )
-            except (EvolutionClientError, EvolutionServerError) as e:
-                log.info("mark as read failed", extra={"message_id": message_id, "error": str(e)[:200]})
-        # Evolution shows "typing…" for `delay` ms, then sends (contract §3.1): presence and text in one request.
-        sent = client.send_text(
-            session.instance_name,
-            str(ctx["receiver_wa"]),
-            body,
-            token=session.token,
-            delay_ms=wall_ms(typing, now) or None,
-        )
+        # The typing time has already passed (step 1 showed "typing…"): no `delay`, the request returns at once.
+        sent = client.send_text(session.instance_name, str(ctx["receiver_wa"]), str(ctx["body"]), token=session.token)
     except EvolutionServerError as e:
         never_left = isinstance(e.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
         with tx(conn) as c:
@@ -183,7 +243,7 @@ def _deliver(conn: Conn, ctx: dict[str, Any], session_id: str, humanize: bool, n
             # The `send.message` webhook's own row was committed between our fold and our update: fold again.
             if attempt == 2:
                 raise
-    log.info("message sent", extra={"message_id": message_id, "typing_ms": typing})
+    log.info("message sent", extra={"message_id": message_id, "typing_ms": (ctx["meta"] or {}).get("typing_ms")})
     return "sent"
 
 

@@ -1,7 +1,8 @@
 """`sweep_outbox`, every 60 s: finish what lost jobs left behind (ADR 0026).
 
-* a `queued` message whose send job was lost (a worker killed, Redis flushed) is scheduled again, under the
-  same job id, once its planned instant has passed; one queued for over an hour is cancelled as expired;
+* a `queued` message whose send job was lost (a worker killed, Redis flushed) is handed to the claiming step
+  (`send_typed`, under its deterministic id) once its planned instant has passed; one queued for over an hour
+  is cancelled as expired;
 * a `sending` message older than `SENDING_STALE` belonged to a worker that died mid-send: it may have left,
   so it becomes `unknown` (never re-sent; the `send.message` webhook settles it);
 * an active round whose due step has no message (its advance job was lost) is advanced again;
@@ -17,8 +18,9 @@ from datetime import datetime, timedelta
 from mirage.db import outbox
 from mirage.db import rounds as db_rounds
 from mirage.jobs import queues, runtime
-from mirage.jobs.rounds import ADVANCE_JOB, SEND_JOB, schedule_on_message
+from mirage.jobs.rounds import ADVANCE_JOB, schedule_on_message
 from mirage.jobs.runtime import db, tx
+from mirage.jobs.send import TYPED_JOB, typed_job_id
 from mirage.jobs.wrapper import job
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,10 @@ def sweep_outbox() -> dict[str, int]:
             orphans = _unfollowed_messages(c, now)
         for r in rows:
             if r["status"] == "queued" and r["updated_at"] >= now - QUEUED_EXPIRY:
-                requeued += queues.enqueue_unique(queues.MESSAGES, SEND_JOB, job_id=f"send:{r['id']}", args=[r["id"]])
+                # Straight to the claiming step (its own id: the lost job's may linger in Redis, ADR 0041).
+                requeued += queues.enqueue_unique(
+                    queues.MESSAGES, TYPED_JOB, job_id=typed_job_id(r["id"]), args=[r["id"]]
+                )
         for round_id, step in stalled:
             advanced += queues.enqueue_unique(
                 queues.ROUNDS, ADVANCE_JOB, job_id=f"advance:{round_id}:{step}", args=[round_id]

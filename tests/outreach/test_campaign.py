@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from click.testing import CliRunner
 
 from mirage.cli import cli
+from mirage.engine.cadence import TYPING_MAX_MS
 from mirage.engine.calendar import DAYPART_SPANS, contains, local_datetime
 from mirage.engine.ramp import new_contacts_cap
 from mirage.integrations.evolution_sim import HumanConfig
@@ -188,6 +189,8 @@ def test_duplicate_check_jobs_ask_whatsapp_about_a_number_once(make_campaign: Ca
         queues.enqueue_unique(queues.ROUNDS, CHECK_JOB, job_id=f"outreach-check:{target}:dup{i}", args=[target])
     camp.h.settle()
     camp.h.clock.advance(timedelta(minutes=1))  # the opening leaves after a reading pause
+    camp.h.settle()
+    camp.h.clock.advance(timedelta(milliseconds=TYPING_MAX_MS + 1_000))  # and its "typing…" (ADR 0041)
     camp.h.settle()
     assert camp.checks == [[person]]
     assert len(camp.sent_to(person)) == 1  # the opening, once

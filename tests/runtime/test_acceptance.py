@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from mirage.db import outbox
 from mirage.jobs import queues
 from mirage.jobs.rounds import conversation_tick
-from mirage.jobs.send import send_message
+from mirage.jobs.send import send_message, send_typed
 from tests.evolution.helpers import wait_until
 from tests.runtime.conftest import PHONES, Harness, InProcessWorker
 
@@ -62,9 +62,9 @@ def test_four_workers_racing_on_one_message_send_it_once(make_harness: Callable[
     h = make_harness()
     message_id = _first_queued_message(h)
     h.clock.advance(timedelta(minutes=1))
-    # Four copies of the send job (as after retries and a sweeper), four worker processes.
+    # Four copies of the claiming step (as after retries and a sweeper), four worker processes.
     for i in range(4):
-        queues.enqueue_unique(queues.MESSAGES, "mirage.jobs.send.send_message", job_id=f"dup:{i}", args=[message_id])
+        queues.enqueue_unique(queues.MESSAGES, "mirage.jobs.send.send_typed", job_id=f"dup:{i}", args=[message_id])
     workers = [FORK.Process(target=_work_messages, args=(redis_url,)) for _ in range(4)]
     for w in workers:
         w.start()
@@ -85,7 +85,7 @@ def _send_then_die(message_id: str, ready: Any) -> None:
         time.sleep(3600)
 
     outbox.mark_sent = stall  # type: ignore[assignment]
-    send_message(message_id)
+    send_typed(message_id)
 
 
 def test_a_worker_killed_after_evolution_accepted_never_sends_again_and_the_webhook_settles_it(
@@ -103,7 +103,8 @@ def test_a_worker_killed_after_evolution_accepted_never_sends_again_and_the_webh
     posts = h.sends()
     assert posts == 1
     # RQ runs the job again (at-least-once): the row is no longer `queued`, nothing is POSTed.
-    assert send_message(message_id).startswith("already")
+    assert send_typed(message_id).startswith("already")
+    assert send_message(message_id).startswith("already")  # nor read / "typing…" again
     h.settle()  # the send.message webhook's follow-up settles the row
     row = h.rows("select status::text, wa_msg_id, meta from t_messages where id = %s", message_id)[0]
     assert row["status"] in ("sent", "delivered", "read") and row["wa_msg_id"]
