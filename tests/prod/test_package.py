@@ -140,7 +140,8 @@ def test_pip_installed_wheel_runs_the_demo_from_an_empty_folder(
         assert "using the example tenants installed with Mirage" in demo.stdout
         migrations = sorted(p.stem for p in (ROOT / "supabase" / "migrations").glob("*.sql"))
         assert all(m in demo.stdout for m in migrations)
-        assert "Done: 2 tenant(s), 14 connected number(s), 5 message(s)" in demo.stdout
+        assert "Done: 2 tenant(s), 14 connected number(s); the runtime ran " in demo.stdout
+        assert "Every check at zero." in demo.stdout and " tokens)" in demo.stdout  # the simulated day, the model
         assert sorted(p.name for p in empty.iterdir()) in ([], [".mirage"])  # it wrote nothing else here
     finally:
         drop_database(server_url, name)
