@@ -310,7 +310,15 @@ def _model_preview(options: DemoOptions, say: Say, report: DemoReport, base_url:
     register_secret(api_key)
     fleet, _ = load(options.tenants_dir, None)
     slug, tenant = sorted(fleet.tenants.items())[0]
-    key, conv = sorted(tenant.conversations.items())[0]
+
+    def voices_of(c: Any) -> int:
+        try:
+            return len(speakers(tenant, c))
+        except MirageError:  # no bot with a persona
+            return 0
+
+    # the first conversation between two bots with personas (a bot<->human one has a single voice)
+    key, conv = max(sorted(tenant.conversations.items()), key=lambda kc: min(voices_of(kc[1]), 2))
     _command(say, "say", f"{slug}/{key}", "--n", "1")
     voices = speakers(tenant, conv)
     llm = LLMConfig(model=conv.openai_model, temperature=conv.temperature, api_key=api_key, base_url=base_url)

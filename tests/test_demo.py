@@ -44,6 +44,7 @@ def test_demo_applies_the_examples_connects_every_number_and_runs_a_simulated_da
     assert "$ mirage simulate" in commands and "Every check at zero." in commands
     # The real openai client, through the OpenAI-compatible simulator, writes a sample round with its tokens
     assert len(report.model_texts) == 8 and all(report.model_texts)
+    assert len({line.split()[1] for line in lines if "(openai, " in line}) == 2  # two personas talk
     assert "$ mirage say" in commands and sum("(openai, " in line and " tokens)" in line for line in lines) == 8
     # A second run on another simulator port: the plan changes only the Evolution URL, every instance moves
     # to the new server, and every number connects again there.
