@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time as wall
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from mirage.db.connect import connect
 from mirage.db.migrate import migrate
 from mirage.errors import MirageError
 from mirage.i18n import t
-from mirage.settings import get_settings, write_state_env
+from mirage.settings import environment, get_settings, write_state_env
 
 log = logging.getLogger(__name__)
 
@@ -73,23 +72,6 @@ def _step(say: Say, n: int, key: str, **fields: Any) -> None:
 def _command(say: Say, *args: str) -> None:
     """Narrate the command a user would type for the step the demo runs through the same functions."""
     say(click.style(f"$ mirage {' '.join(args)}", fg="cyan"))
-
-
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """Set environment variables for the demo's duration (settings are re-read), then restore them."""
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
 
 
 def _wait(what: str, check: Callable[[], bool], timeout_s: float) -> None:
@@ -159,7 +141,7 @@ def run_demo(options: DemoOptions, say: Say) -> DemoReport:
         write_state_env(options.settings_file, world)
         say(f"  {t('demo.settings_saved', path=options.settings_file)}")
     try:
-        with _environment(**world):
+        with environment(world):
             _flow(options, say, report, started, sim)
             _model_preview(options, say, report, model.base_url, model.state.config.api_key or "")
             if options.keep_running:

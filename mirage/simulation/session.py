@@ -26,7 +26,7 @@ from mirage.engine.clock import SettableClock
 from mirage.engine.view import ConversationView
 from mirage.errors import MirageError
 from mirage.integrations.evolution_sim.config import HumanConfig, SimConfig
-from mirage.settings import get_settings
+from mirage.settings import environment, get_settings
 from mirage.simulation.driver import Driver, describe
 from mirage.simulation.events import EventHeap
 from mirage.simulation.gate import any_may_start, window_open
@@ -91,22 +91,6 @@ class _Environ(Mapping[str, str]):
         return len(self.env)
 
 
-@contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
-
-
 def first_instant(root: Path, start: date, timezones: list[str]) -> datetime:
     """Midnight of `start` in the earliest of the tenants' time zones (UTC when there is none)."""
     zones = timezones or ["UTC"]
@@ -149,7 +133,7 @@ def simulation(options: SimulationOptions, say: Say | None = None) -> Iterator[S
             "MIRAGE_SECRET_KEYS": Fernet.generate_key().decode(),
             "MIRAGE_CLOCK": "wall",
         }
-        stack.enter_context(_environment(env))
+        stack.enter_context(environment(env))
         clock = SettableClock(start - SETUP_LEAD)
         stack.enter_context(runtime.simulated(clock, options.seed))
         run = _build(options, clock, start, end, url, stack, note)
@@ -195,7 +179,7 @@ def _build(
     web = serve_in_thread(create_app(get_settings()))
     stack.callback(web.stop)
     stack.enter_context(
-        _environment({"EVOLUTION_BASE_URL": sim.url, "EVOLUTION_API_KEY": config.api_key, "MIRAGE_PUBLIC_URL": web.url})
+        environment({"EVOLUTION_BASE_URL": sim.url, "EVOLUTION_API_KEY": config.api_key, "MIRAGE_PUBLIC_URL": web.url})
     )
     lint = _apply(options, note)
     driver.gates = {"conversation_tick": tick_gate(load_views(start)), "outreach_tick": outreach_gate()}
