@@ -432,6 +432,10 @@ class SimWorld:
         }
         self.emit(sender, "messages.update", data)
 
+    def epoch_now(self) -> int:
+        """Seconds since the epoch for a message's timestamp (the virtual-time world answers its own clock)."""
+        return epoch()
+
     def human_says(self, contact: SimContact, inst: SimInstance, text: str) -> dict[str, Any]:
         """A person writes to an instance: messages.upsert (PN, or @lid with the phone in remoteJidAlt)."""
         pn = contact.number + PN_SUFFIX
@@ -452,7 +456,7 @@ class SimWorld:
             "status": "DELIVERY_ACK",
             "message": {"conversation": text},
             "messageType": "conversation",
-            "messageTimestamp": epoch(),
+            "messageTimestamp": self.epoch_now(),
             "instanceId": inst.instance_id,
             "source": "android",
         }
