@@ -6,6 +6,7 @@ import json
 import os
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -52,6 +53,22 @@ FORMATS = ("text", "json", "markdown")
     help="Chance a person's answer is an opt-out (SAIR, PARAR, STOP, não quero).",
 )
 @click.option(
+    "--optout-phrase",
+    "optout_phrases",
+    multiple=True,
+    metavar="TEXT",
+    help="People also opt out saying TEXT (repeatable): their opt-out answers include it and the checks count it. "
+    "Shows whether your policies' optout_keywords cover how your people say stop.",
+)
+@click.option(
+    "--script",
+    "scripts",
+    multiple=True,
+    metavar="NUMBER=TEXT",
+    help="The person at NUMBER answers TEXT (repeatable, in order; then at random), e.g. "
+    "--script '+5511987001234=Quem fala?' --script '+5511987001234=SAIR'.",
+)
+@click.option(
     "--server",
     metavar="URL",
     default=None,
@@ -76,6 +93,8 @@ def simulate(
     transcript_file: Path | None,
     reply_probability: float,
     optout_probability: float,
+    optout_phrases: tuple[str, ...],
+    scripts: tuple[str, ...],
     server: str | None,
     tick_s: int,
 ) -> None:
@@ -86,7 +105,6 @@ def simulate(
 
     Nothing sleeps: a week takes minutes. The scratch database and a private Redis are removed afterwards.
     """
-    from mirage.integrations.evolution_sim.config import HumanConfig
     from mirage.simulation.report import as_json, as_markdown, as_text
     from mirage.simulation.session import SimulationOptions, report_of, simulation
 
@@ -99,7 +117,7 @@ def simulate(
         start=first,
         seed=seed,
         tick=timedelta(seconds=tick_s),
-        human=HumanConfig(reply_probability=reply_probability, optout_probability=optout_probability),
+        human=_people(reply_probability, optout_probability, optout_phrases, scripts),
         scope=tenants or None,
         server=server,
     )
@@ -119,6 +137,29 @@ def simulate(
     if report.violations:
         click.echo(t("simulate.verdict_fail", n=report.violations), err=True)
         raise SystemExit(1)
+
+
+def _people(reply: float, optout: float, phrases: tuple[str, ...], scripts: tuple[str, ...]) -> Any:
+    """The simulated people: probabilities, extra opt-out phrases, scripted answers (`NUMBER=TEXT`)."""
+    from mirage.integrations.evolution_sim.config import HumanConfig
+    from mirage.integrations.evolution_sim.state import digits_of
+
+    by_number: dict[str, list[str]] = {}
+    for i, item in enumerate(scripts, 1):
+        number, sep, text = item.partition("=")
+        digits = digits_of(number)
+        if not sep or not text.strip() or len(digits) < 8:
+            raise click.BadParameter(
+                f"--script #{i} {item!r}: expected NUMBER=TEXT, a phone number with its country code, "
+                "then '=' and what the person answers",
+                param_hint="--script",
+            )
+        by_number.setdefault(digits, []).append(text)
+    human = HumanConfig(reply_probability=reply, optout_probability=optout, scripts=by_number)
+    extra = tuple(p for p in (p.strip() for p in phrases) if p)
+    human.optout_replies += extra
+    human.optout_keywords += extra
+    return human
 
 
 def _next_monday(today: date) -> date:

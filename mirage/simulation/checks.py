@@ -4,13 +4,17 @@ Each check counts offending messages (or rounds) and keeps them, so the report c
 recomputed here from the configuration with the pure core's arithmetic, independently of the runtime's own
 guards: a send the runtime should have refused shows up, and so does a configuration that keeps the runtime
 refusing (a window inside quiet hours, more rounds than a daily limit allows) (ADR 0039).
+
+Opt-outs are judged by what the person *meant* (`opts_out`: the simulated people's own rule, which may know
+phrases a tenant's `optout_keywords` do not), not by what the runtime recognised: a policy whose keywords miss
+how its people say stop shows up as messages after an opt-out (ADR 0054).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -21,6 +25,14 @@ from mirage.engine.quotas import daily_limit
 from mirage.engine.ramp import daily_message_cap
 from mirage.engine.rounds import DOW_OF_WEEKDAY, NO_REPEAT_DAYS, in_quiet_hours
 from mirage.engine.view import ConversationView
+
+OptoutRule = Callable[[str], bool]  # a person's message text -> they meant to opt out
+
+
+def runtime_rule(text: str) -> bool:
+    """The runtime's built-in rule (no policy keywords): what a person means when nothing else is known."""
+    return detect(text).verdict == "optout"
+
 
 CHECKS = ("quiet_hours", "hourly_limit", "daily_limit", "warmup", "after_optout", "out_of_turn", "repeated", "windows")
 
@@ -63,8 +75,10 @@ def run_checks(
     refused: Sequence[dict[str, Any]],
     ignored: Sequence[dict[str, Any]],
     days: Iterable[date],
+    opts_out: OptoutRule = runtime_rule,
 ) -> dict[str, Check]:
-    """Every check over the run; `days` are the simulated dates (tenant-local)."""
+    """Every check over the run; `days` are the simulated dates (tenant-local); `opts_out` tells which of the
+    people's messages meant an opt-out."""
     checks = {name: Check(name) for name in CHECKS}
     by_id = {v.id: v for v in views}
     by_tenant: dict[str, ConversationView] = {}
@@ -75,7 +89,7 @@ def run_checks(
     _quiet(checks["quiet_hours"], views, out, refused, by_tenant, days)
     sent = _quotas(checks, out, refused, by_id, by_tenant)
     _held_back(checks, views, rounds, sent, days)
-    _optout(checks["after_optout"], messages)
+    _optout(checks["after_optout"], messages, opts_out)
     _turns(checks["out_of_turn"], out, ignored)
     _repeats(checks["repeated"], out)
     _windows(checks["windows"], rounds, by_id, by_tenant)
@@ -182,18 +196,26 @@ def _held_back(
                         break
 
 
-def _optout(check: Check, messages: Sequence[dict[str, Any]]) -> None:
-    opted: dict[tuple[str, str], datetime] = {}
+def recognised(m: dict[str, Any]) -> bool:
+    """Whether the runtime acted on this person's message as an opt-out (or paused the contact to ask a person)."""
+    return (m.get("meta") or {}).get("optout") in ("optout", "ambiguous")
+
+
+def _optout(check: Check, messages: Sequence[dict[str, Any]], opts_out: OptoutRule) -> None:
+    opted: dict[tuple[str, str], dict[str, Any]] = {}
     for m in messages:  # time order
         if m["direction"] == "in":
             jid = str(m["from_jid"] or "")
-            if detect(str(m["body"] or "")).verdict == "optout":  # the runtime's own detector (ADR 0036)
-                opted.setdefault((m["tenant"], jid.split("@")[0]), m["at"])
+            if opts_out(str(m["body"] or "")):
+                opted.setdefault((m["tenant"], jid.split("@")[0]), m)
             continue
         who = str(m["to_jid"] or "").split("@")[0]
-        since = opted.get((m["tenant"], who))
-        if since is not None and m["at"] > since:
-            check.add(m["at"], m["tenant"], _who(m), f"{who} opted out at {since:%Y-%m-%d %H:%M} UTC")
+        said = opted.get((m["tenant"], who))
+        if said is not None and m["at"] > said["at"]:
+            why = f"{who} opted out at {said['at']:%Y-%m-%d %H:%M} UTC ({str(said['body'] or '')[:40]!r})"
+            if not recognised(said):
+                why += "; the runtime did not recognise it: add the phrase to the policy's optout_keywords"
+            check.add(m["at"], m["tenant"], _who(m), why)
 
 
 def _turns(check: Check, out: Sequence[dict[str, Any]], ignored: Sequence[dict[str, Any]]) -> None:

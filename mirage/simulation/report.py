@@ -13,11 +13,10 @@ from typing import Any
 
 from mirage.engine import cadence
 from mirage.engine.calendar import local_datetime
-from mirage.engine.optout import detect
 from mirage.engine.rounds import DOW_OF_WEEKDAY
 from mirage.engine.view import ConversationView
 from mirage.i18n import t
-from mirage.simulation.checks import CHECKS, Check, run_checks
+from mirage.simulation.checks import CHECKS, Check, OptoutRule, recognised, run_checks, runtime_rule
 
 MARKER = "<!-- mirage-simulation -->"  # the CI comment is found and updated by it
 MARKDOWN_FINDINGS = 10
@@ -68,8 +67,10 @@ def build_report(
     start: date,
     days: int,
     seed: int,
+    opts_out: OptoutRule = runtime_rule,
 ) -> Report:
-    """Everything the run shows, from the rows it left (pure: rows and views in)."""
+    """Everything the run shows, from the rows it left (pure: rows and views in); `opts_out` tells which of the
+    people's messages meant an opt-out (the simulated people's rule)."""
     dates = [start + timedelta(days=i) for i in range(days)]
     zone = {v.tenant_slug: v.timezone for v in views}
     for m in messages:
@@ -111,7 +112,7 @@ def build_report(
         for key in {r["number_a"], r["number_b"]} - {None}:
             tenants[r["tenant"]][key][day]["rounds"] += 1
     delays = _delays(views, messages)
-    checks = run_checks(views, messages, rounds, refused, ignored, dates)
+    checks = run_checks(views, messages, rounds, refused, ignored, dates, opts_out)
     talks = [r for r in rounds if r["target_id"] is None]  # conversation rounds; the others are outreach's
     stats = {
         "rounds": len(talks),
@@ -123,9 +124,16 @@ def build_report(
         "to_people": sum(1 for m in messages if m["direction"] == "out" and m["to_number_id"] is None),
     }
     optouts = [
-        {"at": row["at"], "tenant": row["tenant"], "person": row["from"], "number": row["to"], "text": row["text"]}
+        {
+            "at": row["at"],
+            "tenant": row["tenant"],
+            "person": row["from"],
+            "number": row["to"],
+            "text": row["text"],
+            "recognised": recognised(m),
+        }
         for row, m in zip(transcript, messages, strict=True)
-        if m["direction"] == "in" and detect(str(m["body"] or "")).verdict == "optout"
+        if m["direction"] == "in" and opts_out(str(m["body"] or ""))
     ]
     windows = _windows(views, rounds, dates)
     return Report(start, days, seed, tenants, delays, checks, transcript, windows, optouts, stats)

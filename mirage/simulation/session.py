@@ -26,6 +26,7 @@ from mirage.engine.clock import SettableClock
 from mirage.engine.view import ConversationView
 from mirage.errors import MirageError
 from mirage.integrations.evolution_sim.config import HumanConfig, SimConfig
+from mirage.integrations.evolution_sim.humans import is_optout
 from mirage.settings import environment, get_settings
 from mirage.simulation.driver import Driver, describe
 from mirage.simulation.events import EventHeap
@@ -311,8 +312,17 @@ def report_of(run: SimulationRun) -> Report:
     with db() as conn, tx(conn) as c:
         messages, rounds = transcript.messages(c), transcript.rounds(c)
         refused, ignored = transcript.refused(c), transcript.ignored(c)
+    human = run.options.human
     report = build_report(
-        views, messages, rounds, refused, ignored, start=run.options.start, days=run.options.days, seed=run.options.seed
+        views,
+        messages,
+        rounds,
+        refused,
+        ignored,
+        start=run.options.start,
+        days=run.options.days,
+        seed=run.options.seed,
+        opts_out=lambda text: is_optout(text, human),  # what the simulated people mean, not what Mirage knows
     )
     report.stats["wall_s"] = round(run.wall_s, 1)
     report.stats["driver"] = describe(run.driver.counts)

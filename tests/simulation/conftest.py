@@ -47,10 +47,20 @@ def simulate(server_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     return run
 
 
+def example(tmp_path: Path, tenant: str, edit: Callable[[Path], None] | None = None) -> Path:
+    """A tenants folder holding a copy of one shipped example tenant, changed by `edit`."""
+    root = tmp_path / "tenants.d"
+    shutil.copytree(EXAMPLES / tenant, root / tenant)
+    if edit is not None:
+        edit(root / tenant)
+    return root
+
+
 def padaria(tmp_path: Path, edit: Callable[[Path], None] | None = None) -> Path:
     """A copy of the padaria example (two bots, one pair), changed by `edit`."""
-    root = tmp_path / "tenants.d"
-    shutil.copytree(EXAMPLES / "padaria-do-ze", root / "padaria-do-ze")
-    if edit is not None:
-        edit(root / "padaria-do-ze")
-    return root
+    return example(tmp_path, "padaria-do-ze", edit)
+
+
+def aurora(tmp_path: Path, edit: Callable[[Path], None] | None = None) -> Path:
+    """A copy of the agencia-aurora example (bots, and outreach to people), changed by `edit`."""
+    return example(tmp_path, "agencia-aurora", edit)

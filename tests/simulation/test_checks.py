@@ -169,3 +169,31 @@ def test_a_send_the_runtime_refused_counts_against_the_rule_it_named(error: str,
     refused = [{**out(local(9), "Oi"), "error": error}]
     checks = run_checks([view()], [], [round_row(local(9))], refused, [], [MONDAY])
     assert checks[check].count == 1 and "refused" in checks[check].findings[0].why
+
+
+@pytest.mark.parametrize(
+    ("said", "runtime_verdict", "hint"),
+    [
+        ("me esquece", None, True),  # the person meant stop; the tenant's keywords did not know it
+        ("SAIR", "optout", False),  # recognised, yet a message went out after it: the runtime's own slip
+    ],
+    ids=["unrecognised-phrase", "recognised-word"],
+)
+def test_a_message_after_what_the_person_meant_as_an_opt_out_is_found_and_says_whether_the_runtime_knew(
+    said: str, runtime_verdict: str | None, hint: bool
+) -> None:
+    reply = human(local(9, 5), said)
+    reply["meta"] = {"optout": runtime_verdict} if runtime_verdict else {}
+    messages = [out(local(9), "Oi!", round_id=None), reply, out(local(10), "Tchau!", round_id=None)]
+    people = {"me esquece", "sair"}
+    checks = run_checks(
+        [view()], messages, [round_row(local(9))], [], [], [MONDAY], opts_out=lambda t: t.lower() in people
+    )
+    [finding] = checks["after_optout"].findings
+    assert said in finding.why and ("optout_keywords" in finding.why) is hint
+
+
+def test_a_phrase_the_people_do_not_mean_as_an_opt_out_is_not_one() -> None:
+    messages = [out(local(9), "Oi!", round_id=None), human(local(9, 5), "me esquece"), out(local(10), "Tchau!")]
+    checks = run_checks([view()], messages, [round_row(local(9))], [], [], [MONDAY])  # the built-in rule
+    assert checks["after_optout"].count == 0

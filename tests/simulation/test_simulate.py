@@ -4,13 +4,14 @@ rule on purpose."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from tests.simulation.conftest import EXAMPLES, Outcome, padaria
+from tests.simulation.conftest import EXAMPLES, Outcome, aurora, padaria
 
 CHECKS = ("quiet_hours", "hourly_limit", "daily_limit", "warmup", "after_optout", "out_of_turn", "repeated", "windows")
 
@@ -103,3 +104,49 @@ def test_a_person_who_opts_out_on_the_second_message_gets_nothing_more_and_the_r
     assert len(to_rosa) == 2 and to_rosa[1]["at"] < from_rosa[1]["at"]  # she opted out on the second message
     assert [(o["person"], o["text"]) for o in report.optouts] == [(rosa, "SAIR")]
     assert report.checks["after_optout"].count == 0  # the runtime sent her nothing after it
+
+
+ROSA = "+5511987001234"  # Dona Rosa, the first target of agencia-aurora's outreach policy
+
+
+def _policy_knows(phrase: str) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        path = folder / "outreach.yaml"
+        old = 'optout_keywords: [SAIR, PARAR, STOP, "não quero"]'
+        assert old in path.read_text()
+        path.write_text(path.read_text().replace(old, f'optout_keywords: [SAIR, PARAR, STOP, "não quero", "{phrase}"]'))
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "exit_code"),
+    [(None, 1), (_policy_knows("me esquece"), 0)],
+    ids=["policy-misses-her-words-exits-1", "policy-knows-her-words-exits-0"],
+)
+def test_a_person_who_opts_out_on_the_second_message_in_words_the_policy_misses_fails_the_optout_check(
+    simulate: Callable[..., Outcome], tmp_path: Path, edit: Callable[[Path], None] | None, exit_code: int
+) -> None:
+    out = simulate(
+        aurora(tmp_path, edit),
+        *("--days", "1", "--start", "2026-12-07", "--seed", "42", "--optout-phrase", "me esquece"),
+        *("--script", f"{ROSA}=Oi! Tudo bem? Quem fala?", "--script", f"{ROSA}=me esquece"),
+    )
+    rosa = ROSA.lstrip("+")
+    transcript = [json.loads(line) for line in out.transcript.splitlines()]
+    from_rosa = [m for m in transcript if m["from"] == rosa]
+    assert [m["text"] for m in from_rosa][:2] == ["Oi! Tudo bem? Quem fala?", "me esquece"]
+    assert [(o["person"], o["text"], o["recognised"]) for o in out.report["optouts"]] == [
+        (rosa, "me esquece", exit_code == 0)
+    ]
+    after = [m for m in transcript if m["to"] == rosa and m["at"] > from_rosa[1]["at"]]
+    assert out.exit_code == exit_code
+    failing = {name for name, c in out.report["checks"].items() if c["count"]}
+    assert failing == ({"after_optout"} if exit_code else set())
+    if exit_code:  # the runtime went on (its policy does not know the phrase): every message after it is listed
+        findings = out.report["checks"]["after_optout"]["findings"]
+        assert after and len(findings) == len(after)
+        assert "did not recognise it" in findings[0]["why"] and "optout_keywords" in findings[0]["why"]
+        assert "violation" in out.stderr
+    else:  # the policy knows it: the opt-out is recorded and nothing more goes to her
+        assert after == []

@@ -78,7 +78,9 @@ class HumanConfig:
     scripts: dict[str, list[str]] = field(default_factory=dict)  # digits -> replies, in order, then random ones
     replies: tuple[str, ...] = HUMAN_REPLIES
     optout_replies: tuple[str, ...] = OPTOUT_REPLIES
-    # What counts as opting out, decided by mirage.engine.optout.detect (these are its policy keywords).
+    # What these people mean as opting out: mirage.engine.optout.detect with these as its keywords. A person who
+    # opted out stops answering, and `mirage simulate` counts messages after it — even when the tenant's own
+    # policy keywords (what the runtime knows) miss the phrase (ADR 0054).
     optout_keywords: tuple[str, ...] = tuple(DEFAULT_OPTOUT_KEYWORDS)
     names: tuple[str, ...] = HUMAN_NAMES
 

@@ -49,5 +49,6 @@ def decide_reply(contact: SimContact, cfg: HumanConfig, rng: random.Random) -> R
 
 
 def is_optout(text: str, cfg: HumanConfig) -> bool:
-    """Whether this text opts the person out, by the rule Mirage's own detector applies (mirage.engine.optout)."""
+    """Whether the person means this text as an opt-out: Mirage's detector (mirage.engine.optout) with the people's
+    keywords, which may know phrases a tenant's policy does not."""
     return detect(text, cfg.optout_keywords).verdict == "optout"
