@@ -39,7 +39,8 @@ CONVERSATIONS = 5
 
 
 def agency(root: Path, t: int) -> None:
-    """One generated agency tenant: 15 numbers, 3 personas, 5 round-robin conversations of 4 numbers."""
+    """One generated agency tenant: 15 numbers, 3 personas, 5 round-robin conversations of 4 numbers. Numbers end
+    in 0001-0015: the simulator treats a number ending in seven zeros as not on WhatsApp."""
     d = root / f"agencia-{t:04d}"
     (d / "conversations").mkdir(parents=True)
     cc = f"{11 + t % 80:02d}"
@@ -63,7 +64,7 @@ def agency(root: Path, t: int) -> None:
     )
     (d / "personas.yaml").write_text(personas, encoding="utf-8")
     numbers = "numbers:\n" + "".join(
-        f"  n{n}: {{label: Número {n}, number: '+55{cc}9{t:04d}{n:04d}', persona: p{n % 3}, "
+        f"  n{n}: {{label: Número {n}, number: '+55{cc}9{t:04d}{n + 1:04d}', persona: p{n % 3}, "
         f"warmup_started_on: 2026-06-01}}\n"
         for n in range(NUMBERS)
     )

@@ -2,7 +2,8 @@
 virtual-time simulator, then the runtime driven day by day (ADR 0038).
 
 Real: Postgres (a scratch database on the configured server, dropped afterwards), Redis (a private embedded
-server in a temporary folder), Mirage's webhook service and the Evolution simulator on loopback, every RQ job.
+server in a temporary folder), Mirage's webhook service (its ASGI app, in this process, ADR 0051), the Evolution
+simulator on loopback, every RQ job's function.
 Virtual: the clock, and so every wait of the runtime and of the simulated phones and people.
 """
 
@@ -15,7 +16,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -28,9 +29,10 @@ from mirage.errors import MirageError
 from mirage.integrations.evolution_sim.config import HumanConfig, SimConfig
 from mirage.integrations.evolution_sim.humans import is_optout
 from mirage.settings import environment, get_settings
-from mirage.simulation.driver import Driver, describe
+from mirage.simulation.driver import Driver, Gate, describe
 from mirage.simulation.events import EventHeap
 from mirage.simulation.gate import any_may_start, window_open
+from mirage.simulation.inprocess import WebhookService
 from mirage.simulation.report import Report, build_report
 from mirage.simulation.world import VirtualWorld
 
@@ -39,7 +41,8 @@ log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 PLACEHOLDER_URLS = {"EVOLUTION_BASE_URL": "http://127.0.0.1:1", "EVOLUTION_API_KEY": "simulated"}
 SETUP_LEAD = timedelta(minutes=30)  # numbers connect this long before the first day starts
-AUTH_REFRESH_S = 1.1  # the webhook service learns new sessions at most once a second (wall time)
+# Where the instances' webhooks point: the driver hands each one to the webhook service's app in this process.
+WEB_URL = "http://mirage.simulated"
 
 
 class SimulationError(MirageError):
@@ -177,10 +180,9 @@ def _build(
     sim = serve_in_thread(create_sim_app(world=world))
     stack.callback(sim.stop)
     world.config.server_url = sim.url
-    web = serve_in_thread(create_app(get_settings()))
-    stack.callback(web.stop)
+    driver.service = WebhookService(create_app(get_settings()))  # called in this process, no socket (ADR 0051)
     stack.enter_context(
-        environment({"EVOLUTION_BASE_URL": sim.url, "EVOLUTION_API_KEY": config.api_key, "MIRAGE_PUBLIC_URL": web.url})
+        environment({"EVOLUTION_BASE_URL": sim.url, "EVOLUTION_API_KEY": config.api_key, "MIRAGE_PUBLIC_URL": WEB_URL})
     )
     lint = _apply(options, note)
     driver.gates = {"conversation_tick": tick_gate(load_views(start)), "outreach_tick": outreach_gate()}
@@ -218,31 +220,44 @@ def load_views(now: datetime) -> list[ConversationView]:
     return build_views(snapshot)[0]
 
 
-def tick_gate(views: list[ConversationView]) -> Callable[[datetime], bool]:
-    """Whether a conversation tick at an instant could start a round (see mirage.simulation.gate)."""
+def tick_gate(views: list[ConversationView]) -> Gate:
+    """The first of some instants at which a conversation tick could start a round (see mirage.simulation.gate):
+    the rounds are read once for all of them (nothing runs between the instants the driver asks about)."""
     from mirage.db import transcript
     from mirage.engine.rounds import RoundRecord
     from mirage.jobs.runtime import db, tx
 
-    def active(now: datetime) -> bool:
-        if not any(window_open(v, now) for v in views):
-            return False
+    def first_active(instants: Sequence[datetime]) -> datetime | None:
+        candidates = [now for now in instants if any(window_open(v, now) for v in views)]
+        if not candidates:
+            return None
         with db() as conn, tx(conn) as c:
-            rows = transcript.recent_rounds(c, now - timedelta(days=1))
-        rounds: dict[str, list[RoundRecord]] = {}
-        for r in rows:
-            rounds.setdefault(r["conversation_id"], []).append(
+            rows = transcript.recent_rounds(c, min(candidates) - timedelta(days=1))
+        records = [
+            (
+                r["conversation_id"],
                 RoundRecord(
                     r["window_date"], r["daypart"], int(r["seq"]), r["status"], r["created_at"], r["finished_at"]
-                )
+                ),
             )
-        return any_may_start(views, rounds, now)
+            for r in rows
+        ]
+        for now in candidates:
+            since = now - timedelta(days=1)  # the rounds the tick's own snapshot would hold
+            rounds: dict[str, list[RoundRecord]] = {}
+            for conversation, record in records:
+                if record.created_at >= since:
+                    rounds.setdefault(conversation, []).append(record)
+            if any_may_start(views, rounds, now):
+                return now
+        return None
 
-    return active
+    return first_active
 
 
-def outreach_gate() -> Callable[[datetime], bool]:
-    """Whether any active outreach policy may send at an instant (its days, dayparts and quiet hours)."""
+def outreach_gate() -> Gate:
+    """The first of some instants at which an active outreach policy may send (its days, dayparts and quiet hours)
+    while a target is still to start or in progress."""
     from mirage.db import transcript
     from mirage.engine.outreach import allowed_at
     from mirage.engine.view import parse_hhmm
@@ -260,13 +275,14 @@ def outreach_gate() -> Callable[[datetime], bool]:
         for p in policies
     ]
 
-    def active(now: datetime) -> bool:
-        if not any(allowed_at(now, *rule) is None for rule in rules):
-            return False
+    def first_active(instants: Sequence[datetime]) -> datetime | None:
+        first = next((now for now in instants if any(allowed_at(now, *rule) is None for rule in rules)), None)
+        if first is None:
+            return None
         with db() as conn, tx(conn) as c:  # a target still to start or in progress: the tick has work
-            return transcript.outreach_has_work(c)
+            return first if transcript.outreach_has_work(c) else None
 
-    return active
+    return first_active
 
 
 def _numbers() -> list[dict[str, Any]]:
@@ -286,7 +302,8 @@ def _connect(driver: Driver, sim_url: str, note: Say) -> None:
     import httpx
 
     driver.drain()  # provision jobs: instances created in the simulator, webhooks queued on the heap
-    time.sleep(AUTH_REFRESH_S)  # so the webhook service knows the new sessions when their webhooks arrive
+    if driver.service is not None:  # the webhook service knows the new sessions when their webhooks arrive
+        driver.service.forget_sessions()
     numbers = _numbers()
     missing = [f"{n['slug']}/{n['key']}" for n in numbers if not n["instance_name"]]
     if missing:

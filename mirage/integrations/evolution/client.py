@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -88,6 +90,13 @@ def _phones(method: str, path: str, numbers: Iterable[str], field: str) -> list[
     return list(dict.fromkeys(_phone(method, path, n, field) for n in numbers))
 
 
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's roots), built once per process: building it reads the CA bundle,
+    some 20-40 ms, and the runtime makes a client for every send."""
+    return httpx.create_ssl_context()
+
+
 class EvolutionClient:
     """One Evolution server; `api_key` is its global key (AUTHENTICATION_API_KEY), `token=` an instance's key."""
 
@@ -117,6 +126,7 @@ class EvolutionClient:
             base_url=self.base_url,
             timeout=timeout,
             transport=transport,
+            verify=_tls(),
             headers={"user-agent": f"mirage/{__version__}", "accept": "application/json"},
         )
 
