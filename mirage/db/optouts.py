@@ -55,8 +55,8 @@ def blocked_numbers(conn: Conn, tenant_id: str, wa_numbers: Iterable[str]) -> se
 
 
 def jid_of(wa_number: str) -> str:
-    """The phone JID Mirage addresses a contact by: `+5511…` -> `5511…@s.whatsapp.net`."""
-    return f"{wa_number.lstrip('+')}@s.whatsapp.net"
+    """The JID Mirage addresses a contact by: `+5511…` -> `5511…@s.whatsapp.net`; a JID (`NNN@lid`) as it is."""
+    return wa_number if "@" in wa_number else f"{wa_number.lstrip('+')}@s.whatsapp.net"
 
 
 @dataclass(frozen=True)
@@ -248,7 +248,7 @@ _TAKE_INBOUND = """
 update t_messages m set meta = m.meta || '{"optout": "none"}'
  where m.id = %s and m.direction = 'in' and m.from_number_id is null
    and not m.meta ? 'optout' and not m.meta ? 'placeholder'
-returning m.id::text, m.tenant_id::text, m.body,
+returning m.id::text, m.tenant_id::text, m.body, m.from_jid,
        coalesce((select c.wa_number from t_contacts c where c.id = m.contact_id),
                 case when m.from_jid like '%%@s.whatsapp.net' then '+' || split_part(m.from_jid, '@', 1) end)
          as wa_number,

@@ -80,7 +80,8 @@ update t_messages m set status = 'sending', sent_at = %(now)s, updated_at = %(no
    and public.may_contact(m.tenant_id, coalesce(
          (select c.wa_number from t_contacts c where c.id = m.contact_id),
          case when m.to_number_id is null and m.to_jid like '%%@s.whatsapp.net'
-              then '+' || split_part(m.to_jid, '@', 1) end))
+              then '+' || split_part(m.to_jid, '@', 1)
+              when m.to_number_id is null and m.to_jid like '%%@lid' then m.to_jid end))
 returning m.id::text, m.session_id::text
 """
 

@@ -37,13 +37,16 @@ def check_inbound(c: Conn, message_id: str, now: datetime) -> str:
     if d.verdict == "none":
         return "no opt-out"
     db_optouts.mark_scanned(c, message_id, d.verdict, d.phrase)
-    if m["wa_number"] is None:  # an @lid sender we hold no number for: nothing of ours can reach them anyway
-        log.warning("opt-out from a sender without a number", extra={"message_id": message_id, "verdict": d.verdict})
-        return f"{d.verdict} without a number"
-    extra = {"message_id": message_id, "tenant_id": m["tenant_id"], "phrase": d.phrase}
+    address = m["wa_number"] or _lid(m["from_jid"])
+    if address is None:  # neither a number nor a LID: nothing could ever match it
+        log.warning("opt-out from a sender without an address", extra={"message_id": message_id})
+        return f"{d.verdict} without an address"
+    # An @lid sender whose phone we do not know yet: recorded against the LID, it holds for the contact as soon as
+    # ingest learns that LID belongs to it (public.may_contact asks by the contact's LID too; ADR 0055).
+    extra = {"message_id": message_id, "tenant_id": m["tenant_id"], "phrase": d.phrase, "by_lid": not m["wa_number"]}
     if d.verdict == "optout":
         s = db_optouts.record_optout(
-            c, m["tenant_id"], m["wa_number"], now, keyword=d.phrase, source="keyword", message_id=message_id
+            c, m["tenant_id"], address, now, keyword=d.phrase, source="keyword", message_id=message_id
         )
         log.info("opt-out recorded", extra={**extra, "cancelled": s.cancelled, "targets": s.targets})
         if s.created and get_settings().optout_confirmation:
@@ -52,11 +55,13 @@ def check_inbound(c: Conn, message_id: str, now: datetime) -> str:
                 queues.MESSAGES, CONFIRM_JOB, job_id=f"optout-confirm:{message_id}", args=[message_id]
             )
         return f"opt-out: {s.cancelled} cancelled, {s.targets} targets"
-    s = db_optouts.pause_for_review(
-        c, m["tenant_id"], m["wa_number"], now, phrase=d.phrase or "", message_id=message_id
-    )
+    s = db_optouts.pause_for_review(c, m["tenant_id"], address, now, phrase=d.phrase or "", message_id=message_id)
     log.info("possible opt-out: contact paused for review", extra={**extra, "cancelled": s.cancelled})
     return f"paused for review: {s.cancelled} cancelled, {s.targets} targets"
+
+
+def _lid(jid: str | None) -> str | None:
+    return jid if jid and jid.endswith("@lid") and jid[:-4].isdigit() else None
 
 
 class NotCommittedYet(TemporaryError):

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from mirage.db.optouts import jid_of
 from tests.db.factories import TenantGraph, make_tenant_graph
 
 NOW = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
@@ -61,7 +62,7 @@ def queue_to_human(
             g.rows["t_rounds"],
             g.rows["t_numbers"],
             g.rows["t_contacts"] if by == "contact" else None,
-            f"{number.lstrip('+')}@s.whatsapp.net",
+            jid_of(number),
             Jsonb(meta),
             f"test:{uuid.uuid4()}",
             NOW,
@@ -80,20 +81,24 @@ def status_of(conn: Conn, message_id: str) -> str:
     return str(row["status"])
 
 
-def person_says(conn: Conn, scene: Scene, text: str, number: str = HUMAN) -> str:
-    """An incoming message from the person, stored as the ingest stores one (before its follow-up job runs)."""
+def person_says(conn: Conn, scene: Scene, text: str, number: str = HUMAN, *, lid: str | None = None) -> str:
+    """An incoming message from the person, stored as the ingest stores one (before its follow-up job runs).
+    With `lid`, as Evolution 2.3.6 may deliver it: `remoteJid=NNN@lid` and no phone, so no contact is matched
+    unless one already holds that LID."""
     g = scene.graph
     row = conn.execute(
         "insert into t_messages (tenant_id, session_id, to_number_id, contact_id, from_jid, to_jid, wa_msg_id, "
         "direction, body, meta, status) values (%s, %s, %s, (select id from t_contacts where tenant_id = %s "
-        "and wa_number = %s), %s, '5511999990001@s.whatsapp.net', %s, 'in', %s, '{}', 'received') returning id::text",
+        "and (wa_number = %s or lid = %s)), %s, '5511999990001@s.whatsapp.net', %s, 'in', %s, '{}', 'received') "
+        "returning id::text",
         (
             g.tenant_id,
             g.rows["t_sessions"],
             g.rows["t_numbers"],
             g.tenant_id,
-            number,
-            f"{number.lstrip('+')}@s.whatsapp.net",
+            None if lid else number,
+            lid,
+            lid or f"{number.lstrip('+')}@s.whatsapp.net",
             f"IN{uuid.uuid4().hex[:16].upper()}",
             text,
         ),

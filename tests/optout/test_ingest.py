@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from mirage.db import optouts
+from mirage.db import optouts, outbox
 from mirage.jobs.rounds import on_message
 from mirage.jobs.sweep import _unfollowed_messages
 from tests.optout.helpers import HUMAN, NOW, make_scene, person_says, queue_to_human, status_of
@@ -102,3 +102,53 @@ def test_optout_keyword_cancels_queued_messages(db: Conn, redis: Any, text: str)
     assert on_message(person_says(db, s, text)) == "opt-out: 1 cancelled, 1 targets"
     assert status_of(db, queued) == "cancelled"
     assert _target(db, s.tenant) == "optout"
+
+
+LID = "123456789012345@lid"
+
+
+def _learn_lid(db: Conn, s: Any) -> None:
+    """What ingest does when a later event carries the LID with the phone (remoteJidAlt): the contact holds it."""
+    db.execute("update t_contacts set lid = %s where id = %s", (LID, s.contact))
+    db.commit()
+
+
+@pytest.mark.parametrize(
+    ("text", "outcome"), [("SAIR", "opt-out"), ("para com isso kkk", "paused for review")], ids=["optout", "review"]
+)
+def test_an_optout_from_a_lid_without_a_phone_holds_for_the_contact_once_the_lid_is_known(
+    db: Conn, redis: Any, text: str, outcome: str
+) -> None:
+    s = make_scene(db)
+    said = person_says(db, s, text, lid=LID)
+    assert on_message(said).startswith(outcome)
+    assert not optouts.may_contact(db, s.tenant, LID)  # recorded against the LID
+    assert optouts.may_contact(db, s.tenant, HUMAN)  # nobody knows yet whose LID it is
+    queued = queue_to_human(db, s)  # a message to the contact, by its phone number
+    _learn_lid(db, s)
+    assert not optouts.may_contact(db, s.tenant, HUMAN)
+    assert outbox.claim(db, queued, NOW, quiet=False) is None  # the claim refuses it
+    db.commit()
+    assert status_of(db, queued) == "queued"
+
+
+def test_a_reply_addressed_to_an_opted_out_lid_is_cancelled_and_never_claimed(db: Conn, redis: Any) -> None:
+    s = make_scene(db)
+    db.execute("delete from t_contacts where id = %s", (s.contact,))  # a stranger known only by the LID
+    db.commit()
+    to_lid = queue_to_human(db, s, by="jid", number=LID)
+    assert on_message(person_says(db, s, "STOP", lid=LID)).startswith("opt-out: 1 cancelled")
+    assert status_of(db, to_lid) == "cancelled"
+    late = queue_to_human(db, s, by="jid", number=LID)  # queued by a sender that did not ask may_contact
+    assert outbox.claim(db, late, NOW, quiet=False) is None
+    db.commit()
+
+
+def test_a_lid_the_contact_holds_already_opts_out_its_number(db: Conn, redis: Any) -> None:
+    s = make_scene(db)
+    _learn_lid(db, s)
+    said = person_says(db, s, "SAIR", lid=LID)
+    assert on_message(said).startswith("opt-out")
+    row = db.execute("select wa_number from t_optouts where message_id = %s", (said,)).fetchone()
+    db.commit()
+    assert row == {"wa_number": HUMAN}
