@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis as redis_lib
 from rq import Queue
@@ -92,3 +94,37 @@ def test_a_worker_listens_for_commands_with_a_short_poll_so_it_exits_promptly(
     finally:
         worker.unsubscribe()
     assert not worker.pubsub_thread.is_alive()
+
+
+@pytest.mark.parametrize("simple", [True, False], ids=["in-process", "forking"])
+def test_a_worker_stops_a_job_that_outlives_its_timeout(redis: redis_lib.Redis, simple: bool) -> None:
+    """rq applies its SIGALRM death penalty wherever the job runs: in the worker process too (ADR 0048)."""
+    from mirage.jobs.worker import make_worker
+
+    job = Queue(ROUNDS, connection=redis).enqueue("time.sleep", 30, job_timeout=1)
+    started = time.monotonic()
+    make_worker([ROUNDS], simple=simple, connection=redis).work(burst=True, with_scheduler=False)
+    assert time.monotonic() - started < 20
+    result = job.latest_result()
+    assert job.is_failed and result is not None and "JobTimeoutException" in (result.exc_string or "")
+
+
+def test_a_worker_keeps_one_postgres_connection_and_one_redis_client_between_jobs(
+    database_url: str, redis: redis_lib.Redis
+) -> None:
+    from mirage.jobs import queues
+    from mirage.jobs.runtime import db
+
+    def backend() -> int:
+        with db() as conn:
+            return int(conn.execute("select pg_backend_pid() as pid").fetchone()["pid"])
+
+    with queues.kept_connections():
+        first, second = backend(), backend()
+        with db() as outer:
+            nested = backend()  # the kept connection is in use: a fresh one, closed after
+            assert not outer.closed
+        assert queues.connection() is queues.connection()
+    assert first == second != nested
+    assert outer.closed  # closed with the block
+    assert backend() != first and queues.connection() is not queues.connection()  # outside a worker: per use

@@ -69,7 +69,11 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 )
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty instead of waiting for new jobs.")
 @click.option(
-    "--simple", is_flag=True, help="Run jobs in the worker process instead of a forked child (tests, debugging)."
+    "--fork/--simple",
+    default=False,
+    show_default=True,
+    help="Run each job in a forked child (isolation, several times slower) instead of in the worker process "
+    "(the default, reusing its connections); job timeouts hold either way.",
 )
 @click.option(
     "--scheduler/--no-scheduler",
@@ -77,7 +81,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     show_default=True,
     help="Also move delayed jobs and retries onto their queues when they are due.",
 )
-def worker(queues: tuple[str, ...], burst: bool, simple: bool, scheduler: bool) -> None:
+def worker(queues: tuple[str, ...], burst: bool, fork: bool, scheduler: bool) -> None:
     """Run an RQ worker over Mirage's queues (instances, events, rounds, messages) on REDIS_URL.
 
     Every job logs with the correlation id of the request or job that enqueued it. Run as many workers
@@ -90,7 +94,7 @@ def worker(queues: tuple[str, ...], burst: bool, simple: bool, scheduler: bool) 
     except ValueError as e:
         raise MirageError(str(e)) from e
     click.echo(t("ingest.worker_start", queues=", ".join(names)), err=True)
-    ran = run_worker(names, burst=burst, simple=simple, scheduler=scheduler)
+    ran = run_worker(names, burst=burst, simple=not fork, scheduler=scheduler)
     if burst:
         click.echo(t("ingest.worker_burst_done" if ran else "ingest.worker_idle"), err=True)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +14,7 @@ from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import JobStatus
 
-from mirage.backends import redis_client
+from mirage.backends import redis_backend, redis_client
 from mirage.logs import current_context
 
 # One queue per kind of work, so slow sends never delay instance lifecycle or the schedulers.
@@ -27,8 +29,40 @@ _INVALID_ID = re.compile(r"[^A-Za-z0-9_-]")
 DEFAULT_RETRY = Retry(max=5, interval=[5, 15, 60, 180, 600])
 
 
+# What a long-running worker keeps between jobs (`kept_connections()`): Redis clients by ("redis", pid, URL), and
+# `mirage.jobs.runtime.db()`'s idle Postgres connections by ("postgres", pid, URL). None outside a worker: tests,
+# the CLI and the demo open per use, so nothing holds a scratch database or a swapped Redis.
+_kept: dict[tuple[str, int, str], Any] | None = None
+
+
+@contextlib.contextmanager
+def kept_connections() -> Iterator[None]:
+    """Inside this block `connection()` returns one Redis client (one connection pool) per URL instead of a new
+    client, and a new TCP connection, per enqueue, and `runtime.db()` reuses its Postgres connection (an
+    in-process worker runs hundreds of jobs a second; connecting costs a few ms each). All closed at the end."""
+    global _kept
+    before, _kept = _kept, {}
+    try:
+        yield
+    finally:
+        kept, _kept = _kept, before
+        for value in kept.values():
+            value.close()
+
+
+def kept() -> dict[tuple[str, int, str], Any] | None:
+    """The current `kept_connections()` store, or None outside one."""
+    return _kept
+
+
 def connection() -> Redis:
-    return redis_client()  # type: ignore[no-any-return]
+    if _kept is None:
+        return redis_client()  # type: ignore[no-any-return]
+    key = ("redis", os.getpid(), redis_backend().url)
+    client: Redis | None = _kept.get(key)
+    if client is None:
+        client = _kept[key] = redis_client()
+    return client
 
 
 def queue(name: str, conn: Redis | None = None) -> Queue:

@@ -14,9 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from mirage.db import rounds as db_rounds
-from mirage.db.connect import connect
+from mirage.db.connect import connect, database_url
 from mirage.db.sessions import service_session
 from mirage.engine.clock import Clock, clock_from_spec
 from mirage.engine.rounds import PlanState, RoundRecord, RoundState
@@ -68,12 +69,33 @@ def simulated(virtual: Clock, seed: int) -> Iterator[None]:
 
 @contextlib.contextmanager
 def db() -> Iterator[Conn]:
-    """A connection in autocommit mode: each `service_session(conn)` block is one transaction."""
-    conn = connect(autocommit=True)
+    """A connection in autocommit mode: each `service_session(conn)` block is one transaction.
+
+    Under `queues.kept_connections()` (a worker) it is the process's kept connection when that one is idle and
+    healthy (a nested `db()` gets a fresh one); a connection left broken or inside a transaction is closed."""
+    kept = queues.kept()
+    key = ("postgres", os.getpid(), database_url()) if kept is not None else None
+    conn = kept.pop(key, None) if kept is not None and key is not None else None
+    if conn is not None and (conn.closed or conn.info.transaction_status != TransactionStatus.IDLE):
+        conn.close()
+        conn = None
+    if conn is None:
+        conn = connect(autocommit=True)
     try:
         yield conn
     finally:
-        conn.close()
+        reusable = (
+            kept is not None
+            and key is not None
+            and kept is queues.kept()
+            and key not in kept
+            and not conn.closed
+            and conn.info.transaction_status == TransactionStatus.IDLE
+        )
+        if reusable:
+            kept[key] = conn  # type: ignore[index]
+        else:
+            conn.close()
 
 
 def tx(conn: Conn) -> contextlib.AbstractContextManager[Conn]:

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="no-untyped-call"
+# (rq's scheduler methods carry no annotations; MirageScheduler calls them as rq's own loop does)
 """RQ workers for Mirage's queues; each job runs inside the log context of whatever enqueued it.
 
 `mirage.jobs.queues.enqueue_unique` stores the producer's context (correlation id, tenant, ...) in
@@ -9,12 +11,15 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import time
 from collections.abc import Sequence
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, Worker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.scheduler import RQScheduler
 from rq.worker import BaseWorker
 
 from mirage.backends import redis_backend
@@ -35,6 +40,62 @@ def queue_names(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+# rq's scheduler (the one a worker starts with `with_scheduler`) moves due jobs to their queues once a second; a
+# scheduled send then waits up to a second more than its whole-second score. Polling every SCHEDULER_POLL_S bounds
+# that part of a send's lateness (issue 11: p99 <= 2 s) at a few Redis reads per poll, in one process per queue set.
+SCHEDULER_POLL_S = 0.2
+
+
+class MirageScheduler(RQScheduler):
+    """rq's scheduler, polling every SCHEDULER_POLL_S; its heartbeat (and lock refresh) stays once a second."""
+
+    def work(self) -> None:
+        self._install_signal_handlers()
+        self.register_birth()
+        beat = 0.0
+        while not self._stop_requested:
+            if self.should_reacquire_locks:
+                self.acquire_locks()
+            if time.monotonic() - beat >= self.interval:
+                self.heartbeat()
+                beat = time.monotonic()
+            self.enqueue_scheduled_jobs()
+            time.sleep(SCHEDULER_POLL_S)
+        self.stop()
+
+
+class _PromptScheduler:
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        """rq's own `_start_scheduler`, with MirageScheduler instead of RQScheduler."""
+        worker: BaseWorker = self  # type: ignore[assignment]
+        worker.scheduler = scheduler = MirageScheduler(
+            worker.queues,
+            connection=worker.connection,
+            logging_level=logging_level if logging_level is not None else worker.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=worker.serializer,
+        )
+        scheduler.acquire_locks()
+        if not scheduler.acquired_locks:
+            return
+        if not burst:
+            scheduler.start()
+            return
+        try:
+            scheduler.register_birth()
+            scheduler.enqueue_scheduled_jobs()
+        finally:
+            scheduler.release_locks()
+            scheduler.register_death()
+
+
 # rq 3.0 listens for commands (shutdown, stop-job) on a pub/sub thread that sleeps up to 60 s per poll and, on
 # teardown, calls the thread's stop(), which redis-py 8 turned into a join without a timeout: a worker could take a
 # minute to exit (SIGTERM from docker/systemd, every `--burst` run, every test). Polling every PUBSUB_POLL_S bounds
@@ -42,7 +103,7 @@ def queue_names(names: Sequence[str]) -> tuple[str, ...]:
 PUBSUB_POLL_S = 0.5
 
 
-class _PromptExit:
+class _PromptExit(_PromptScheduler):
     def subscribe(self) -> None:
         worker: BaseWorker = self  # type: ignore[assignment]
         worker.pubsub = worker.connection.pubsub()
@@ -61,7 +122,10 @@ class MirageSimpleWorker(_PromptExit, SimpleWorker):
 
 
 def make_worker(names: Sequence[str] = (), *, simple: bool = False, connection: Redis | None = None) -> BaseWorker:
-    """A worker over `names` (default all); `simple` runs jobs in-process (no fork, no job timeouts)."""
+    """A worker over `names` (default all); `simple` runs jobs in the worker process, else each in a forked child.
+
+    Either way a job's timeout is enforced: rq's `perform_job` wraps the job in the death penalty (SIGALRM) in
+    whichever process runs it, the worker itself for the simple worker (ADR 0048)."""
     conn = connection or q.connection()
     queues = [Queue(name, connection=conn) for name in queue_names(names)]
     cls: type[BaseWorker] = MirageSimpleWorker if simple else MirageWorker
@@ -81,18 +145,23 @@ def run_worker(
     names: Sequence[str] = (),
     *,
     burst: bool = False,
-    simple: bool = False,
+    simple: bool = True,
     scheduler: bool = True,
     connection: Redis | None = None,
 ) -> bool:
     """Work until stopped (or, with `burst`, until the queues are empty); True if any job was run.
 
+    `simple` (the default, ADR 0048) runs the jobs in this process, keeping one Postgres connection and one Redis
+    client between them; `simple=False` forks a child per job (isolation, at a fork and fresh connections a job).
     An unreachable Redis is a one-line ServiceError naming the (masked) URL, not a traceback.
     """
     preload()
     try:
         worker = make_worker(names, simple=simple, connection=connection)
-        return bool(worker.work(burst=burst, with_scheduler=scheduler))
+        if not simple:
+            return bool(worker.work(burst=burst, with_scheduler=scheduler))
+        with q.kept_connections():
+            return bool(worker.work(burst=burst, with_scheduler=scheduler))
     except (RedisConnectionError, RedisTimeoutError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ServiceError(
