@@ -154,12 +154,26 @@ def count_failure(conn: Conn, number_id: str) -> int:
     return int(row["send_failures"]) if row else 0
 
 
+_COUNTED_SINCE = """
+select (select count(*) from t_messages where direction = 'out' and from_number_id = %(number)s
+           and status = any(%(statuses)s::msg_status[]) and sent_at >= %(start)s and sent_at < %(end)s)
+     + (select count(*) from t_outreach_targets tg
+          join t_outreach_policies p on p.id = tg.policy_id
+         where p.number_id = %(number)s and tg.checked_at >= %(start)s and tg.checked_at < %(end)s) as n
+"""
+
+
 def counted_since(conn: Conn, number_id: str, start: datetime, end: datetime) -> int:
-    """Messages from `number_id` that left (or may have) in [start, end): the truth quota counters rebuild from."""
+    """Quota units `number_id` spent in [start, end): messages that left (or may have), and the WhatsApp number
+    checks of its outreach policy (one unit each, as `outreach_check` takes) — the truth quota counters rebuild from."""
     row = conn.execute(
-        "select count(*) as n from t_messages where direction = 'out' and from_number_id = %s "
-        "and status = any(%s::msg_status[]) and sent_at >= %s and sent_at < %s",
-        (number_id, list(COUNTED_STATUSES), start, end),
+        _COUNTED_SINCE,
+        {
+            "number": number_id,
+            "statuses": list(COUNTED_STATUSES),
+            "start": start,
+            "end": end,
+        },
     ).fetchone()
     return int(row["n"]) if row else 0
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from click.testing import CliRunner
 
 from mirage.cli import cli
+from mirage.db import outbox
 from mirage.engine.cadence import TYPING_MAX_MS
 from mirage.engine.calendar import DAYPART_SPANS, contains, local_datetime
 from mirage.engine.ramp import new_contacts_cap
@@ -218,3 +219,21 @@ def test_the_policy_hourly_and_daily_limits_bind_checks_and_messages_together(
     assert sum(1 for p in people if camp.sent_to(p)) == 3
     states = Counter(t["status"] for t in camp.targets().values())
     assert states == {"in_progress": 3, "pending": 3}
+
+
+def test_a_number_check_still_counts_against_the_numbers_quota_after_redis_is_flushed(
+    make_campaign: Callable[..., Campaign],
+) -> None:
+    person = "+5511955550031"
+    camp = make_campaign(humans=HumanConfig(reply_probability=0.0))
+    camp.policy("campanha", "bot1", [(person, 0)])
+    assert outreach_tick()["started"] == 1
+    camp.h.settle()  # the check ran and took one unit of bot1's hour and day
+    [check] = camp.h.rows("select checked_at from t_outreach_targets where checked_at is not null")
+    camp.h.redis.flushdb()  # Redis restarted empty: the counters are rebuilt from Postgres
+    number = str(camp.h.numbers["bot1"])
+    hour = check["checked_at"].replace(minute=0, second=0, microsecond=0)
+    with camp.h.db.transaction():
+        spent = outbox.counted_since(camp.h.db, number, hour, hour + timedelta(hours=1))
+    sent = len(camp.sent_to(person))
+    assert spent == 1 + sent  # the check is a unit of the truth, not only of the lost counter
