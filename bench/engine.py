@@ -106,70 +106,79 @@ def _fill(url: str, lo: int, hi: int, conversations: int) -> None:
                 )
 
 
-def _tick_figures(url: str) -> dict[str, Any]:
-    from mirage.db import rounds as db_rounds
-    from mirage.engine.rounds import RoundPlan, plan_rounds
-    from mirage.jobs.runtime import build_views, plan_state, since_for_snapshot
+def _tick_figures(url: str, redis_url: str) -> list[dict[str, Any]]:
+    """The first tick of a cron process (it builds every view) and the next ones (views from the cache, rows
+    unchanged): each tick's own code (ViewCache.load + plan_tick, quota counters read from Redis), timed."""
+    from redis import Redis
+
+    from mirage.engine.rounds import RoundPlan
+    from mirage.jobs.quota import QuotaCounter
+    from mirage.jobs.runtime import since_for_snapshot
+    from mirage.jobs.viewcache import ViewCache, plan_tick
 
     now = MONDAY_0900_SP
-    best: dict[str, Any] = {}
-    for _ in range(3):
-        with psycopg.connect(url, row_factory=dict_row) as conn:
+    counter = QuotaCounter(Redis.from_url(redis_url))
+    ticks: list[dict[str, Any]] = []
+    for _ in range(3):  # a fresh cron process each time: best of 3 cold ticks, best of 3x3 warm ones
+        cache = ViewCache()
+        for _ in range(4):
+            with psycopg.connect(url, row_factory=dict_row) as conn:
+                loaded = cache.load(conn, since_for_snapshot(now))
             t0 = time.perf_counter()
-            snapshot = db_rounds.load_snapshot(conn, since_for_snapshot(now))
-            t1 = time.perf_counter()
-        views, skipped = build_views(snapshot)
-        t_views = time.perf_counter()
-        states = {v.id: plan_state(snapshot.conversations[v.id], snapshot.busy_numbers) for v in views}
-        decisions = plan_rounds(views, states, now, random.Random(7))
-        t2 = time.perf_counter()
-        figures = {
-            "load_ms": (t1 - t0) * 1000,
-            "plan_ms": (t2 - t1) * 1000,
-            "views_ms": (t_views - t1) * 1000,
-            "queries": snapshot.queries,
-            "conversations": len(snapshot.conversations),
-            "tenants": len(snapshot.tenants),
-            "skipped": len(skipped),
-            "rounds": sum(isinstance(d, RoundPlan) for d in decisions),
-        }
-        if not best or figures["plan_ms"] < best["plan_ms"]:
-            best = figures
-    return best
+            decisions = plan_tick(loaded, now, random.Random(7), counter.used)
+            plan_s = time.perf_counter() - t0
+            ticks.append(
+                {
+                    "cold": loaded.rebuilt > 0,
+                    "load_ms": loaded.sql_s * 1000,
+                    "views_ms": loaded.build_s * 1000,
+                    "plan_ms": (loaded.build_s + plan_s) * 1000,
+                    "queries": loaded.queries,
+                    "conversations": len(loaded.views) + len(loaded.skipped),
+                    "tenants": len(loaded.state.tenants),
+                    "skipped": len(loaded.skipped),
+                    "rounds": sum(isinstance(d, RoundPlan) for d in decisions),
+                }
+            )
+    return [min((t for t in ticks if t["cold"] is cold), key=lambda t: t["plan_ms"]) for cold in (True, False)]
 
 
-def bench_tick(server: str, tenants: int, per_tenant: int) -> None:
+def bench_tick(server: str, redis_url: str, tenants: int, per_tenant: int) -> None:
     url = create_database(server, f"mirage_bench_tick_{uuid.uuid4().hex[:8]}")
     try:
         small_n = max(1, tenants // 10)
         _fill(url, 1, small_n, per_tenant)
-        small = _tick_figures(url)
+        small = _tick_figures(url, redis_url)
         _fill(url, small_n + 1, tenants, per_tenant)
-        big = _tick_figures(url)
+        big = _tick_figures(url, redis_url)
     finally:
         drop_database(server, conninfo_to_dict(url)["dbname"])
     print(
-        f"tick: {big['conversations']:,} conversations in {big['tenants']} tenants "
-        f"({big['rounds']:,} rounds planned, {big['skipped']} skipped; best of 3)"
+        f"tick: {big[0]['conversations']:,} conversations in {big[0]['tenants']} tenants "
+        f"({big[0]['rounds']:,} rounds planned, {big[0]['skipped']} skipped; best of 3 cold, of 9 warm)"
     )
-    line(
-        "plan (views + plan_rounds)",
-        f"{big['plan_ms']:.0f} ms",
-        f"<= {TARGETS['plan_ms']:.0f} ms",
-        big["plan_ms"] <= TARGETS["plan_ms"],
-    )
-    print(
-        f"  {'of which: effective views':<44} {big['views_ms']:>11.0f} ms, plan_rounds "
-        f"{big['plan_ms'] - big['views_ms']:.0f} ms"
-    )
-    print(f"  {'load snapshot (for information)':<44} {big['load_ms']:>11.0f} ms")
+    for name, t, s in (
+        ("cold (first tick: builds every view)", big[0], small[0]),
+        ("warm (views cached)", big[1], small[1]),
+    ):
+        line(
+            f"plan, {name}",
+            f"{t['plan_ms']:.0f} ms",
+            f"<= {TARGETS['plan_ms']:.0f} ms",
+            t["plan_ms"] <= TARGETS["plan_ms"],
+        )
+        print(
+            f"  {'  of which: effective views':<44} {t['views_ms']:>11.0f} ms, states + quotas + plan_rounds "
+            f"{t['plan_ms'] - t['views_ms']:.0f} ms"
+        )
+        print(f"  {'  load rows (for information)':<44} {t['load_ms']:>11.0f} ms")
+        line(
+            "  queries, 10x fewer tenants vs all",
+            f"{s['queries']} vs {t['queries']}",
+            "equal",
+            s["queries"] == t["queries"],
+        )
     print(f"  {'machine load average (2 cores, shared)':<44} {os.getloadavg()[0]:>14.1f}")
-    line(
-        "snapshot queries, 10x fewer tenants vs all",
-        f"{small['queries']} vs {big['queries']}",
-        "equal",
-        small["queries"] == big["queries"],
-    )
 
 
 # --- active conversations against the simulator -------------------------------------------------------------------
@@ -505,7 +514,7 @@ def main() -> None:
         server = os.environ.get("DATABASE_URL") or ensure_postgres(BENCH_STATE)
         redis_url = os.environ.get("REDIS_URL") or f"{ensure_redis(BENCH_STATE)}?db=3"
         if "tick" not in skip:
-            bench_tick(server, args.tenants, args.conversations_per_tenant)
+            bench_tick(server, redis_url, args.tenants, args.conversations_per_tenant)
         if "active" not in skip:
             bench_active(server, redis_url, args.active, args.seconds, args.fork)
         if "rss" not in skip:

@@ -4,7 +4,7 @@ no SQL `now()` decides anything here (ADR 0025)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -22,6 +22,7 @@ class TenantRows:
     settings: Row
     numbers: dict[str, Row] = field(default_factory=dict)
     personas: dict[str, Row] = field(default_factory=dict)
+    config_version: str | None = None  # changes with any configuration row of the tenant (ADR 0045)
 
 
 @dataclass
@@ -38,17 +39,20 @@ class ConversationRows:
 
 @dataclass
 class Snapshot:
-    """Everything one tick needs, for every tenant (or one conversation)."""
+    """Everything one tick needs, for every tenant (or one conversation). `conversations` holds the configuration
+    rows of the tenants asked for (`config_of`); `rounds` / `total_rounds` are every conversation's, always."""
 
     tenants: dict[str, TenantRows]
     conversations: dict[str, ConversationRows]
     busy_numbers: frozenset[str]
     queries: int = 0
+    rounds: dict[str, list[Row]] = field(default_factory=dict)  # conversation id -> recent rounds
+    total_rounds: dict[str, int] = field(default_factory=dict)  # conversation id -> all its rounds ever
 
 
 _TENANTS = """
-select t.id::text, t.slug, t.timezone, s.min_delay_ms, s.max_delay_ms, s.hourly_burst_limit, s.daily_limit,
-       s.quiet_hours, s.humanize, s.allow_bot_to_bot
+select t.id::text, t.slug, t.timezone, t.config_version::text, s.min_delay_ms, s.max_delay_ms,
+       s.hourly_burst_limit, s.daily_limit, s.quiet_hours, s.humanize, s.allow_bot_to_bot
   from t_tenants t join t_settings_tenant s on s.tenant_id = t.id
  where t.archived_at is null {tenant_filter}
 """
@@ -96,11 +100,19 @@ select distinct unnest(array[number_a_id, number_b_id])::text as id from t_round
 
 
 def load_snapshot(
-    conn: Conn, since: date, *, tenant_id: str | None = None, conversation_id: str | None = None
+    conn: Conn,
+    since: date,
+    *,
+    tenant_id: str | None = None,
+    conversation_id: str | None = None,
+    config_of: Collection[str] | None = None,
 ) -> Snapshot:
-    """Every active conversation with its configuration and recent rounds: 11 queries, whatever the fleet size."""
+    """Every active conversation with its configuration and recent rounds: 11 queries, whatever the fleet size.
+
+    `config_of`: load configuration rows (personas, conversations and their children) only for these tenants;
+    empty -> none (4 queries: tenants with their settings and config_version, numbers, rounds, busy numbers)."""
     tf = "and tenant_id = %(tenant)s" if tenant_id else ""
-    params = {"tenant": tenant_id, "since": since, "conversation": conversation_id}
+    params = {"tenant": tenant_id, "since": since}
     queries = 0
 
     def run(sql: str, **fmt: str) -> list[Row]:
@@ -111,13 +123,54 @@ def load_snapshot(
     tenants = {
         r["id"]: TenantRows(
             tenant={"id": r["id"], "slug": r["slug"], "timezone": r["timezone"]},
-            settings={k: r[k] for k in r if k not in ("id", "slug", "timezone")},
+            settings={k: r[k] for k in r if k not in ("id", "slug", "timezone", "config_version")},
+            config_version=r["config_version"],
         )
         for r in run(_TENANTS, tenant_filter="and t.id = %(tenant)s" if tenant_id else "")
     }
     for r in run(_NUMBERS):
         if r["tenant_id"] in tenants:
             tenants[r["tenant_id"]].numbers[r["id"]] = r
+    conversations: dict[str, ConversationRows] = {}
+    if config_of is None or config_of:
+        conversations, n = load_configuration(
+            conn, tenants, tenant_ids=config_of, tenant_id=tenant_id, conversation_id=conversation_id
+        )
+        queries += n
+    rounds: dict[str, list[Row]] = {}
+    totals: dict[str, int] = {}
+    for r in run(_ROUNDS):
+        rounds.setdefault(r["conversation_id"], []).append(r)
+        totals[r["conversation_id"]] = int(r["total"])
+        c = conversations.get(r["conversation_id"])
+        if c is not None:
+            c.rounds.append(r)
+            c.total_rounds = int(r["total"])
+    busy = frozenset(r["id"] for r in run(_BUSY) if r["id"])
+    return Snapshot(tenants, conversations, busy, queries, rounds, totals)
+
+
+def load_configuration(
+    conn: Conn,
+    tenants: dict[str, TenantRows],
+    *,
+    tenant_ids: Collection[str] | None = None,
+    tenant_id: str | None = None,
+    conversation_id: str | None = None,
+) -> tuple[dict[str, ConversationRows], int]:
+    """The configuration rows of `tenant_ids` (None: every tenant) in 7 queries: each tenant's personas (into
+    `tenants`) and its active conversations with their children; and the number of queries sent."""
+    tf = ("and tenant_id = %(tenant)s" if tenant_id else "") + (
+        " and tenant_id = any(%(tenant_ids)s::uuid[])" if tenant_ids is not None else ""
+    )
+    params = {"tenant": tenant_id, "tenant_ids": list(tenant_ids or ()), "conversation": conversation_id}
+    queries = 0
+
+    def run(sql: str, **fmt: str) -> list[Row]:
+        nonlocal queries
+        queries += 1
+        return conn.execute(sql.format(**{"tenant_filter": tf, **fmt}), params).fetchall()
+
     for r in run(_PERSONAS):
         if r["tenant_id"] in tenants:
             tenants[r["tenant_id"]].personas[r["id"]] = r
@@ -136,13 +189,7 @@ def load_snapshot(
                 c.settings = r
             else:
                 getattr(c, name).append(r)
-    for r in run(_ROUNDS):
-        c = conversations.get(r["conversation_id"])
-        if c is not None:
-            c.rounds.append(r)
-            c.total_rounds = int(r["total"])
-    busy = frozenset(r["id"] for r in run(_BUSY) if r["id"])
-    return Snapshot(tenants, conversations, busy, queries)
+    return conversations, queries
 
 
 _INSERT_ROUNDS = """

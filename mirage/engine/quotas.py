@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from mirage.engine.calendar import local_datetime, tenant_zone
 from mirage.engine.ramp import daily_message_cap
@@ -37,6 +38,41 @@ def daily_limit(tenant_daily_limit: int, warmup_started_on: date | None, today: 
     return min(tenant_daily_limit, daily_message_cap(warmup_started_on, today))
 
 
+@dataclass(frozen=True)
+class QuotaClock:
+    """The spans the counters of a send at one instant in one tenant zone count: the same for every number, so a
+    caller asking for many numbers (the tick) works them out once."""
+
+    hour_start: datetime  # UTC
+    hour_tag: str
+    day: date  # tenant-local
+    day_tag: str
+    day_start: datetime  # UTC
+    day_end: datetime  # UTC
+
+
+@lru_cache(maxsize=1024)
+def quota_clock(now: datetime, tz: str) -> QuotaClock:
+    """The (hour, day) spans at `now` in the zone `tz` (UTC when unknown: tenant_zone)."""
+    hour_start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    local = local_datetime(now, tz)
+    day_start_local = datetime.combine(local.date(), datetime.min.time(), tzinfo=tenant_zone(tz))
+    day_end_local = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=tenant_zone(tz))
+    return QuotaClock(
+        hour_start,
+        f"{hour_start:%Y%m%d%H}",
+        local.date(),
+        f"{local.date():%Y%m%d}",
+        day_start_local.astimezone(UTC),
+        day_end_local.astimezone(UTC),
+    )
+
+
+def counter_keys(number_id: str, clock: QuotaClock) -> tuple[str, str]:
+    """The Redis keys of a number's (hour, day) counters."""
+    return f"mirage:quota:{number_id}:h:{clock.hour_tag}", f"mirage:quota:{number_id}:d:{clock.day_tag}"
+
+
 def buckets(
     number_id: str,
     now: datetime,
@@ -47,18 +83,14 @@ def buckets(
     warmup_started_on: date | None,
 ) -> tuple[Bucket, Bucket]:
     """The (hour, day) counters a send from `number_id` at `now` goes into."""
-    hour_start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    local = local_datetime(now, tz)
-    day_start_local = datetime.combine(local.date(), datetime.min.time(), tzinfo=tenant_zone(tz))
-    day_end_local = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=tenant_zone(tz))
-    hour = Bucket(
-        f"mirage:quota:{number_id}:h:{hour_start:%Y%m%d%H}", hourly_limit, hour_start, hour_start + timedelta(hours=1)
-    )
+    clock = quota_clock(now, tz)
+    hour_key, day_key = counter_keys(number_id, clock)
+    hour = Bucket(hour_key, hourly_limit, clock.hour_start, clock.hour_start + timedelta(hours=1))
     day = Bucket(
-        f"mirage:quota:{number_id}:d:{local.date():%Y%m%d}",
-        daily_limit(tenant_daily_limit, warmup_started_on, local.date()),
-        day_start_local.astimezone(UTC),
-        day_end_local.astimezone(UTC),
+        day_key,
+        daily_limit(tenant_daily_limit, warmup_started_on, clock.day),
+        clock.day_start,
+        clock.day_end,
     )
     return hour, day
 

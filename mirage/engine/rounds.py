@@ -16,13 +16,14 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 
 from mirage.engine import cadence
 from mirage.engine.calendar import DAY_MINUTES, contains, local_datetime, minute_of_day
 from mirage.engine.generation.topics import TopicPick
 from mirage.engine.generation.topics import choose_topic as pick_topic
 from mirage.engine.text import normalize_text
-from mirage.engine.view import ConversationView, Pair, Topic, Window
+from mirage.engine.view import ConversationView, Day, Pair, Topic, Window
 
 DOW_OF_WEEKDAY = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() -> dow
 DELIVERY_ALLOWANCE_MS = 30_000  # per message: the webhook that says the other bot got it
@@ -129,15 +130,67 @@ def pause_minutes(view: ConversationView, last: RoundRecord, pause: tuple[int, i
     """The random pause after `last`, drawn from its identity so every tick (and process) draws the same one."""
     low, high = pause
     seed = f"{view.tenant_slug}/{view.key}:{last.window_date}:{last.daypart}:{last.seq}"  # stable across databases
-    return random.Random(seed).randint(low, max(low, high))
+    return _pause(seed, low, max(low, high))
+
+
+@lru_cache(maxsize=1 << 16)
+def _pause(seed: str, low: int, high: int) -> int:  # each tick asks again for every conversation's last round
+    return random.Random(seed).randint(low, high)
 
 
 def _window_now(view: ConversationView, local: datetime) -> tuple[Window, int, int, int] | None:
-    day = view.day(DOW_OF_WEEKDAY[local.weekday()])
+    return _window_of(view.day(DOW_OF_WEEKDAY[local.weekday()]), local.time())
+
+
+def _window_of(day: Day, t: time) -> tuple[Window, int, int, int] | None:
     for w in day.windows:
-        if w.start <= local.time() < w.end:
+        if w.start <= t < w.end:
             return w, day.max_rounds_per_window, day.pause_min, day.pause_max
     return None
+
+
+class _Tick:
+    """What every conversation of one tick at `now` would otherwise work out again: the wall time in each zone,
+    quiet hours, the open window of each (shared) weekday schedule, round budgets. Values only, no decisions."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._local: dict[str, tuple[datetime, time, str]] = {}
+        self._quiet: dict[tuple[tuple[time, time], str], tuple[bool, float]] = {}
+        self._window: dict[tuple[int, str], tuple[Day, tuple[Window, int, int, int] | None]] = {}
+        self._budget: dict[tuple[int, bool, int], timedelta] = {}
+
+    def local(self, tz: str) -> tuple[datetime, time, str]:
+        got = self._local.get(tz)
+        if got is None:
+            local = local_datetime(self.now, tz)
+            got = self._local[tz] = (local, local.time(), DOW_OF_WEEKDAY[local.weekday()])
+        return got
+
+    def quiet(self, quiet: tuple[time, time], tz: str) -> tuple[bool, float]:
+        """(inside quiet hours now, minutes until they begin) in the zone `tz`."""
+        key = (quiet, tz)
+        got = self._quiet.get(key)
+        if got is None:
+            local, t, _ = self.local(tz)
+            got = self._quiet[key] = (contains(quiet[0], quiet[1], t), minutes_until_quiet(quiet, local))
+        return got
+
+    def window(self, view: ConversationView) -> tuple[Window, int, int, int] | None:
+        _, t, dow = self.local(view.timezone)
+        day = view.day(dow)
+        key = (id(day), view.timezone)  # views share their Day objects (mirage.engine.view interns them)
+        got = self._window.get(key)
+        if got is None or got[0] is not day:
+            got = self._window[key] = (day, _window_of(day, t))
+        return got[1]
+
+    def budget(self, view: ConversationView, exchanges: int) -> timedelta:
+        key = (view.settings.max_delay_ms, view.settings.humanize, exchanges)
+        got = self._budget.get(key)
+        if got is None:
+            got = self._budget[key] = round_budget(view, exchanges)
+        return got
 
 
 def _eligible(
@@ -222,32 +275,43 @@ def plan_conversation(
     now: datetime,
     rng: random.Random,
     planned: AbstractSet[str] = frozenset(),
+    tick: _Tick | None = None,
 ) -> RoundPlan | Skip:
-    """Whether `view` starts a round at `now`, and which one; `planned`: numbers this tick put in a round already."""
-    local = local_datetime(now, view.timezone)
-    if in_quiet_hours(view.quiet, now, view.timezone):
+    """Whether `view` starts a round at `now`, and which one; `planned`: numbers this tick put in a round already.
+    Cheap rejects come first (quiet hours, window, running round, rounds in the window, pause); `tick` carries
+    what the other conversations of the same tick worked out already (plan_rounds)."""
+    tick = tick if tick is not None and tick.now == now else _Tick(now)
+    quiet_now, quiet_in_minutes = tick.quiet(view.quiet, view.timezone)
+    if quiet_now:
         return Skip(view.id, "quiet hours")
-    found = _window_now(view, local)
+    found = tick.window(view)
     if found is None:
         return Skip(view.id, "outside its windows")
     window, max_rounds, pause_min, pause_max = found
-    if any(r.status in ("planned", "active") for r in state.rounds):
-        return Skip(view.id, "a round is running")
-    in_window = [r for r in state.rounds if r.window_date == local.date() and r.daypart == window.daypart]
-    if len(in_window) >= max_rounds:
-        return Skip(view.id, f"{max_rounds} round(s) already in this window")
-    last = max(state.rounds, key=lambda r: r.finished_at or r.created_at, default=None)
-    if last is not None:
+    local = tick.local(view.timezone)[0]
+    rounds = state.rounds
+    if rounds:
+        if any(r.status in ("planned", "active") for r in rounds):
+            return Skip(view.id, "a round is running")
+        today, part = local.date(), window.daypart
+        in_window = [r for r in rounds if r.window_date == today and r.daypart == part]
+        if len(in_window) >= max_rounds:
+            return Skip(view.id, f"{max_rounds} round(s) already in this window")
+        last = max(rounds, key=lambda r: r.finished_at or r.created_at)
         ended = last.finished_at or last.created_at
         ready = ended + timedelta(minutes=pause_minutes(view, last, (pause_min, pause_max)))
         if now < ready:
             return Skip(view.id, "pausing between rounds", ready)
+    else:
+        in_window = []
+        if max_rounds <= 0:
+            return Skip(view.id, f"{max_rounds} round(s) already in this window")
     exchanges = rng.randint(view.exchanges_min, view.exchanges_max)
-    budget = round_budget(view, exchanges)
+    budget = tick.budget(view, exchanges)
     window_end = local.replace(hour=window.end.hour, minute=window.end.minute, second=0, microsecond=0)
     if local + budget > window_end:
         return Skip(view.id, "too little of the window left for a round")
-    quiet_in = timedelta(minutes=minutes_until_quiet(view.quiet, local))
+    quiet_in = timedelta(minutes=quiet_in_minutes)
     if budget > quiet_in:
         return Skip(view.id, "quiet hours begin before a round could end")
     pair, why = _choose_pair(view, state, exchanges, rng, planned)
@@ -280,10 +344,12 @@ def plan_rounds(
     out: list[RoundPlan | Skip] = []
     busy: set[str] = set()
     empty = PlanState()
+    tick = _Tick(now)
     for view in views:
-        decision = plan_conversation(view, states.get(view.id, empty), now, rng, busy)
+        decision = plan_conversation(view, states.get(view.id, empty), now, rng, busy, tick)
         if isinstance(decision, RoundPlan):
-            busy |= {decision.starter, decision.responder}
+            busy.add(decision.starter)
+            busy.add(decision.responder)
         out.append(decision)
     return out
 

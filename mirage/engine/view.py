@@ -196,7 +196,13 @@ def _day(conversation: str, row: Row) -> Day:
             raise ViewError(conversation, f"{row.get('day')} {part} window ends before it starts")
         windows.append(_window(part, start, end))
     low, high = int(row["pause_between_rounds_min"]), int(row["pause_between_rounds_max"])
-    return Day(tuple(windows), int(row["max_rounds_per_window"]), low, max(low, high))
+    return _interned_day(tuple(windows), int(row["max_rounds_per_window"]), low, max(low, high))
+
+
+@lru_cache(maxsize=4096)
+def _interned_day(windows: tuple[Window, ...], max_rounds: int, low: int, high: int) -> Day:
+    # A fleet repeats a few schedules: equal days are one object, so the tick finds each one's window once.
+    return Day(windows, max_rounds, low, high)
 
 
 @lru_cache(maxsize=4096)

@@ -14,7 +14,6 @@ from typing import Any
 from mirage.db import outbox
 from mirage.db import rounds as db_rounds
 from mirage.engine import cadence
-from mirage.engine.quotas import buckets
 from mirage.engine.rounds import (
     Abort,
     Accept,
@@ -26,11 +25,10 @@ from mirage.engine.rounds import (
     in_quiet_hours,
     next_action,
     on_bot_message,
-    plan_rounds,
 )
 from mirage.engine.view import ConversationView
 from mirage.errors import MirageError
-from mirage.jobs import queues, runtime
+from mirage.jobs import queues, runtime, viewcache
 from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 from mirage.jobs.optouts import check_inbound
 from mirage.jobs.runtime import (
@@ -38,7 +36,6 @@ from mirage.jobs.runtime import (
     build_views,
     counter,
     db,
-    plan_state,
     round_state,
     schedule,
     since_for_snapshot,
@@ -67,30 +64,29 @@ class NoFreshText(MirageError):
 @job
 def conversation_tick() -> dict[str, int]:
     """Plan rounds for every active conversation of every tenant (a fixed number of queries), insert them with
-    their deterministic identity and schedule each new round's first step."""
+    their deterministic identity and schedule each new round's first step. Effective views come from the cron
+    process's cache, rebuilt per tenant when its configuration or numbers changed (ADR 0045)."""
     now = runtime.clock().now()
     rng = runtime.rng()
     with db() as conn:
         with tx(conn) as c:
             _health(c, now)
-            snapshot = db_rounds.load_snapshot(c, since_for_snapshot(now))
-        views, skipped = build_views(snapshot)
-        for slug, key, reason in skipped:
+            loaded = viewcache.CACHE.load(c, since_for_snapshot(now))
+        for slug, key, reason in loaded.skipped:
             log.warning("conversation skipped: %s/%s: %s", slug, key, reason, extra={"tenant": slug, "reason": reason})
-        states = {v.id: plan_state(snapshot.conversations[v.id], snapshot.busy_numbers) for v in views}
-        _quota_usage(views, states, now)
-        decisions = plan_rounds(views, states, now, rng)
+        decisions = viewcache.plan_tick(loaded, now, rng, counter().used)
         plans = [d for d in decisions if isinstance(d, RoundPlan)]
         with tx(conn) as c:
             created = db_rounds.insert_rounds(c, [_round_row(p, now) for p in plans])
     for row in created:
         queues.enqueue_unique(queues.ROUNDS, ADVANCE_JOB, job_id=f"advance:{row['id']}:0", args=[row["id"]])
     result = {
-        "conversations": len(snapshot.conversations),
-        "skipped": len(skipped),
+        "conversations": len(loaded.views) + len(loaded.skipped),
+        "skipped": len(loaded.skipped),
         "planned": len(plans),
         "created": len(created),
         "waiting": sum(1 for d in decisions if isinstance(d, Skip)),
+        "views_rebuilt_tenants": loaded.rebuilt,
     }
     log.info("conversation tick", extra={"tick": result})  # `created` is a LogRecord attribute
     return result
@@ -112,30 +108,6 @@ def _round_row(p: RoundPlan, now: datetime) -> dict[str, Any]:
         "deadline_at": p.deadline_at.isoformat(),
         "created_at": now.isoformat(),
     }
-
-
-def _quota_usage(views: list[ConversationView], states: dict[str, Any], now: datetime) -> None:
-    """Fill each plan state's (hour, day) usage and limits from the Redis counters (one MGET for the tick)."""
-    wanted: list[tuple[str, str, tuple[int, int], list[str]]] = []
-    for v in views:
-        for n in v.numbers.values():
-            hour, day = buckets(
-                n.id,
-                now,
-                v.timezone,
-                hourly_limit=v.settings.hourly_burst_limit,
-                tenant_daily_limit=v.settings.daily_limit,
-                warmup_started_on=n.warmup_started_on,
-            )
-            wanted.append((v.id, n.id, (hour.limit, day.limit), [hour.key, day.key]))
-    values = counter().used([k for *_, keys in wanted for k in keys])
-    for i, (conversation, number, limits, _) in enumerate(wanted):
-        state = states[conversation]
-        used = dict(state.used)
-        lims = dict(state.limits)
-        used[number] = (values[2 * i], values[2 * i + 1])
-        lims[number] = limits
-        states[conversation] = type(state)(state.rounds, state.total_rounds, state.busy_numbers, used, lims)
 
 
 def _health(c: Conn, now: datetime) -> None:

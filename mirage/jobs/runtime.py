@@ -8,7 +8,7 @@ import itertools
 import logging
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -152,6 +152,17 @@ def build_views(snapshot: db_rounds.Snapshot) -> tuple[list[ConversationView], l
 
 
 def plan_state(c: db_rounds.ConversationRows, busy: frozenset[str]) -> PlanState:
+    return plan_state_of(c.rounds, c.total_rounds, busy)
+
+
+def plan_state_of(
+    rounds: Iterable[dict[str, Any]],
+    total_rounds: int,
+    busy: frozenset[str],
+    used: Mapping[str, tuple[int, int]] | None = None,
+    limits: Mapping[str, tuple[int, int]] | None = None,
+) -> PlanState:
+    """A conversation's plan state from its loaded round rows (and its numbers' quota usage and limits)."""
     records = [
         RoundRecord(
             window_date=r["window_date"],
@@ -164,9 +175,9 @@ def plan_state(c: db_rounds.ConversationRows, busy: frozenset[str]) -> PlanState
             number_a_id=r["number_a_id"],
             number_b_id=r["number_b_id"],
         )
-        for r in c.rounds
+        for r in rounds
     ]
-    return PlanState(rounds=records, total_rounds=c.total_rounds, busy_numbers=busy)
+    return PlanState(rounds=records, total_rounds=total_rounds, busy_numbers=busy, used=used or {}, limits=limits or {})
 
 
 def round_state(r: dict[str, Any]) -> RoundState:
