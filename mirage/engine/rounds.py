@@ -17,13 +17,14 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Any
 
 from mirage.engine import cadence
 from mirage.engine.calendar import DAY_MINUTES, contains, local_datetime, minute_of_day
 from mirage.engine.generation.topics import TopicPick
 from mirage.engine.generation.topics import choose_topic as pick_topic
 from mirage.engine.text import normalize_text
-from mirage.engine.view import ConversationView, Day, Pair, Topic, Window
+from mirage.engine.view import CLOSED_DAY, ConversationView, Day, Pair, Topic, Window
 
 DOW_OF_WEEKDAY = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() -> dow
 DELIVERY_ALLOWANCE_MS = 30_000  # per message: the webhook that says the other bot got it
@@ -138,10 +139,6 @@ def _pause(seed: str, low: int, high: int) -> int:  # each tick asks again for e
     return random.Random(seed).randint(low, high)
 
 
-def _window_now(view: ConversationView, local: datetime) -> tuple[Window, int, int, int] | None:
-    return _window_of(view.day(DOW_OF_WEEKDAY[local.weekday()]), local.time())
-
-
 def _window_of(day: Day, t: time) -> tuple[Window, int, int, int] | None:
     for w in day.windows:
         if w.start <= t < w.end:
@@ -149,40 +146,47 @@ def _window_of(day: Day, t: time) -> tuple[Window, int, int, int] | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Slot:
+    """Where a conversation stands at the tick's instant in its zone, under its quiet hours and weekday schedule."""
+
+    local: datetime
+    quiet_now: bool
+    quiet_in: timedelta  # until quiet hours begin (0 inside them)
+    window: tuple[Window, int, int, int] | None  # the open window, its round cap and pause range
+
+
 class _Tick:
     """What every conversation of one tick at `now` would otherwise work out again: the wall time in each zone,
-    quiet hours, the open window of each (shared) weekday schedule, round budgets. Values only, no decisions."""
+    quiet hours, the open window of each (shared) weekday schedule, round budgets and whether a round of a
+    budget still fits. Values only: every decision stays in plan_conversation."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
-        self._local: dict[str, tuple[datetime, time, str]] = {}
-        self._quiet: dict[tuple[tuple[time, time], str], tuple[bool, float]] = {}
-        self._window: dict[tuple[int, str], tuple[Day, tuple[Window, int, int, int] | None]] = {}
+        self._zones: dict[str, tuple[datetime, str, dict[tuple[Any, ...], tuple[Day, _Slot]]]] = {}
         self._budget: dict[tuple[int, bool, int], timedelta] = {}
+        self._fits: dict[tuple[int, datetime, timedelta], tuple[Window, bool]] = {}
 
-    def local(self, tz: str) -> tuple[datetime, time, str]:
-        got = self._local.get(tz)
-        if got is None:
-            local = local_datetime(self.now, tz)
-            got = self._local[tz] = (local, local.time(), DOW_OF_WEEKDAY[local.weekday()])
-        return got
-
-    def quiet(self, quiet: tuple[time, time], tz: str) -> tuple[bool, float]:
-        """(inside quiet hours now, minutes until they begin) in the zone `tz`."""
-        key = (quiet, tz)
-        got = self._quiet.get(key)
-        if got is None:
-            local, t, _ = self.local(tz)
-            got = self._quiet[key] = (contains(quiet[0], quiet[1], t), minutes_until_quiet(quiet, local))
-        return got
-
-    def window(self, view: ConversationView) -> tuple[Window, int, int, int] | None:
-        _, t, dow = self.local(view.timezone)
-        day = view.day(dow)
-        key = (id(day), view.timezone)  # views share their Day objects (mirage.engine.view interns them)
-        got = self._window.get(key)
+    def slot(self, view: ConversationView) -> _Slot:
+        zone = self._zones.get(view.timezone)
+        if zone is None:
+            local = local_datetime(self.now, view.timezone)
+            zone = self._zones[view.timezone] = (local, DOW_OF_WEEKDAY[local.weekday()], {})
+        local, dow, slots = zone
+        day = view.week.get(dow, CLOSED_DAY)
+        key = (view.quiet, id(day))  # views share their Day objects (mirage.engine.view interns them)
+        got = slots.get(key)
         if got is None or got[0] is not day:
-            got = self._window[key] = (day, _window_of(day, t))
+            quiet = view.quiet
+            got = slots[key] = (
+                day,
+                _Slot(
+                    local,
+                    contains(quiet[0], quiet[1], local.time()),
+                    timedelta(minutes=minutes_until_quiet(quiet, local)),
+                    _window_of(day, local.time()),
+                ),
+            )
         return got[1]
 
     def budget(self, view: ConversationView, exchanges: int) -> timedelta:
@@ -191,6 +195,15 @@ class _Tick:
         if got is None:
             got = self._budget[key] = round_budget(view, exchanges)
         return got
+
+    def fits(self, window: Window, local: datetime, budget: timedelta) -> bool:
+        """Whether a round of `budget` started at `local` ends before `window` does."""
+        key = (id(window), local, budget)
+        got = self._fits.get(key)
+        if got is None or got[0] is not window:
+            end = local.replace(hour=window.end.hour, minute=window.end.minute, second=0, microsecond=0)
+            got = self._fits[key] = (window, local + budget <= end)
+        return got[1]
 
 
 def _eligible(
@@ -281,14 +294,13 @@ def plan_conversation(
     Cheap rejects come first (quiet hours, window, running round, rounds in the window, pause); `tick` carries
     what the other conversations of the same tick worked out already (plan_rounds)."""
     tick = tick if tick is not None and tick.now == now else _Tick(now)
-    quiet_now, quiet_in_minutes = tick.quiet(view.quiet, view.timezone)
-    if quiet_now:
+    slot = tick.slot(view)
+    if slot.quiet_now:
         return Skip(view.id, "quiet hours")
-    found = tick.window(view)
-    if found is None:
+    if slot.window is None:
         return Skip(view.id, "outside its windows")
-    window, max_rounds, pause_min, pause_max = found
-    local = tick.local(view.timezone)[0]
+    window, max_rounds, pause_min, pause_max = slot.window
+    local = slot.local
     rounds = state.rounds
     if rounds:
         if any(r.status in ("planned", "active") for r in rounds):
@@ -308,10 +320,9 @@ def plan_conversation(
             return Skip(view.id, f"{max_rounds} round(s) already in this window")
     exchanges = rng.randint(view.exchanges_min, view.exchanges_max)
     budget = tick.budget(view, exchanges)
-    window_end = local.replace(hour=window.end.hour, minute=window.end.minute, second=0, microsecond=0)
-    if local + budget > window_end:
+    if not tick.fits(window, local, budget):
         return Skip(view.id, "too little of the window left for a round")
-    quiet_in = timedelta(minutes=quiet_in_minutes)
+    quiet_in = slot.quiet_in
     if budget > quiet_in:
         return Skip(view.id, "quiet hours begin before a round could end")
     pair, why = _choose_pair(view, state, exchanges, rng, planned)
