@@ -26,7 +26,6 @@ from mirage.jobs import queues
 from mirage.jobs.cron import SCHEDULE, Periodic
 from mirage.simulation.events import EventHeap
 from mirage.simulation.inprocess import WebhookService, run_job
-from mirage.web.webhooks import FOLLOWED_EVENTS, follow_ups_done
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +106,8 @@ class Driver:
     # -- the simulator's webhooks -----------------------------------------------------------------------------
 
     def post(self, url: str, content: bytes, headers: dict[str, str], event: str) -> int | None:
-        """Deliver one webhook to Mirage's webhook service (its ASGI app, in this process, ADR 0051); then wait for
-        the follow-up job the service hands to its pool."""
+        """Deliver one webhook to Mirage's webhook service (its ASGI app, in this process, ADR 0051); the follow-up
+        job the service enqueues for a message is enqueued before it answers (`follow_ups_inline`)."""
         if self.service is None:
             raise RuntimeError("the webhook service is not set")
         try:
@@ -116,8 +115,6 @@ class Driver:
         except Exception as e:  # the app answers every outcome itself; this is a bug in the transport
             log.warning("simulated webhook failed", extra={"event": event, "error": repr(e)[:200]})
             return None
-        if event in FOLLOWED_EVENTS:
-            follow_ups_done()
         return status
 
     # -- the loop -----------------------------------------------------------------------------------------------

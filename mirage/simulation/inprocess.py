@@ -21,6 +21,8 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
 
+from mirage.web.webhooks import follow_ups_inline
+
 # A finished job's hash stays this long (wall seconds) unless the job set its own result_ttl, as RQ does: while
 # it exists, `enqueue_unique` refuses the same job id.
 RESULT_TTL_S = 500
@@ -32,6 +34,8 @@ class WebhookService:
     def __init__(self, app: Any) -> None:
         self.loop = asyncio.new_event_loop()
         self.app = app
+        self._inline = follow_ups_inline()  # the follow-up job is enqueued before the answer, in this thread
+        self._inline.__enter__()
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=60)
         self._lifespan: contextlib.AbstractAsyncContextManager[Any] = app.router.lifespan_context(app)
         self.loop.run_until_complete(self._lifespan.__aenter__())
@@ -51,6 +55,7 @@ class WebhookService:
             self.loop.run_until_complete(self._lifespan.__aexit__(None, None, None))
         finally:
             self.loop.close()
+            self._inline.__exit__(None, None, None)
 
 
 def run_job(worker: SimpleWorker, job: Job, queue: Queue, redis: Redis) -> bool:

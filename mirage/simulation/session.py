@@ -72,7 +72,8 @@ class SimulationRun:
     driver: Driver
     world: VirtualWorld
     lint: list[str]
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # setup and run
+    setup_s: float = 0.0  # scratch database, apply, numbers connected
 
 
 class _Environ(Mapping[str, str]):
@@ -141,6 +142,7 @@ def simulation(options: SimulationOptions, say: Say | None = None) -> Iterator[S
         clock = SettableClock(start - SETUP_LEAD)
         stack.enter_context(runtime.simulated(clock, options.seed))
         run = _build(options, clock, start, end, url, stack, note)
+        run.setup_s = time.monotonic() - wall
         note(f"running {options.days} day(s) from {start.isoformat()} (seed {options.seed})")
         days_done = {"n": -1}
 

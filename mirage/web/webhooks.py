@@ -11,10 +11,11 @@ The endpoint is a plain ASGI app: no Request or Response objects on a path taken
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -143,16 +144,29 @@ FOLLOW_UP_THREADS = 4
 _FOLLOW_UPS = ThreadPoolExecutor(max_workers=FOLLOW_UP_THREADS, thread_name_prefix="mirage-follow-up")
 
 
-def follow_ups_done(timeout: float = 30.0) -> None:
-    """Return once every follow-up handed to the pool so far has run (`mirage simulate` orders jobs by this).
+class _InCallingThread(Executor):
+    """Runs each task at once in the submitting thread (see `follow_ups_inline`)."""
 
-    The pool takes work first in, first out: once each of its threads holds one of these barrier tasks, nothing
-    submitted earlier is still waiting or running.
-    """
-    barrier = threading.Barrier(FOLLOW_UP_THREADS + 1, timeout=timeout)
-    for _ in range(FOLLOW_UP_THREADS):
-        _FOLLOW_UPS.submit(barrier.wait)
-    barrier.wait()
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        done: Future[Any] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except Exception as e:
+            done.set_exception(e)
+        return done
+
+
+@contextlib.contextmanager
+def follow_ups_inline() -> Iterator[None]:
+    """Inside this block a follow-up runs before the delivery is answered, in the thread serving it, instead of in
+    the pool: `mirage simulate` delivers one webhook at a time in its own process (ADR 0051), so nothing waits
+    for it that would not wait for the pool, and no thread hands it over."""
+    global _FOLLOW_UPS
+    before, _FOLLOW_UPS = _FOLLOW_UPS, _InCallingThread()  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        _FOLLOW_UPS = before
 
 
 def _follow_up(message_id: str) -> bool:
