@@ -110,7 +110,7 @@ def simulation(options: SimulationOptions, say: Say | None = None) -> Iterator[S
     from mirage.db.scratch import create_database, drop_database
     from mirage.embedded import ensure_postgres
     from mirage.embedded.redis import ensure_redis, stop_redis
-    from mirage.jobs import runtime
+    from mirage.jobs import queues, runtime
     from mirage.reconcile.service import load
 
     note = say or (lambda _: None)
@@ -141,6 +141,8 @@ def simulation(options: SimulationOptions, say: Say | None = None) -> Iterator[S
         stack.enter_context(environment(env))
         clock = SettableClock(start - SETUP_LEAD)
         stack.enter_context(runtime.simulated(clock, options.seed))
+        # One Postgres connection and one Redis client for the run, as a long-running worker keeps them (ADR 0048).
+        stack.enter_context(queues.kept_connections())
         run = _build(options, clock, start, end, url, stack, note)
         run.setup_s = time.monotonic() - wall
         note(f"running {options.days} day(s) from {start.isoformat()} (seed {options.seed})")
