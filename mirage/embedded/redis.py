@@ -122,6 +122,8 @@ def stop_redis(state_dir: Path, timeout: float = 10.0) -> bool:
     error naming the reason, never a silent "stopped" with the server still up.
     """
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     pid = redis_running(state_dir)
     if pid is None:
@@ -129,7 +131,8 @@ def stop_redis(state_dir: Path, timeout: float = 10.0) -> bool:
     sock = socket_path(state_dir)
     refusal: str | None = None
     try:
-        redis.Redis(unix_socket_path=str(sock), socket_timeout=timeout).shutdown(save=True)
+        # No retries: the connection closing is the success, and redis-py's default retries sleep seconds on it.
+        redis.Redis(unix_socket_path=str(sock), socket_timeout=timeout, retry=Retry(NoBackoff(), 0)).shutdown(save=True)
     except redis.ConnectionError:
         pass  # shutdown closes the connection as it succeeds
     except redis.ResponseError as e:
