@@ -138,6 +138,7 @@ def test_a_deactivated_conversation_leaves_the_next_tick(env: Conn, fleet: Path)
         "update t_pairings set starts = 'b'",
         "insert into t_topics (tenant_id, conversation_id, key, seed) select tenant_id, id, 'novo', 'x' "
         "from t_conversations",
+        "truncate t_topics",
     ],
     ids=[
         "tenant-settings",
@@ -148,6 +149,7 @@ def test_a_deactivated_conversation_leaves_the_next_tick(env: Conn, fleet: Path)
         "participant",
         "pairing",
         "topic",
+        "truncate",
     ],
 )
 def test_a_configuration_row_written_by_hand_also_renews_the_views(env: Conn, fleet: Path, sql: str) -> None:
