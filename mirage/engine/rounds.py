@@ -282,6 +282,47 @@ def choose_topic(view: ConversationView, state: PlanState, now: datetime, rng: r
     return next((t for t in view.topics if t.key == pick.key), None)
 
 
+def _cheap_checks(
+    view: ConversationView, state: PlanState, now: datetime, tick: _Tick
+) -> Skip | tuple[_Slot, Window, list[RoundRecord]]:
+    """The checks that need neither randomness nor quotas, in order: quiet hours, the open window, a running
+    round, the rounds already in the window, the pause since the last one. A Skip, or where the conversation
+    stands, its open window and its rounds in that window."""
+    slot = tick.slot(view)
+    if slot.quiet_now:
+        return Skip(view.id, "quiet hours")
+    if slot.window is None:
+        return Skip(view.id, "outside its windows")
+    window, max_rounds, pause_min, pause_max = slot.window
+    rounds = state.rounds
+    if not rounds:
+        if max_rounds <= 0:
+            return Skip(view.id, f"{max_rounds} round(s) already in this window")
+        return slot, window, []
+    if any(r.status in ("planned", "active") for r in rounds):
+        return Skip(view.id, "a round is running")
+    today, part = slot.local.date(), window.daypart
+    in_window = [r for r in rounds if r.window_date == today and r.daypart == part]
+    if len(in_window) >= max_rounds:
+        return Skip(view.id, f"{max_rounds} round(s) already in this window")
+    last = max(rounds, key=lambda r: r.finished_at or r.created_at)
+    ended = last.finished_at or last.created_at
+    ready = ended + timedelta(minutes=pause_minutes(view, last, (pause_min, pause_max)))
+    if now < ready:
+        return Skip(view.id, "pausing between rounds", ready)
+    return slot, window, in_window
+
+
+def may_start(
+    views: Sequence[ConversationView], states: Mapping[str, PlanState], now: datetime
+) -> list[ConversationView]:
+    """The views that pass the cheap checks at `now` (quiet hours, window, running round, rounds in the window,
+    pause): only theirs do the quota counters matter to plan_rounds."""
+    tick = _Tick(now)
+    empty = PlanState()
+    return [v for v in views if not isinstance(_cheap_checks(v, states.get(v.id, empty), now, tick), Skip)]
+
+
 def plan_conversation(
     view: ConversationView,
     state: PlanState,
@@ -294,30 +335,11 @@ def plan_conversation(
     Cheap rejects come first (quiet hours, window, running round, rounds in the window, pause); `tick` carries
     what the other conversations of the same tick worked out already (plan_rounds)."""
     tick = tick if tick is not None and tick.now == now else _Tick(now)
-    slot = tick.slot(view)
-    if slot.quiet_now:
-        return Skip(view.id, "quiet hours")
-    if slot.window is None:
-        return Skip(view.id, "outside its windows")
-    window, max_rounds, pause_min, pause_max = slot.window
+    checked = _cheap_checks(view, state, now, tick)
+    if isinstance(checked, Skip):
+        return checked
+    slot, window, in_window = checked
     local = slot.local
-    rounds = state.rounds
-    if rounds:
-        if any(r.status in ("planned", "active") for r in rounds):
-            return Skip(view.id, "a round is running")
-        today, part = local.date(), window.daypart
-        in_window = [r for r in rounds if r.window_date == today and r.daypart == part]
-        if len(in_window) >= max_rounds:
-            return Skip(view.id, f"{max_rounds} round(s) already in this window")
-        last = max(rounds, key=lambda r: r.finished_at or r.created_at)
-        ended = last.finished_at or last.created_at
-        ready = ended + timedelta(minutes=pause_minutes(view, last, (pause_min, pause_max)))
-        if now < ready:
-            return Skip(view.id, "pausing between rounds", ready)
-    else:
-        in_window = []
-        if max_rounds <= 0:
-            return Skip(view.id, f"{max_rounds} round(s) already in this window")
     exchanges = rng.randint(view.exchanges_min, view.exchanges_max)
     budget = tick.budget(view, exchanges)
     if not tick.fits(window, local, budget):

@@ -15,13 +15,13 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 from mirage.db import rounds as db_rounds
 from mirage.engine.quotas import QuotaClock, counter_keys, daily_limit, quota_clock
-from mirage.engine.rounds import PlanState, RoundPlan, Skip, plan_rounds
+from mirage.engine.rounds import PlanState, RoundPlan, Skip, may_start, plan_rounds
 from mirage.engine.view import ConversationView
 from mirage.jobs.runtime import Conn, build_views, plan_state_of
 
@@ -107,19 +107,26 @@ CACHE = ViewCache()  # the cron process's: one per process, shared by its ticks
 
 
 def plan_states(loaded: Views, now: datetime, used: Callable[[list[str]], list[int]]) -> dict[str, PlanState]:
-    """Each view's dynamic state: its recent rounds, the busy numbers and its numbers' quota usage and limits
-    (the same counters and limits as `mirage.engine.quotas.buckets`; `used` reads the counters, once a tick).
-    Views with the same limits share one mapping of them, and every view shares the tick's usage mapping: a view
-    only looks up its own numbers."""
+    """Each view's dynamic state: its recent rounds and the busy numbers; and, for the views that pass the cheap
+    checks now (`may_start`: the others never reach their quotas), their numbers' quota usage and limits (the
+    same counters and limits as `mirage.engine.quotas.buckets`; `used` reads the counters, once a tick). Views
+    with the same limits share one mapping of them, and all share the tick's usage mapping: a view only looks
+    up its own numbers."""
     state = loaded.state
     rounds, totals, busy = state.rounds, state.total_rounds, state.busy_numbers
+    idle = plan_state_of((), 0, busy)  # no rounds yet, quotas not asked for
+    out = {
+        v.id: plan_state_of(recent, totals.get(v.id, 0), busy) if (recent := rounds.get(v.id)) else idle
+        for v in loaded.views
+    }
+    candidates = may_start(loaded.views, out, now)
     clocks: dict[str, QuotaClock] = {}
     index: dict[str, int] = {}  # number -> index of its hour counter in `names` (its day counter follows)
     names: list[str] = []
     groups: dict[tuple[int, int, str], dict[str, tuple[int, int]]] = {}  # limits of numbers, by what sets them
     caps: dict[tuple[int, date | None, date], int] = {}
     of_view: list[tuple[ConversationView, dict[str, tuple[int, int]]]] = []
-    for v in loaded.views:
+    for v in candidates:
         clock = clocks.get(v.timezone)
         if clock is None:
             clock = clocks[v.timezone] = quota_clock(now, v.timezone)
@@ -141,17 +148,16 @@ def plan_states(loaded: Views, now: datetime, used: Callable[[list[str]], list[i
         of_view.append((v, limits))
     values = used(names)
     usage = {n: (values[i], values[i + 1]) for n, i in index.items()}
-    idle: dict[int, PlanState] = {}  # no rounds yet: one state per limits mapping
-    out: dict[str, PlanState] = {}
+    shared: dict[int, PlanState] = {}  # idle states with quotas: one per limits mapping
     for v, limits in of_view:
-        recent, total = rounds.get(v.id), totals.get(v.id, 0)
-        if not recent and not total:
-            st = idle.get(id(limits))
-            if st is None:
-                st = idle[id(limits)] = plan_state_of((), 0, busy, usage, limits)
-            out[v.id] = st
+        st = out[v.id]
+        if st is idle:
+            with_quota = shared.get(id(limits))
+            if with_quota is None:
+                with_quota = shared[id(limits)] = replace(idle, used=usage, limits=limits)
+            out[v.id] = with_quota
         else:
-            out[v.id] = plan_state_of(recent or (), total, busy, usage, limits)
+            out[v.id] = replace(st, used=usage, limits=limits)
     return out
 
 
