@@ -221,3 +221,28 @@ def test_an_archived_tenant_leaves_the_cache(env: Conn, fleet: Path) -> None:
     _write(env, "update t_tenants set archived_at = '2026-12-07'")
     after = _load(cache, env)
     assert (after.views, after.rebuilt) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    ("at", "counters"),
+    [
+        (MONDAY_0900_SP, 4),  # inside the morning window: both numbers' hour and day counters
+        (datetime(2026, 12, 7, 6, 0, tzinfo=UTC), 0),  # 03:00 in São Paulo: quiet hours
+        (datetime(2026, 12, 7, 16, 0, tzinfo=UTC), 0),  # 13:00: between the windows
+    ],
+    ids=["window-open", "quiet-hours", "no-window"],
+)
+def test_quota_counters_are_read_only_for_conversations_the_cheap_checks_let_through(
+    env: Conn, fleet: Path, redis: redis_lib.Redis, at: datetime, counters: int
+) -> None:
+    _apply(fleet)
+    _write(env, "update t_numbers set status = 'open'")
+    asked: list[str] = []
+
+    def used(keys: list[str]) -> list[int]:
+        asked.extend(keys)
+        return QuotaCounter(redis).used(keys)
+
+    loaded = _load(ViewCache(), env)
+    plan_tick(loaded, at, random.Random(1), used)
+    assert len(asked) == counters and all(k.startswith("mirage:quota:") for k in asked)
