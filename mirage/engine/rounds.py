@@ -313,14 +313,29 @@ def _cheap_checks(
     return slot, window, in_window
 
 
-def may_start(
-    views: Sequence[ConversationView], states: Mapping[str, PlanState], now: datetime
-) -> list[ConversationView]:
-    """The views that pass the cheap checks at `now` (quiet hours, window, running round, rounds in the window,
-    pause): only theirs do the quota counters matter to plan_rounds."""
+_Checked = Skip | tuple[_Slot, Window, list[RoundRecord]]
+
+
+@dataclass(frozen=True)
+class CheapChecks:
+    """The cheap checks of one tick's views at `now`, in view order (see `cheap_checks`)."""
+
+    now: datetime
+    results: tuple[_Checked, ...]
+    tick: _Tick = field(repr=False, compare=False)
+
+    def startable(self, views: Sequence[ConversationView]) -> list[ConversationView]:
+        """The views (the ones the checks were run on) that passed: only theirs do quota counters matter."""
+        return [v for v, r in zip(views, self.results, strict=True) if not isinstance(r, Skip)]
+
+
+def cheap_checks(views: Sequence[ConversationView], states: Mapping[str, PlanState], now: datetime) -> CheapChecks:
+    """The checks that need neither randomness nor quotas (quiet hours, window, running round, rounds in the
+    window, pause) for every view at `now`. A shell passes them to plan_rounds with the same views and states
+    (quota usage added) so they run once, and reads quota counters only for `startable` views."""
     tick = _Tick(now)
     empty = PlanState()
-    return [v for v in views if not isinstance(_cheap_checks(v, states.get(v.id, empty), now, tick), Skip)]
+    return CheapChecks(now, tuple(_cheap_checks(v, states.get(v.id, empty), now, tick) for v in views), tick)
 
 
 def plan_conversation(
@@ -330,12 +345,15 @@ def plan_conversation(
     rng: random.Random,
     planned: AbstractSet[str] = frozenset(),
     tick: _Tick | None = None,
+    checked: _Checked | None = None,
 ) -> RoundPlan | Skip:
     """Whether `view` starts a round at `now`, and which one; `planned`: numbers this tick put in a round already.
     Cheap rejects come first (quiet hours, window, running round, rounds in the window, pause); `tick` carries
-    what the other conversations of the same tick worked out already (plan_rounds)."""
+    what the other conversations of the same tick worked out already, `checked` the cheap checks' result when
+    they ran already (plan_rounds)."""
     tick = tick if tick is not None and tick.now == now else _Tick(now)
-    checked = _cheap_checks(view, state, now, tick)
+    if checked is None:
+        checked = _cheap_checks(view, state, now, tick)
     if isinstance(checked, Skip):
         return checked
     slot, window, in_window = checked
@@ -371,15 +389,25 @@ def plan_conversation(
 
 
 def plan_rounds(
-    views: Sequence[ConversationView], states: Mapping[str, PlanState], now: datetime, rng: random.Random
+    views: Sequence[ConversationView],
+    states: Mapping[str, PlanState],
+    now: datetime,
+    rng: random.Random,
+    checks: CheapChecks | None = None,
 ) -> list[RoundPlan | Skip]:
-    """The tick: one decision per conversation. A number planned into one round is busy for the next ones."""
+    """The tick: one decision per conversation. A number planned into one round is busy for the next ones.
+    `checks`: `cheap_checks(views, states, now)` run already (with these states' rounds), so they run once."""
+    if checks is None or checks.now != now or len(checks.results) != len(views):
+        checks = cheap_checks(views, states, now)
     out: list[RoundPlan | Skip] = []
     busy: set[str] = set()
     empty = PlanState()
-    tick = _Tick(now)
-    for view in views:
-        decision = plan_conversation(view, states.get(view.id, empty), now, rng, busy, tick)
+    tick = checks.tick
+    for view, checked in zip(views, checks.results, strict=True):
+        if isinstance(checked, Skip):
+            out.append(checked)
+            continue
+        decision = plan_conversation(view, states.get(view.id, empty), now, rng, busy, tick, checked)
         if isinstance(decision, RoundPlan):
             busy.add(decision.starter)
             busy.add(decision.responder)

@@ -14,14 +14,14 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 from mirage.db import rounds as db_rounds
 from mirage.engine.quotas import QuotaClock, counter_keys, daily_limit, quota_clock
-from mirage.engine.rounds import PlanState, RoundPlan, Skip, may_start, plan_rounds
+from mirage.engine.rounds import CheapChecks, PlanState, RoundPlan, Skip, cheap_checks, plan_rounds
 from mirage.engine.view import ConversationView
 from mirage.jobs.runtime import Conn, build_views, plan_state_of
 
@@ -106,12 +106,14 @@ class ViewCache:
 CACHE = ViewCache()  # the cron process's: one per process, shared by its ticks
 
 
-def plan_states(loaded: Views, now: datetime, used: Callable[[list[str]], list[int]]) -> dict[str, PlanState]:
+def plan_states(
+    loaded: Views, now: datetime, used: Callable[[list[str]], list[int]]
+) -> tuple[dict[str, PlanState], CheapChecks]:
     """Each view's dynamic state: its recent rounds and the busy numbers; and, for the views that pass the cheap
-    checks now (`may_start`: the others never reach their quotas), their numbers' quota usage and limits (the
-    same counters and limits as `mirage.engine.quotas.buckets`; `used` reads the counters, once a tick). Views
-    with the same limits share one mapping of them, and all share the tick's usage mapping: a view only looks
-    up its own numbers."""
+    checks now (`cheap_checks`, returned too: the others never reach their quotas), their numbers' quota usage
+    and limits (the same counters and limits as `mirage.engine.quotas.buckets`; `used` reads the counters, once
+    a tick). Views with the same limits share one mapping of them, and all share the tick's usage mapping: a
+    view only looks up its own numbers."""
     state = loaded.state
     rounds, totals, busy = state.rounds, state.total_rounds, state.busy_numbers
     idle = plan_state_of((), 0, busy)  # no rounds yet, quotas not asked for
@@ -119,7 +121,8 @@ def plan_states(loaded: Views, now: datetime, used: Callable[[list[str]], list[i
         v.id: plan_state_of(recent, totals.get(v.id, 0), busy) if (recent := rounds.get(v.id)) else idle
         for v in loaded.views
     }
-    candidates = may_start(loaded.views, out, now)
+    checks = cheap_checks(loaded.views, out, now)
+    candidates = checks.startable(loaded.views)
     clocks: dict[str, QuotaClock] = {}
     index: dict[str, int] = {}  # number -> index of its hour counter in `names` (its day counter follows)
     names: list[str] = []
@@ -158,12 +161,12 @@ def plan_states(loaded: Views, now: datetime, used: Callable[[list[str]], list[i
             out[v.id] = with_quota
         else:
             out[v.id] = replace(st, used=usage, limits=limits)
-    return out
+    return out, checks
 
 
 def plan_tick(
     loaded: Views, now: datetime, rng: random.Random, used: Callable[[list[str]], list[int]]
 ) -> list[RoundPlan | Skip]:
     """The tick's decisions over the loaded views (pure but for `used`, the quota counters' reader)."""
-    states: Mapping[str, PlanState] = plan_states(loaded, now, used)
-    return plan_rounds(loaded.views, states, now, rng)
+    states, checks = plan_states(loaded, now, used)
+    return plan_rounds(loaded.views, states, now, rng, checks)
