@@ -38,6 +38,15 @@ STARTERS = frozenset({"conversation_tick", "outreach_tick"})
 IDLE = timedelta(minutes=15)
 HOUSEKEEPING = timedelta(minutes=15)
 
+# RQ's non-blocking dequeue (LPOP each queue in order until one gives a job id) as one round trip.
+POP_FIRST = """
+for _, key in ipairs(KEYS) do
+  local id = redis.call('LPOP', key)
+  if id then return {key, id} end
+end
+return false
+"""
+
 # A periodic job's gate: the first of some instants (in order) at which a run could start anything, else None.
 Gate = Callable[[Sequence[datetime]], "datetime | None"]
 
@@ -91,6 +100,8 @@ class Driver:
         self.gates = dict(gates or {})  # periodic job name -> whether a run at an instant can start anything
         self.queues = [Queue(name, connection=redis) for name in queues.ALL_QUEUES]
         self.registries = [ScheduledJobRegistry(queue=q) for q in self.queues]  # type: ignore[no-untyped-call]
+        self.by_key = {q.key: q for q in self.queues}
+        self._pop_first = redis.register_script(POP_FIRST)
         self.periodic = [Periodical(p, clock.now()) for p in schedule if p.func.__name__ not in NOT_SIMULATED]
         self.worker = _Worker(self.queues, connection=redis)
         self.worker.bootstrap(logging_level="WARNING")
@@ -151,15 +162,17 @@ class Driver:
 
     def _run_one_job(self) -> bool:
         """The first job of the first queue that has one (queues in their fixed order), run in this process."""
-        pipe = self.redis.pipeline(transaction=False)
-        for q in self.queues:
-            pipe.llen(q.key)
-        if not any(pipe.execute()):
-            return False
-        result = Queue.dequeue_any(self.queues, None, connection=self.redis)
-        if result is None:
-            return False
-        job, queue = result
+        while True:  # as Queue.dequeue_any: LPOP the queues in order, in one round trip; skip a job hash gone
+            popped = self._pop_first(keys=[q.key for q in self.queues])
+            if not popped:
+                return False
+            key, job_id = (v.decode() if isinstance(v, bytes) else str(v) for v in popped)
+            queue = self.by_key[key]
+            try:
+                job = Job.fetch(job_id, connection=self.redis, serializer=queue.serializer)
+            except NoSuchJobError:
+                continue
+            break
         self.counts.jobs += 1
         if run_job(self.worker, job, queue, self.redis):
             self.counts.failed_jobs += 1
