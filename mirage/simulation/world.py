@@ -47,6 +47,7 @@ class VirtualWorld(SimWorld):
         self.heap = heap
         self.post = post
         self.delivered = 0
+        self._qr_generation: dict[str, int] = {}  # instance -> its current QR loop (see _qr_loop)
         self.failed: list[tuple[str, str, int | None]] = []  # (event, instance, last status) given up on
 
     # -- time -----------------------------------------------------------------------------------------------
@@ -59,6 +60,51 @@ class VirtualWorld(SimWorld):
 
     def _iso(self) -> str:
         return self.now().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    # -- QR codes -------------------------------------------------------------------------------------------
+
+    async def _qr_loop(self, inst: SimInstance, *, first_done: bool) -> None:
+        """SimWorld's QR refreshes (first QR, a new one every `qr_interval_s`, the QRCODE_LIMIT), on the heap in
+        virtual time instead of wall sleeps: connecting a fleet takes wall minutes, and each refresh renders a PNG
+        and draws from the simulator's seeded generator, so wall-timed refreshes would load the simulator's event
+        loop and make a run depend on wall time. A new loop (another `connect`) ends the previous one."""
+        generation = self._qr_generation[inst.name] = self._qr_generation.get(inst.name, 0) + 1
+        cfg = self.config
+
+        def current() -> bool:
+            return self._qr_generation.get(inst.name) == generation and inst.state == "connecting"
+
+        def refresh() -> None:
+            if not current():
+                return
+            if inst.qr_count >= cfg.qr_limit:
+                self._virtual_qr_limit(inst)
+                return
+            self._new_qr(inst)
+            self.later(cfg.qr_interval_s, f"qr {inst.name}", refresh)
+
+        def first() -> None:
+            if current():
+                self._new_qr(inst)
+                self.later(cfg.qr_interval_s, f"qr {inst.name}", refresh)
+
+        if first_done:
+            self.later(cfg.qr_interval_s, f"qr {inst.name}", refresh)
+        else:
+            self.later(cfg.qr_first_delay_s, f"qr {inst.name}", first)
+
+    def _virtual_qr_limit(self, inst: SimInstance) -> None:
+        """SimWorld._qr_limit_reached on the heap: say so, `refused` for `refused_hold_s`, then `close`."""
+        self.emit(inst, "qrcode.updated", {"message": "QR code limit reached, please login again", "statusCode": 500})
+        inst.state = "refused"
+        self.emit(inst, "connection.update", {"instance": inst.name, "state": "refused", "statusReason": 428})
+
+        def close() -> None:
+            if inst.state == "refused":
+                inst.state = "close"
+                inst.qr_count, inst.qr_code, inst.qr_base64, inst.pairing_code = 0, None, None, None
+
+        self.later(self.config.refused_hold_s, f"qr limit {inst.name}", close)
 
     # -- webhooks -------------------------------------------------------------------------------------------
 
