@@ -1,7 +1,7 @@
 """The conversation runtime's speed and memory, printed next to issue 11's targets.
 
     .venv/bin/python bench/engine.py [--tenants 500] [--conversations-per-tenant 20] [--active 1000] [--fork]
-                                     [--seconds 120] [--jobs 10000] [--skip tick,active,rss]
+                                     [--profile DIR] [--seconds 120] [--jobs 10000] [--skip tick,active,rss]
 
 Figures:
   * tick: the 60-second tick's planning (effective views + plan_rounds) over 10,000 conversations in 500
@@ -323,7 +323,9 @@ def _wave(url: str, env: dict[str, str], since: datetime, timeout: float, active
     }
 
 
-def bench_active(server: str, redis_url: str, active: int, seconds: float, fork: bool) -> None:
+def bench_active(
+    server: str, redis_url: str, active: int, seconds: float, fork: bool, profile: Path | None = None
+) -> None:
     from cryptography.fernet import Fernet
 
     from mirage.integrations.evolution_sim import SimConfig, run_in_thread
@@ -346,7 +348,11 @@ def bench_active(server: str, redis_url: str, active: int, seconds: float, fork:
     from mirage.settings import get_settings
 
     get_settings.cache_clear()
-    sim = run_in_thread(SimConfig(time_factor=1.0, read_after_s=None, seed=7, delivery_ack_after_s=1.0))
+    # one QR per instance (qr_interval_s): rendering a PNG QR every 45 s for 2,000 connecting instances would
+    # take a core from the simulator while the bench provisions them
+    sim = run_in_thread(
+        SimConfig(time_factor=1.0, read_after_s=None, seed=7, delivery_ack_after_s=1.0, qr_interval_s=3600.0)
+    )
     procs: list[subprocess.Popen[bytes]] = []
     mirage = [sys.executable, "-m", "mirage"]
     try:
@@ -355,8 +361,10 @@ def bench_active(server: str, redis_url: str, active: int, seconds: float, fork:
         Redis.from_url(redis_url).flushdb()
         tid = _setup_active(url, sim.url, sim.api_key, active)
         procs.append(subprocess.Popen([*mirage, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL))
-        worker = [*mirage, "worker", *(["--fork"] if fork else [])]
-        procs += [subprocess.Popen(worker, env=env, stderr=subprocess.DEVNULL) for _ in range(2)]
+        worker = ["mirage", "worker", *(["--fork"] if fork else [])]
+        for i in range(2):  # --profile: each worker under cProfile, written when it stops (SIGTERM, a warm stop)
+            prof = ["-m", "cProfile", "-o", str(profile / f"worker-{i + 1}.prof")] if profile else []
+            procs.append(subprocess.Popen([sys.executable, *prof, "-m", *worker], env=env, stderr=subprocess.DEVNULL))
         # setup only: two more workers on the instances queue provision the 2 x --active numbers, then stop
         setup = [*mirage, "worker", "-q", "instances", "--no-scheduler"]
         helpers = [subprocess.Popen(setup, env=env, stderr=subprocess.DEVNULL) for _ in range(2)]
@@ -503,6 +511,7 @@ def main() -> None:
     ap.add_argument("--conversations-per-tenant", type=int, default=20, help="conversations per tenant (tick)")
     ap.add_argument("--active", type=int, default=1000, help="conversations active at once (the issue's 1,000)")
     ap.add_argument("--fork", action="store_true", help="workers fork a child per job (`mirage worker --fork`)")
+    ap.add_argument("--profile", type=Path, help="write each active worker's cProfile to this folder")
     ap.add_argument("--seconds", type=float, default=120, help="longest wait for a wave of rounds to end")
     ap.add_argument("--jobs", type=int, default=10_000, help="jobs the memory figure runs")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: tick, active, rss")
@@ -516,7 +525,7 @@ def main() -> None:
         if "tick" not in skip:
             bench_tick(server, redis_url, args.tenants, args.conversations_per_tenant)
         if "active" not in skip:
-            bench_active(server, redis_url, args.active, args.seconds, args.fork)
+            bench_active(server, redis_url, args.active, args.seconds, args.fork, args.profile)
         if "rss" not in skip:
             bench_rss(server, redis_url, args.jobs)
 
