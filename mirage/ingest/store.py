@@ -103,7 +103,7 @@ msg as (
     wa_ts = coalesce(m.wa_ts, excluded.wa_ts),
     sent_at = coalesce(m.sent_at, excluded.sent_at),
     updated_at = now()
-  returning id
+  returning id, m.idempotency_key is not null as ours
 )"""
 
 # A receipt may arrive before its message (contract §6.1): it then creates a placeholder the message fills in.
@@ -125,7 +125,7 @@ msg as (
     delivered_at = case when %(delivered)s then coalesce(m.delivered_at, now()) else m.delivered_at end,
     read_at = case when %(read)s then coalesce(m.read_at, now()) else m.read_at end,
     updated_at = now()
-  returning id
+  returning id, m.idempotency_key is not null as ours
 )"""
 
 # A delete may arrive before its message too: it then leaves a tombstone (a placeholder marked deleted) that the
@@ -145,7 +145,7 @@ msg as (
     meta = m.meta || jsonb_build_object('deleted', true,
                                         'deleted_at', coalesce(m.meta -> 'deleted_at', to_jsonb(now()))),
     updated_at = now()
-  returning id
+  returning id, m.idempotency_key is not null as ours
 )"""
 
 # Runtime columns only: t_numbers is configuration, and a number that moved to a newer session is left alone.
@@ -180,6 +180,7 @@ class Outcome:
     event_id: UUID | None = None
     reason: str | None = None
     message_id: UUID | None = None
+    ours: bool = False  # the message row is one of our outbox rows (it has an idempotency key)
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def store_only_statement(session: SessionAuth, env: Envelope, signature: str, re
 def outcome(row: dict[str, Any] | None) -> Outcome:
     if row is None or row["event_id"] is None:
         return Outcome("duplicate")
-    return Outcome(row["status"], row["event_id"], row["reason"], row["message_id"])
+    return Outcome(row["status"], row["event_id"], row["reason"], row["message_id"], bool(row.get("ours")))
 
 
 def _event_params(session: SessionAuth, env: Envelope, event: Event, signature: str, status: str) -> dict[str, Any]:
@@ -287,10 +288,10 @@ def _statement(head: str, plan: _Plan) -> str:
 @functools.lru_cache(maxsize=64)  # a handful of shapes; the same str object lets psycopg's query cache hit fast
 def _sql(head: str, ctes: tuple[str, ...], ordered: bool, has_msg: bool) -> str:
     ctes = ((_STALE,) if ordered else ()) + (head, *ctes)
-    msg = "(select id from msg)" if has_msg else "null::uuid"
+    msg, ours = ("(select id from msg)", "(select ours from msg)") if has_msg else ("null::uuid", "false")
     return (
         "with " + ",".join(ctes) + f"\nselect (select id from ev) as event_id, (select status from ev) as status,"
-        f" (select ignored_reason from ev) as reason, {msg} as message_id"
+        f" (select ignored_reason from ev) as reason, {msg} as message_id, {ours} as ours"
     )
 
 

@@ -191,10 +191,11 @@ async def _store(state: WebState, route_event: str | None, auth: SessionAuth, en
         state.auth.invalidate()  # normalising failed: a stale cached session is the usual cause
         if outcome.event_id is not None:  # in a thread: Redis may hang, the event loop must not
             await run_in_threadpool(schedule_reprocess, outcome.event_id)
-    elif outcome.status == "processed" and outcome.message_id is not None and env.event in FOLLOWED_EVENTS:
+    elif outcome.status == "processed" and outcome.message_id and env.event in FOLLOWED_EVENTS and not outcome.ours:
         # The conversation runtime reacts to messages off the hot path: one job (passes a round's turn, settles
         # our own sends), enqueued after the event is committed by a small thread pool the answer never waits
         # for. If Redis is down the job is lost, and the runtime's sweeper finds the message within a minute.
+        # Our own send's echo folded into its outbox row (`ours`) needs no job: on_message would only say "ours".
         asyncio.get_running_loop().run_in_executor(_FOLLOW_UPS, _follow_up, str(outcome.message_id))
     if log.isEnabledFor(logging.DEBUG):
         extra = {"event": env.event, "auth": method, "outcome_reason": outcome.reason}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from mirage.jobs.queues import job_key
 from tests.runtime.conftest import Harness
 
 
@@ -29,3 +30,16 @@ def test_a_round_runs_its_script_turn_by_turn_through_the_simulator(make_harness
     assert h.count("select count(*) as n from t_messages where direction = 'out'") == 4
     received = h.rows("select meta from t_messages where direction = 'in' order by created_at")
     assert len(received) == 4 and all("round_id" in m["meta"] for m in received)
+
+
+def test_only_the_other_bots_copy_of_a_message_gets_a_follow_up_job(make_harness: Callable[..., Harness]) -> None:
+    """Our own send's `send.message` echo folds into its outbox row: on_message would only say "ours", so the webhook
+    enqueues nothing for it; the receiver's copy passes the turn."""
+    h = make_harness(exchanges=(2, 2))
+    assert h.tick()["created"] == 1
+    h.run_until(h.clock.now() + timedelta(minutes=15), tick_every=timedelta(minutes=30))
+    messages = h.rows("select id::text, direction::text from t_messages")
+    followed = {m["direction"]: 0 for m in messages}
+    for m in messages:
+        followed[m["direction"]] += bool(h.redis.exists(f"rq:job:{job_key('onmsg:' + m['id'])}"))
+    assert followed == {"out": 0, "in": 4}
