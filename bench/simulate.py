@@ -1,6 +1,7 @@
 """`mirage simulate` speed: a week of the example tenants, and a fleet of generated agency tenants.
 
-    .venv/bin/python bench/simulate.py [--days 7] [--fleet-tenants 4] [--fleet-days 1] [--full] [--skip-examples]
+    .venv/bin/python bench/simulate.py [--days 7] [--fleet-tenants 4] [--fleet-days 1] [--full]
+                                       [--skip-examples | --skip-fleet]
 
 Postgres: DATABASE_URL's server, else the embedded one under .mirage-test-bench/ (each run makes and drops
 its own scratch database); Redis: the simulation's private embedded server. Each simulation runs in a child
@@ -142,6 +143,7 @@ def main() -> None:
     parser.add_argument("--fleet-days", type=int, default=1, help="days of the fleet (scaled run)")
     parser.add_argument("--full", action="store_true", help="the issue's fleet: 100 tenants, 7 days")
     parser.add_argument("--skip-examples", action="store_true", help="only the fleet")
+    parser.add_argument("--skip-fleet", action="store_true", help="only the examples")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-days", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-label", help=argparse.SUPPRESS)
@@ -167,6 +169,8 @@ def main() -> None:
             f"{load(f)}; setup {f['setup_s']:.1f} s; {f['jobs']:.0f} jobs, {f['events']:.0f} simulator events",
         )
         line("  peak RSS of the simulation process (MB)", f"{f['rss_mb']:.0f}", "n/a", None, load(f))
+    if args.skip_fleet:
+        return
     tenants, days = (FLEET["tenants"], FLEET["days"]) if args.full else (args.fleet_tenants, args.fleet_days)
     full = tenants == FLEET["tenants"] and days == FLEET["days"]
     folder = Path(tempfile.mkdtemp(prefix="mirage-bench-sim-"))

@@ -10,6 +10,8 @@ jobs due. Then the clock jumps to the next instant anything is due. Nothing slee
 from __future__ import annotations
 
 import logging
+import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -101,6 +103,9 @@ class Driver:
         self.queues = [Queue(name, connection=redis) for name in queues.ALL_QUEUES]
         self.registries = [ScheduledJobRegistry(queue=q) for q in self.queues]  # type: ignore[no-untyped-call]
         self.by_key = {q.key: q for q in self.queues}
+        self.queue_index = {q.name: i for i, q in enumerate(self.queues)}
+        # Periodic jobs due now, per queue (see _run_one_job); called in process instead of through RQ (ADR 0051).
+        self.periodic_due: list[deque[Periodical]] = [deque() for _ in self.queues]
         self._pop_first = redis.register_script(POP_FIRST)
         self.periodic = [Periodical(p, clock.now()) for p in schedule if p.func.__name__ not in NOT_SIMULATED]
         self.worker = _Worker(self.queues, connection=redis)
@@ -161,24 +166,43 @@ class Driver:
             return
 
     def _run_one_job(self) -> bool:
-        """The first job of the first queue that has one (queues in their fixed order), run in this process."""
-        while True:  # as Queue.dequeue_any: LPOP the queues in order, in one round trip; skip a job hash gone
-            popped = self._pop_first(keys=[q.key for q in self.queues])
+        """The first job of the first queue that has one (queues in their fixed order), run in this process.
+
+        A periodic job due now is the first of its queue (it was due when every queue was empty, see `drain`), so
+        it runs before anything in its own queue and after anything in a queue before it, as if RQ had queued it.
+        """
+        local = next((i for i, waiting in enumerate(self.periodic_due) if waiting), len(self.queues))
+        keys = [q.key for q in self.queues[:local]]
+        while keys:  # as Queue.dequeue_any: LPOP the queues in order, in one round trip; skip a job hash gone
+            popped = self._pop_first(keys=keys)
             if not popped:
-                return False
+                break
             key, job_id = (v.decode() if isinstance(v, bytes) else str(v) for v in popped)
             queue = self.by_key[key]
             try:
                 job = Job.fetch(job_id, connection=self.redis, serializer=queue.serializer)
             except NoSuchJobError:
                 continue
-            break
-        self.counts.jobs += 1
-        if run_job(self.worker, job, queue, self.redis):
-            self.counts.failed_jobs += 1
-            info = (job.exc_info or "").strip().splitlines()
-            self.failures.append((str(job.description), info[-1] if info else "failed"))
+            self.counts.jobs += 1
+            if run_job(self.worker, job, queue, self.redis):
+                self.counts.failed_jobs += 1
+                info = (job.exc_info or "").strip().splitlines()
+                self.failures.append((str(job.description), info[-1] if info else "failed"))
+            return True
+        if local == len(self.queues):
+            return False
+        self._run_periodic(self.periodic_due[local].popleft())
         return True
+
+    def _run_periodic(self, p: Periodical) -> None:
+        """A periodic job's function, called here: the driver fixes its order, so RQ would only add bookkeeping."""
+        self.counts.jobs += 1
+        try:
+            p.periodic.func()
+        except Exception as e:  # as a failed RQ job: counted and listed, the run goes on
+            log.exception("periodic job failed", extra={"job": p.name})
+            self.counts.failed_jobs += 1
+            self.failures.append((f"{p.periodic.func.__module__}.{p.name}()", traceback.format_exception_only(e)[-1]))
 
     def _next_scheduled(self) -> datetime | None:
         pipe = self.redis.pipeline(transaction=False)
@@ -222,11 +246,8 @@ class Driver:
 
     def _enqueue_periodic(self, now: datetime) -> bool:
         due = [p for p in self.periodic if p.next_at <= now]
-        for p in due:
-            func = f"{p.periodic.func.__module__}.{p.periodic.func.__name__}"
-            queues.enqueue_unique(
-                p.periodic.queue, func, job_id=f"sim:{p.name}:{now.timestamp():.0f}", retry=None, conn=self.redis
-            )
+        for p in due:  # run by `_run_one_job` in queue order, as RQ would dequeue them
+            self.periodic_due[self.queue_index[p.periodic.queue]].append(p)
             p.next_at = now + self.interval(p, now)
             self.counts.ticks += 1
         return bool(due)
