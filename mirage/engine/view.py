@@ -49,15 +49,22 @@ def effective_settings(tenant: Row, conversation: Row | None) -> Effective:
     conv = conversation or {}
     merged: dict[str, Any] = {k: conv.get(k) if conv.get(k) is not None else tenant[k] for k in INHERITED}
     low, high = int(merged["min_delay_ms"]), int(merged["max_delay_ms"])
-    return Effective(
-        min_delay_ms=low,
-        max_delay_ms=max(low, high),  # an override of only the floor may pass the tenant's ceiling
-        hourly_burst_limit=int(merged["hourly_burst_limit"]),
-        daily_limit=int(tenant["daily_limit"]),
-        humanize=bool(merged["humanize"]),
-        allow_bot_to_bot=bool(merged["allow_bot_to_bot"]),
-        guard_no_echo=bool(conv.get("guard_no_echo", True)),
+    return _effective(
+        low,
+        max(low, high),  # an override of only the floor may pass the tenant's ceiling
+        int(merged["hourly_burst_limit"]),
+        int(tenant["daily_limit"]),
+        bool(merged["humanize"]),
+        bool(merged["allow_bot_to_bot"]),
+        bool(conv.get("guard_no_echo", True)),
     )
+
+
+@lru_cache(maxsize=4096)
+def _effective(
+    low: int, high: int, hourly: int, daily: int, humanize: bool, allow_bot_to_bot: bool, guard_no_echo: bool
+) -> Effective:  # a fleet repeats a few combinations: the tick builds each once
+    return Effective(low, high, hourly, daily, humanize, allow_bot_to_bot, guard_no_echo)
 
 
 def parse_hhmm(value: Any) -> time:
@@ -175,12 +182,39 @@ class ConversationView:
         return self.week.get(dow, CLOSED_DAY)
 
 
+_PARTS = tuple((part, f"{part}_enabled", f"{part}_window") for part in DAYPARTS)
+_DAYS: dict[tuple[Any, ...], Day] = {}  # schedule rows already read, by what they say (a fleet repeats a few)
+
+
 def _day(conversation: str, row: Row) -> Day:
-    windows = []
-    for part in DAYPARTS:
-        if not row.get(f"{part}_enabled"):
+    key: list[Any] = [row.get("max_rounds_per_window"), row.get("pause_between_rounds_min")]
+    key.append(row.get("pause_between_rounds_max"))
+    for _, enabled, window in _PARTS:
+        if not row.get(enabled):
+            key.append(False)
             continue
-        span = row.get(f"{part}_window")
+        span = row.get(window)
+        if type(span) is not dict:
+            return _read_day(conversation, row)
+        key.append((span.get("start"), span.get("end")))
+    try:
+        got = _DAYS.get(tuple(key))
+    except TypeError:  # an unhashable value: read it the long way
+        return _read_day(conversation, row)
+    if got is None:
+        got = _read_day(conversation, row)  # raises ViewError for a bad row: only good ones are kept
+        if len(_DAYS) >= 4096:
+            _DAYS.clear()
+        _DAYS[tuple(key)] = got
+    return got
+
+
+def _read_day(conversation: str, row: Row) -> Day:
+    windows = []
+    for part, enabled, window in _PARTS:
+        if not row.get(enabled):
+            continue
+        span = row.get(window)
         # dict first: the ABC check of Mapping is slow, and the tick reads thousands of rows
         if (
             not (type(span) is dict or isinstance(span, Mapping))
@@ -300,9 +334,11 @@ def conversation_view(
     topics: Sequence[Row],
     numbers: Mapping[str, Row],
     personas: Mapping[str, Row | Persona],
+    number_views: Mapping[str, NumberView] | None = None,
 ) -> ConversationView:
     """The effective view of one conversation; `numbers` / `personas` are the tenant's active rows by id
-    (personas may come already built, once per tenant, by a caller building many views)."""
+    (personas may come already built, once per tenant, by a caller building many views; so may the numbers'
+    views, `number_views`, built from the same rows)."""
     key = str(conversation["key"])
     tz = str(tenant.get("timezone") or "America/Sao_Paulo")
     if not is_valid_timezone(tz):
@@ -333,7 +369,7 @@ def conversation_view(
         settings=effective_settings(tenant_settings, conversation_settings),
         week=week,
         pairs=tuple(pairs),
-        numbers={i: number_view(numbers[i]) for i in sorted(used)},
+        numbers={i: number_views[i] if number_views else number_view(numbers[i]) for i in sorted(used)},
         personas=_persona_views(personas),
         topics=tuple(
             Topic(

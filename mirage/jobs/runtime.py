@@ -22,7 +22,15 @@ from mirage.db.connect import connect, database_url
 from mirage.db.sessions import SET_CLAIMS_SQL, service_session
 from mirage.engine.clock import Clock, clock_from_spec
 from mirage.engine.rounds import PlanState, RoundRecord, RoundState
-from mirage.engine.view import ConversationView, Persona, ViewError, conversation_view, persona_view
+from mirage.engine.view import (
+    ConversationView,
+    NumberView,
+    Persona,
+    ViewError,
+    conversation_view,
+    number_view,
+    persona_view,
+)
 from mirage.jobs import queues
 from mirage.jobs.quota import QuotaCounter
 
@@ -143,6 +151,7 @@ def build_views(snapshot: db_rounds.Snapshot) -> tuple[list[ConversationView], l
     """Views of every conversation in the snapshot, and (tenant slug, conversation key, reason) of those skipped."""
     views, skipped = [], []
     personas: dict[str, dict[str, Persona]] = {}  # built once per tenant, shared by its conversations' views
+    numbers: dict[str, dict[str, NumberView]] = {}  # the same
     for c in snapshot.conversations.values():
         t = snapshot.tenants[c.conversation["tenant_id"]]
         try:
@@ -151,6 +160,9 @@ def build_views(snapshot: db_rounds.Snapshot) -> tuple[list[ConversationView], l
                 tenant_personas = personas[str(t.tenant["id"])] = {
                     str(i): persona_view(r) for i, r in t.personas.items()
                 }
+            tenant_numbers = numbers.get(str(t.tenant["id"]))
+            if tenant_numbers is None:
+                tenant_numbers = numbers[str(t.tenant["id"])] = {i: number_view(r) for i, r in t.numbers.items()}
             views.append(
                 conversation_view(
                     t.tenant,
@@ -163,6 +175,7 @@ def build_views(snapshot: db_rounds.Snapshot) -> tuple[list[ConversationView], l
                     c.topics,
                     t.numbers,
                     tenant_personas,
+                    tenant_numbers,
                 )
             )
         except ViewError as e:
