@@ -213,12 +213,12 @@ def _eligible(
         n = view.numbers.get(number_id)
         if n is None:
             return f"number {number_id} unknown"
-        if not n.can_send:
+        if not (n.active and n.status == "open" and n.paused_reason is None):  # NumberView.can_send, inlined
             return f"number {n.key} is {(n.paused_reason and 'paused') or n.status}"
         if number_id in state.busy_numbers or number_id in planned:
             return f"number {n.key} is in another round"
-        used = state.used.get(number_id, (0, 0))
-        limits = state.limits.get(number_id, (view.settings.hourly_burst_limit, view.settings.daily_limit))
+        used = state.used.get(number_id) or (0, 0)
+        limits = state.limits.get(number_id) or (view.settings.hourly_burst_limit, view.settings.daily_limit)
         if min(limits[0] - used[0], limits[1] - used[1]) < exchanges:
             return f"number {n.key} has no quota for a whole round"
     return None
@@ -227,17 +227,19 @@ def _eligible(
 def _choose_pair(
     view: ConversationView, state: PlanState, exchanges: int, rng: random.Random, planned: AbstractSet[str]
 ) -> tuple[Pair | None, str]:
-    pairs = list(view.pairs)
+    pairs = view.pairs
     if not pairs:
         return None, "no pair of bot numbers"
+    candidates: Sequence[Pair]
     if view.mode == "pair":
         candidates = pairs[:1]
     elif view.mode == "round_robin":
         k = state.total_rounds % len(pairs)
         candidates = pairs[k:] + pairs[:k]
     else:
-        candidates = pairs[:]
-        rng.shuffle(candidates)
+        shuffled = list(pairs)
+        rng.shuffle(shuffled)
+        candidates = shuffled
     reason = ""
     for pair in candidates:
         why = _eligible(view, state, pair, exchanges, planned)
@@ -260,16 +262,7 @@ def choose_topic(view: ConversationView, state: PlanState, now: datetime, rng: r
     """The topic of the next round: the one rule of docs/generation.md#topics (mirage.engine.generation.topics:
     the strategy, `topic_refresh_minutes`, active dates in the tenant's zone), with the topic of the latest
     rounds as the one in force since the first of them."""
-    by_id = {t.id: t for t in view.topics}
-    ordered = sorted((r for r in state.rounds if r.topic_id in by_id), key=lambda r: r.created_at)
-    current = None
-    if ordered:
-        topic_id, since = ordered[-1].topic_id, ordered[-1].created_at
-        for r in reversed(ordered):
-            if r.topic_id != topic_id:
-                break
-            since = r.created_at
-        current = TopicPick(by_id[str(topic_id)].key, since)
+    current = _topic_in_force(view, state) if state.rounds else None
     pick = pick_topic(
         {t.key: t for t in view.topics},
         view.topic_strategy,
@@ -280,6 +273,20 @@ def choose_topic(view: ConversationView, state: PlanState, now: datetime, rng: r
         rng,
     )
     return next((t for t in view.topics if t.key == pick.key), None)
+
+
+def _topic_in_force(view: ConversationView, state: PlanState) -> TopicPick | None:
+    """The topic of the latest rounds, in force since the first of them that had it."""
+    by_id = {t.id: t for t in view.topics}
+    ordered = sorted((r for r in state.rounds if r.topic_id in by_id), key=lambda r: r.created_at)
+    if not ordered:
+        return None
+    topic_id, since = ordered[-1].topic_id, ordered[-1].created_at
+    for r in reversed(ordered):
+        if r.topic_id != topic_id:
+            break
+        since = r.created_at
+    return TopicPick(by_id[str(topic_id)].key, since)
 
 
 def _cheap_checks(
