@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis as redis_lib
@@ -128,3 +129,25 @@ def test_a_worker_keeps_one_postgres_connection_and_one_redis_client_between_job
     assert first == second != nested
     assert outer.closed  # closed with the block
     assert backend() != first and queues.connection() is not queues.connection()  # outside a worker: per use
+
+
+def test_a_job_scheduled_mid_second_is_due_at_its_instant_and_never_before(redis: redis_lib.Redis) -> None:
+    """rq keeps whole seconds; the exact instant is stored and the workers' scheduler reads it (ADR 0050)."""
+    from rq.registry import ScheduledJobRegistry
+
+    from mirage.jobs.worker import MirageScheduler
+
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2, milliseconds=300)
+    enqueue_unique(ROUNDS, "mirage.jobs.queues.connection", job_id="probe:at", conn=redis, at=at)
+    registry = ScheduledJobRegistry(queue=Queue(ROUNDS, connection=redis))
+    assert registry.get_scheduled_time(job_key("probe:at")) == at
+    scheduler = MirageScheduler([ROUNDS], connection=redis)
+    scheduler.acquire_locks()
+    moved_at = None
+    while moved_at is None and datetime.now(UTC) < at + timedelta(seconds=2):
+        scheduler.enqueue_scheduled_jobs()
+        if job_key("probe:at") in Queue(ROUNDS, connection=redis).job_ids:
+            moved_at = datetime.now(UTC)
+        time.sleep(0.02)
+    scheduler.release_locks()
+    assert moved_at is not None and at <= moved_at < at + timedelta(milliseconds=300)

@@ -13,6 +13,7 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import JobStatus
+from rq.registry import ScheduledJobRegistry
 
 from mirage.backends import redis_backend, redis_client
 from mirage.logs import current_context
@@ -120,7 +121,13 @@ def enqueue_unique(
             q.enqueue_call(func, unique=True, **options)
         else:
             job = q.create_job(func, status=JobStatus.SCHEDULED, **options)
-            q.schedule_job(job, when, unique=True)
+            # rq stores whole seconds: the next one, so the job is never early, then its exact instant (ADR 0050;
+            # the workers' scheduler reads scores to the microsecond). Lowering a score never makes a job early.
+            whole = when if not when.microsecond else when.replace(microsecond=0) + timedelta(seconds=1)
+            q.schedule_job(job, whole, unique=True)
+            if whole != when:
+                registry = ScheduledJobRegistry(queue=q)  # type: ignore[no-untyped-call]
+                q.connection.zadd(registry.key, {job.id: when.timestamp()}, xx=True)
     except DuplicateJobError:
         return False
     return True

@@ -136,10 +136,7 @@ def schedule(queue: str, func: str, *, job_id: str, args: list[str], when: datet
     """Run `func` at the clock instant `when` (now, if it is not in the future): RQ's scheduler, never a sleep."""
     if when <= now:
         return queues.enqueue_unique(queue, func, job_id=job_id, args=args)
-    at = clock().wall_time(when)
-    if at.microsecond:  # RQ's scheduler keeps whole seconds: round up, so a job is never early
-        at = at.replace(microsecond=0) + timedelta(seconds=1)
-    return queues.enqueue_unique(queue, func, job_id=job_id, args=args, at=at)
+    return queues.enqueue_unique(queue, func, job_id=job_id, args=args, at=clock().wall_time(when))
 
 
 def counter() -> QuotaCounter:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, Worker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 from rq.worker import BaseWorker
 
@@ -46,8 +47,23 @@ def queue_names(names: Sequence[str]) -> tuple[str, ...]:
 SCHEDULER_POLL_S = 0.2
 
 
+class _SubSecondRegistry(ScheduledJobRegistry):
+    """A scheduled registry read with the current time to the microsecond: `enqueue_unique` stores exact scores
+    (ADR 0050), which rq's own whole-second reading would move up to a second late."""
+
+    def get_jobs_to_schedule(self, timestamp: int | None = None, chunk_size: int = 1000) -> list[str]:
+        return super().get_jobs_to_schedule(time.time(), chunk_size)  # type: ignore[arg-type]
+
+
 class MirageScheduler(RQScheduler):
-    """rq's scheduler, polling every SCHEDULER_POLL_S; its heartbeat (and lock refresh) stays once a second."""
+    """rq's scheduler, polling every SCHEDULER_POLL_S and reading scores to the microsecond; its heartbeat (and lock
+    refresh) stays once a second."""
+
+    def prepare_registries(self, queue_names: Iterable[str] | None = None) -> None:
+        names = queue_names or self._acquired_locks
+        self._scheduled_job_registries = [
+            _SubSecondRegistry(name, connection=self.connection, serializer=self.serializer) for name in names
+        ]
 
     def work(self) -> None:
         self._install_signal_handlers()
