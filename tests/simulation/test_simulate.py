@@ -150,3 +150,22 @@ def test_a_person_who_opts_out_on_the_second_message_in_words_the_policy_misses_
         assert "violation" in out.stderr
     else:  # the policy knows it: the opt-out is recorded and nothing more goes to her
         assert after == []
+
+
+@pytest.mark.parametrize(
+    ("script", "why"),
+    [("SAIR", "expected NUMBER=TEXT"), ("+55=SAIR", "expected NUMBER=TEXT"), (f"{ROSA}=  ", "expected NUMBER=TEXT")],
+    ids=["no-number", "short-number", "no-text"],
+)
+def test_a_malformed_script_is_refused_before_anything_runs(tmp_path: Path, script: str, why: str) -> None:
+    from click.testing import CliRunner
+
+    from mirage.cli import cli
+
+    transcript = tmp_path / "t.jsonl"
+    result = CliRunner().invoke(
+        cli, ["simulate", str(EXAMPLES), "--days", "1", "--script", script, "--transcript", str(transcript)]
+    )
+    assert result.exit_code == 2  # bad usage, not a violation
+    assert "--script" in result.output and why in result.output and script.strip() in result.output
+    assert not transcript.exists()  # nothing started, nothing written
