@@ -17,6 +17,7 @@ from mirage.errors import TemporaryError
 from mirage.i18n import t
 from mirage.integrations.evolution.client import EvolutionClient
 from mirage.integrations.evolution.errors import EvolutionClientError, EvolutionServerError
+from mirage.integrations.evolution.events import parse_jid
 from mirage.jobs import queues, runtime
 from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 from mirage.jobs.runtime import Conn, db, tx
@@ -61,7 +62,8 @@ def check_inbound(c: Conn, message_id: str, now: datetime) -> str:
 
 
 def _lid(jid: str | None) -> str | None:
-    return jid if jid and jid.endswith("@lid") and jid[:-4].isdigit() else None
+    parsed = parse_jid(jid)
+    return parsed.normal if parsed is not None and parsed.kind == "lid" else None
 
 
 class NotCommittedYet(TemporaryError):
