@@ -1,21 +1,23 @@
 """The conversation runtime's speed and memory, printed next to issue 11's targets.
 
     .venv/bin/python bench/engine.py [--tenants 500] [--conversations-per-tenant 20] [--active 1000] [--fork]
-                                     [--profile DIR] [--seconds 120] [--jobs 10000] [--skip tick,active,rss]
+                                     [--threads N] [--profile DIR] [--seconds 120] [--jobs 10000]
+                                     [--skip tick,active,rss]
 
 Figures:
   * tick: the 60-second tick's planning (effective views + plan_rounds) over 10,000 conversations in 500
     tenants (bulk-inserted rows, a Monday 09:00 in São Paulo), and the SQL statements its snapshot load sends
     for 50 and for 500 tenants (they must not grow with N). Target: plan <= 200 ms, queries independent of N.
   * active: --active conversations at once (default 1,000, the issue's figure) on 2 `mirage worker` processes
-    (jobs in the worker process, the default since ADR 0048; `--fork` for a child per job) against the Evolution
-    simulator in real time (time factor 1), webhooks through `mirage serve`.
+    (jobs in the worker process, the default since ADR 0048, `--threads` jobs at once in each, ADR 0059;
+    `--fork` for a child per job, one at a time) against the Evolution simulator in real time (time factor 1),
+    webhooks through `mirage serve`.
     Two waves: (a) capacity: no think delay, no typing, every round's 8 messages as fast as the runtime goes
     -> messages/s (target >= 100); (b) cadence: think 2-8 s log-normal and humanized typing (presence
     `composing`, then the text 1-12 s later from a second scheduled job; no request waits for it, ADR 0041)
     -> lateness of each claim after its due instant, planned + typing (target p99 <= 2 s).
-  * rss: a `mirage worker --simple --burst` (jobs in the worker process itself, the stricter case) runs --jobs
-    send_message jobs; its peak resident memory. Target <= 150 MB.
+  * rss: a `mirage worker --simple --burst --threads N` (jobs in the worker process itself, the stricter case)
+    runs --jobs send_message jobs; its peak resident memory. Target <= 150 MB.
 Postgres/Redis: DATABASE_URL / REDIS_URL, else the embedded ones under .mirage-test-bench/ (scratch database,
 dropped after; servers stopped if the bench started them).
 """
@@ -41,6 +43,7 @@ import psycopg  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
+from mirage.cli.runtime import DEFAULT_THREADS  # noqa: E402
 from mirage.db.scratch import create_database, drop_database  # noqa: E402
 
 TARGETS = {"plan_ms": 200.0, "msgs_per_s": 100.0, "lateness_p99_s": 2.0, "rss_mb": 150.0}
@@ -324,7 +327,7 @@ def _wave(url: str, env: dict[str, str], since: datetime, timeout: float, active
 
 
 def bench_active(
-    server: str, redis_url: str, active: int, seconds: float, fork: bool, profile: Path | None = None
+    server: str, redis_url: str, active: int, seconds: float, fork: bool, threads: int, profile: Path | None = None
 ) -> None:
     from cryptography.fernet import Fernet
 
@@ -361,7 +364,7 @@ def bench_active(
         Redis.from_url(redis_url).flushdb()
         tid = _setup_active(url, sim.url, sim.api_key, active)
         procs.append(subprocess.Popen([*mirage, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL))
-        worker = ["mirage", "worker", *(["--fork"] if fork else [])]
+        worker = ["mirage", "worker", *(["--fork"] if fork else ["--threads", str(threads)])]
         for i in range(2):  # --profile: each worker under cProfile, written when it stops (SIGTERM, a warm stop)
             prof = ["-m", "cProfile", "-o", str(profile / f"worker-{i + 1}.prof")] if profile else []
             procs.append(subprocess.Popen([sys.executable, *prof, "-m", *worker], env=env, stderr=subprocess.DEVNULL))
@@ -412,7 +415,7 @@ def bench_active(
         sim.stop()
         drop_database(server, conninfo_to_dict(url)["dbname"])
     smaller = "" if active >= 1000 else " (the issue says 1,000: SMALLER here)"
-    how = "a forked child per job" if fork else "jobs in-process"
+    how = "a forked child per job" if fork else f"jobs in-process, {threads} thread(s) each"
     label = f"{active} conversations{smaller}, 2 worker processes ({how}), simulator x1"
     print(f"active: {label}")
     print(
@@ -458,7 +461,7 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def bench_rss(server: str, redis_url: str, jobs: int) -> None:
+def bench_rss(server: str, redis_url: str, jobs: int, threads: int) -> None:
     from redis import Redis
     from rq import Queue
 
@@ -484,8 +487,9 @@ def bench_rss(server: str, redis_url: str, jobs: int) -> None:
             "MIRAGE_DOTENV": "",
         }
         started = time.perf_counter()
+        command = ["worker", "--simple", "--burst", "--threads", str(threads), "-q", "messages", "--no-scheduler"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mirage", "worker", "--simple", "--burst", "-q", "messages", "--no-scheduler"],
+            [sys.executable, "-m", "mirage", *command],
             env=env,
             stderr=subprocess.DEVNULL,
         )
@@ -500,7 +504,10 @@ def bench_rss(server: str, redis_url: str, jobs: int) -> None:
         left = q.count
     finally:
         drop_database(server, conninfo_to_dict(url)["dbname"])
-    print(f"rss: `mirage worker --simple --burst` over {jobs - left:,} send_message jobs in {elapsed:.0f} s")
+    print(
+        f"rss: `mirage worker --simple --burst --threads {threads}` over {jobs - left:,} send_message jobs "
+        f"in {elapsed:.0f} s"
+    )
     line("peak resident memory", f"{peak:.0f} MB", f"<= {TARGETS['rss_mb']:.0f} MB", peak <= TARGETS["rss_mb"])
     print(f"  {'resident memory after the first 100 jobs':<44} {after_100:>11.0f} MB")
 
@@ -511,7 +518,15 @@ def main() -> None:
     ap.add_argument("--conversations-per-tenant", type=int, default=20, help="conversations per tenant (tick)")
     ap.add_argument("--active", type=int, default=1000, help="conversations active at once (the issue's 1,000)")
     ap.add_argument("--fork", action="store_true", help="workers fork a child per job (`mirage worker --fork`)")
-    ap.add_argument("--profile", type=Path, help="write each active worker's cProfile to this folder")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"jobs at once per worker process (`mirage worker --threads`, default {DEFAULT_THREADS})",
+    )
+    ap.add_argument(
+        "--profile", type=Path, help="write each active worker's cProfile to this folder (main thread: --threads 1)"
+    )
     ap.add_argument("--seconds", type=float, default=120, help="longest wait for a wave of rounds to end")
     ap.add_argument("--jobs", type=int, default=10_000, help="jobs the memory figure runs")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: tick, active, rss")
@@ -525,9 +540,9 @@ def main() -> None:
         if "tick" not in skip:
             bench_tick(server, redis_url, args.tenants, args.conversations_per_tenant)
         if "active" not in skip:
-            bench_active(server, redis_url, args.active, args.seconds, args.fork, args.profile)
+            bench_active(server, redis_url, args.active, args.seconds, args.fork, args.threads, args.profile)
         if "rss" not in skip:
-            bench_rss(server, redis_url, args.jobs)
+            bench_rss(server, redis_url, args.jobs, args.threads)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from mirage.settings import get_settings
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client in each server process (mirage.web.prometheus)
 
 _SHORT_QUEUES = [name.removeprefix("mirage-") for name in ALL_QUEUES]
+# `mirage worker`'s jobs in flight per process (ADR 0059): a job mostly waits on Postgres, Redis and Evolution.
+DEFAULT_THREADS = 8
 
 
 @cli.command()
@@ -72,8 +74,15 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     "--fork/--simple",
     default=False,
     show_default=True,
-    help="Run each job in a forked child (isolation, several times slower) instead of in the worker process "
-    "(the default, reusing its connections); job timeouts hold either way.",
+    help="Run each job in a forked child (isolation, several times slower, one job at a time) instead of in the "
+    "worker process (the default, reusing its connections); job timeouts hold either way.",
+)
+@click.option(
+    "--threads",
+    "-t",
+    type=click.IntRange(1, 64),
+    help=f"Jobs in flight at once in this process, one per thread, each with its own Postgres connection and Redis "
+    f"client (jobs mostly wait on Postgres, Redis and Evolution) [default: {DEFAULT_THREADS}; 1 with --fork].",
 )
 @click.option(
     "--scheduler/--no-scheduler",
@@ -81,20 +90,24 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     show_default=True,
     help="Also move delayed jobs and retries onto their queues when they are due.",
 )
-def worker(queues: tuple[str, ...], burst: bool, fork: bool, scheduler: bool) -> None:
-    """Run an RQ worker over Mirage's queues (instances, events, rounds, messages) on REDIS_URL.
+def worker(queues: tuple[str, ...], burst: bool, fork: bool, threads: int | None, scheduler: bool) -> None:
+    """Run RQ workers over Mirage's queues (instances, events, rounds, messages) on REDIS_URL.
 
     Every job logs with the correlation id of the request or job that enqueued it. Run as many workers
-    as you like, on as many hosts as you like: jobs have deterministic ids and are taken once.
+    as you like, on as many hosts as you like: jobs have deterministic ids and are taken once. SIGTERM
+    (or Ctrl-C) lets the jobs in hand finish; a second one a second later stops at once.
     """
     from mirage.jobs.worker import queue_names, run_worker
 
+    if fork and threads is not None and threads > 1:
+        raise click.UsageError("--fork runs one job at a time: leave --threads out (or use --simple)")
     try:
         names = queue_names(queues)
     except ValueError as e:
         raise MirageError(str(e)) from e
-    click.echo(t("ingest.worker_start", queues=", ".join(names)), err=True)
-    ran = run_worker(names, burst=burst, simple=not fork, scheduler=scheduler)
+    n = 1 if fork else threads or DEFAULT_THREADS
+    click.echo(t("ingest.worker_start", queues=", ".join(names), threads=n), err=True)
+    ran = run_worker(names, burst=burst, simple=not fork, scheduler=scheduler, threads=n)
     if burst:
         click.echo(t("ingest.worker_burst_done" if ran else "ingest.worker_idle"), err=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,39 +31,43 @@ _INVALID_ID = re.compile(r"[^A-Za-z0-9_-]")
 DEFAULT_RETRY = Retry(max=5, interval=[5, 15, 60, 180, 600])
 
 
-# What a long-running worker keeps between jobs (`kept_connections()`): Redis clients by ("redis", pid, URL), and
-# `mirage.jobs.runtime.db()`'s idle Postgres connections by ("postgres", pid, URL). None outside a worker: tests,
-# the CLI and the demo open per use, so nothing holds a scratch database or a swapped Redis.
-_kept: dict[tuple[str, int, str], Any] | None = None
+# What a long-running worker keeps between jobs (`kept_connections()`), per thread (each of a worker's job threads
+# has its own, ADR 0059): Redis clients by ("redis", pid, URL), and `mirage.jobs.runtime.db()`'s idle Postgres
+# connections by ("postgres", pid, URL). None outside a worker: tests, the CLI and the demo open per use, so nothing
+# holds a scratch database or a swapped Redis.
+_local = threading.local()
 
 
 @contextlib.contextmanager
 def kept_connections() -> Iterator[None]:
-    """Inside this block `connection()` returns one Redis client (one connection pool) per URL instead of a new
-    client, and a new TCP connection, per enqueue, and `runtime.db()` reuses its Postgres connection (an
-    in-process worker runs hundreds of jobs a second; connecting costs a few ms each). All closed at the end."""
-    global _kept
-    before, _kept = _kept, {}
+    """Inside this block (in this thread) `connection()` returns one Redis client (one connection pool) per URL
+    instead of a new client, and a new TCP connection, per enqueue, and `runtime.db()` reuses its Postgres
+    connection (an in-process worker runs hundreds of jobs a second; connecting costs a few ms each). Other
+    threads keep their own. All closed at the end."""
+    before = getattr(_local, "kept", None)
+    _local.kept = {}
     try:
         yield
     finally:
-        kept, _kept = _kept, before
+        kept, _local.kept = _local.kept, before
         for value in kept.values():
             value.close()
 
 
 def kept() -> dict[tuple[str, int, str], Any] | None:
-    """The current `kept_connections()` store, or None outside one."""
-    return _kept
+    """This thread's current `kept_connections()` store, or None outside one."""
+    store: dict[tuple[str, int, str], Any] | None = getattr(_local, "kept", None)
+    return store
 
 
 def connection() -> Redis:
-    if _kept is None:
+    store = kept()
+    if store is None:
         return redis_client()  # type: ignore[no-any-return]
     key = ("redis", os.getpid(), redis_backend().url)
-    client: Redis | None = _kept.get(key)
+    client: Redis | None = store.get(key)
     if client is None:
-        client = _kept[key] = redis_client()
+        client = store[key] = redis_client()
     return client
 
 

@@ -80,8 +80,9 @@ def simulated(virtual: Clock, seed: int) -> Iterator[None]:
 def db() -> Iterator[Conn]:
     """A connection in autocommit mode: each `service_session(conn)` block is one transaction.
 
-    Under `queues.kept_connections()` (a worker) it is the process's kept connection when that one is idle and
-    healthy (a nested `db()` gets a fresh one); a connection left broken or inside a transaction is closed."""
+    Under `queues.kept_connections()` (a worker's job thread) it is the thread's kept connection when that one is
+    idle and healthy (a nested `db()` gets a fresh one); a connection left broken or inside a transaction (a job
+    stopped mid-statement by its timeout) is closed. Threads never share one (ADR 0059)."""
     kept = queues.kept()
     key = ("postgres", os.getpid(), database_url()) if kept is not None else None
     conn = kept.pop(key, None) if kept is not None and key is not None else None

@@ -9,23 +9,36 @@ plus the job's name and id, so a job logs the same way under any worker, `rq wor
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import pkgutil
+import signal
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from types import FrameType
+from typing import Any
 
-from redis import Redis
+from redis import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, Worker
+from rq.connections import parse_connection
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.logutils import setup_loghandlers
 from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
-from rq.worker import BaseWorker
+from rq.timeouts import TimerDeathPenalty
+from rq.utils import now
+from rq.worker import BaseWorker, WorkerStatus
 
-from mirage.backends import redis_backend
+from mirage.backends import redis_backend, redis_client
 from mirage.errors import ServiceError
 from mirage.jobs import queues as q
+
+log = logging.getLogger(__name__)
 
 
 def queue_names(names: Sequence[str]) -> tuple[str, ...]:
@@ -137,11 +150,54 @@ class MirageSimpleWorker(_PromptExit, SimpleWorker):
     """rq's in-process SimpleWorker whose command listener lets it exit promptly."""
 
 
+# `mirage worker --threads N` (ADR 0059): N of rq's worker loops in one process, each a registered rq worker in its
+# own thread with its own Redis client and kept Postgres connection. A job spends most of its time waiting on
+# Postgres, Redis and HTTP (about 11% of a core per job stream), so several in flight use the process's core.
+# An idle job thread blocks on the queues at most this long at a time, then looks for a stop request: a signal
+# interrupts the main thread only, so a thread's BLPOP would otherwise hold a warm shutdown for rq's 405 s.
+DEQUEUE_POLL_S = 1
+
+
+class MirageThreadWorker(MirageSimpleWorker):
+    """One job thread of a `--threads` worker: rq's in-process worker, registered under its own name, with rq's
+    timer death penalty (SIGALRM reaches the main thread only) and no signal handlers of its own (only the main
+    thread may install them; it asks every thread to stop, `request_warm_stop`)."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        """rq's dequeue (heartbeats, maintenance), blocking DEQUEUE_POLL_S at a time until a job, a stop request
+        or `max_idle_time`."""
+        if timeout is None:  # burst: one look, no wait
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        idle = 0
+        while not self._stop_requested:
+            result = super().dequeue_job_and_maintain_ttl(DEQUEUE_POLL_S, DEQUEUE_POLL_S)
+            if result is not None:
+                return result
+            idle += DEQUEUE_POLL_S
+            if max_idle_time is not None and idle >= max_idle_time:
+                break
+        return None
+
+    def request_warm_stop(self) -> None:
+        """Finish the job in hand, take no other: rq's warm shutdown, asked from the main thread."""
+        self._shutdown_requested_date = now()
+        self._stop_requested = True
+        if self.get_state() == WorkerStatus.BUSY:
+            with contextlib.suppress(RedisError):  # what `rq info` shows; the stop holds without it
+                self.set_shutdown_requested_date()
+
+
 def make_worker(names: Sequence[str] = (), *, simple: bool = False, connection: Redis | None = None) -> BaseWorker:
     """A worker over `names` (default all); `simple` runs jobs in the worker process, else each in a forked child.
 
     Either way a job's timeout is enforced: rq's `perform_job` wraps the job in the death penalty (SIGALRM) in
-    whichever process runs it, the worker itself for the simple worker (ADR 0048)."""
+    whichever process runs it, the worker itself for the simple worker (ADR 0048); a job thread's worker
+    (`MirageThreadWorker`) uses rq's timer instead (ADR 0059)."""
     conn = connection or q.connection()
     queues = [Queue(name, connection=conn) for name in queue_names(names)]
     cls: type[BaseWorker] = MirageSimpleWorker if simple else MirageWorker
@@ -164,15 +220,21 @@ def run_worker(
     simple: bool = True,
     scheduler: bool = True,
     connection: Redis | None = None,
+    threads: int = 1,
 ) -> bool:
     """Work until stopped (or, with `burst`, until the queues are empty); True if any job was run.
 
     `simple` (the default, ADR 0048) runs the jobs in this process, keeping one Postgres connection and one Redis
-    client between them; `simple=False` forks a child per job (isolation, at a fork and fresh connections a job).
+    client between them; `threads` > 1 runs that many jobs at once, one per thread (ADR 0059); `simple=False`
+    forks a child per job (isolation, at a fork and fresh connections a job; one at a time).
     An unreachable Redis is a one-line ServiceError naming the (masked) URL, not a traceback.
     """
+    if threads < 1 or (threads > 1 and not simple):
+        raise ValueError(f"threads={threads}: one or more, and only for in-process workers (not forking)")
     preload()
     try:
+        if threads > 1:
+            return run_threads(names, threads, burst=burst, scheduler=scheduler, connection=connection)
         worker = make_worker(names, simple=simple, connection=connection)
         if not simple:
             return bool(worker.work(burst=burst, with_scheduler=scheduler))
@@ -183,3 +245,71 @@ def run_worker(
         raise ServiceError(
             "redis", f"cannot connect to {redis_backend().masked}: {reason}; start Redis or fix REDIS_URL"
         ) from e
+
+
+def _client_like(connection: Redis | None) -> Callable[[], Redis]:
+    """Fresh clients (own connection pools) to `connection`'s Redis, or to this process's Redis."""
+    if connection is None:
+        return lambda: redis_client()
+    cls, connection_class, kwargs = parse_connection(connection)
+    return lambda: cls(connection_pool=ConnectionPool(connection_class=connection_class, **kwargs))
+
+
+def run_threads(
+    names: Sequence[str], threads: int, *, burst: bool, scheduler: bool, connection: Redis | None = None
+) -> bool:
+    """`threads` rq worker loops in this process (ADR 0059), each in its thread with its own Redis client and kept
+    Postgres connection; rq's scheduler (a child process, as for one worker) is started by the main thread first.
+
+    SIGTERM or SIGINT (or `rq shutdown`) asks every loop for a warm stop: jobs in flight finish, none is taken;
+    a second one (a second later or more) is a cold stop: the process exits and the jobs in flight are lost as
+    with SIGKILL (the outbox and the sweeper handle that). Without `burst`, one loop ending (Redis gone, an
+    unhandled error) stops the others too, so a supervisor restarts the whole process."""
+    client = _client_like(connection)
+    workers = [MirageThreadWorker(queue_names(names), connection=client()) for _ in range(threads)]
+    for name in ("rq.worker", "rq.job"):  # once here: the threads' own bootstrap would race to add handlers
+        setup_loghandlers(None, DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, name=name)
+    if scheduler:
+        workers[0]._start_scheduler(burst, None)
+    ran = [False] * threads
+    errors: list[BaseException] = []
+
+    def loop(i: int) -> None:
+        try:
+            with q.kept_connections():
+                ran[i] = bool(workers[i].work(burst=burst, with_scheduler=False))
+        except BaseException as e:  # re-raised by the main thread
+            errors.append(e)
+
+    stop = threading.Event()
+    signalled: list[float] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if signalled and time.monotonic() - signalled[0] >= 1:  # a second signal, not the same one twice
+            log.warning("cold shut down: %d job thread(s) stop now, their jobs are lost", threads)
+            raise SystemExit(1)
+        if not signalled:
+            signalled.append(time.monotonic())
+            log.info("warm shut down requested: jobs in flight finish first (again for a cold shut down)")
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    pool = [threading.Thread(target=loop, args=(i,), name=f"mirage-job-{i + 1}", daemon=True) for i in range(threads)]
+    try:
+        for t in pool:
+            t.start()
+        stopping = False
+        while alive := [t for t in pool if t.is_alive()]:
+            if not stopping and (stop.is_set() or errors or (not burst and len(alive) < threads)):
+                stopping = True
+                for w in workers:
+                    w.request_warm_stop()
+            alive[0].join(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for w in workers:
+        w.connection.close()
+    if errors:
+        raise errors[0]
+    return any(ran)
