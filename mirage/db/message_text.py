@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from mirage.db.openai_access import CONVERSATION_MODEL
 from mirage.engine.calendar import local_date
 from mirage.errors import MirageError
 
@@ -40,6 +41,67 @@ def conversation_history(conn: Conn, tenant_id: str, conversation_id: str, limit
     """
     rows = conn.execute(_HISTORY, (tenant_id, conversation_id, limit)).fetchall()
     return [(str(r["body"]), r["from_number_id"]) for r in reversed(rows)]
+
+
+# What one step's text reads (jobs/text.py prepare_text), in one statement: the conversation's history (as
+# `_HISTORY`, newest first), its texts since the no-repeat window opened, the round's message of the previous
+# step (the one this step answers), and the conversation's model with its tenant's endpoint and key.
+_TEXT_INPUTS = f"""
+select array(select jsonb_build_array(m.body, m.from_number_id::text) from t_messages m
+              where m.tenant_id = %(tenant)s and m.conversation_id = %(conversation)s and m.direction = 'out'
+                and m.body is not null and m.status <> 'cancelled'
+              order by m.created_at desc limit %(limit)s) as history,
+       array(select m.body from t_messages m
+              where m.conversation_id = %(conversation)s and m.direction = 'out' and m.body is not null
+                and m.created_at >= %(since)s and m.status <> 'cancelled') as recent,
+       (select m.body from t_messages m
+         where m.round_id = %(round)s and m.direction = 'out' and (m.meta->>'step')::int = %(step)s
+         order by m.created_at limit 1) as previous,
+       model.*
+  from ({CONVERSATION_MODEL}) model
+"""
+
+
+@dataclass(frozen=True)
+class TextInputs:
+    history: list[tuple[str, str | None]]  # the conversation's last texts, oldest first, with the bot that sent each
+    recent: list[str]  # what the conversation sent since `since`
+    previous: str | None  # the round's text of the step before (None for its first step)
+    model: dict[str, Any]  # a row of openai_access.CONVERSATION_MODEL (for conversation_llm_config_of)
+
+
+def text_inputs(
+    conn: Conn,
+    *,
+    tenant_id: str,
+    conversation_id: str,
+    round_id: str,
+    step: int,
+    since: datetime,
+    limit: int,
+) -> TextInputs:
+    """What the text of step `step` of a round reads, in one statement: `conversation_history(…, limit)`, the
+    conversation's texts since `since` (outbox.recent_bodies), the body of the round's message of `step - 1`
+    (outbox.round_messages), and the conversation's model row."""
+    row = conn.execute(
+        _TEXT_INPUTS,
+        {
+            "tenant": tenant_id,
+            "conversation": conversation_id,
+            "round": round_id,
+            "step": step - 1,
+            "since": since,
+            "limit": limit,
+        },
+    ).fetchone()
+    assert row is not None  # one row, whatever matched
+    model = {k: v for k, v in row.items() if k not in ("history", "recent", "previous")}
+    return TextInputs(
+        history=[(str(body), who) for body, who in reversed(row["history"])],
+        recent=[str(b) for b in row["recent"]],
+        previous=row["previous"],
+        model=model,
+    )
 
 
 @dataclass(frozen=True)

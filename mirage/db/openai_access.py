@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -10,6 +11,13 @@ import psycopg
 from mirage.crypto import keyring
 from mirage.engine.generation.model import LLMConfig
 from mirage.settings import Settings, get_settings
+
+# The columns `llm_config_of` reads, for a statement joined from the tenant's row (`t`): its endpoint, and its
+# encrypted key with the secret's id (the key's associated data).
+MODEL_COLUMNS = "st.openai_base_url, ts.id as secret_id, ts.value_enc"
+MODEL_JOINS = """
+left join t_settings_tenant st on st.tenant_id = t.id
+left join t_tenant_secrets ts on ts.tenant_id = t.id and ts.name = 'openai_api_key'"""
 
 
 def llm_config(
@@ -22,17 +30,17 @@ def llm_config(
 ) -> LLMConfig | None:
     """The tenant's openai.base_url / api_key, else OPENAI_BASE_URL / OPENAI_API_KEY; None when neither a key nor
     an endpoint is configured (the offline generator answers). Runs on the service connection."""
-    s = settings or get_settings()
     row = conn.execute(
-        """
-        select st.openai_base_url, ts.id as secret_id, ts.value_enc
-        from t_tenants t
-        left join t_settings_tenant st on st.tenant_id = t.id
-        left join t_tenant_secrets ts on ts.tenant_id = t.id and ts.name = 'openai_api_key'
-        where t.id = %s
-        """,
-        (str(tenant_id),),
+        f"select {MODEL_COLUMNS} from t_tenants t {MODEL_JOINS} where t.id = %s", (str(tenant_id),)
     ).fetchone()
+    return llm_config_of(row, model=model, temperature=temperature, settings=settings)
+
+
+def llm_config_of(
+    row: Mapping[str, Any] | None, *, model: str, temperature: float, settings: Settings | None = None
+) -> LLMConfig | None:
+    """`llm_config` from a row of `MODEL_COLUMNS` already read (None: no tenant row)."""
+    s = settings or get_settings()
     base_url = (row or {}).get("openai_base_url") or s.openai_base_url
     api_key: str | None = None
     if row and row.get("value_enc") is not None:
@@ -46,16 +54,27 @@ def llm_config(
     )
 
 
+# The conversation's model and temperature with its tenant's `MODEL_COLUMNS` (null when the conversation is gone).
+CONVERSATION_MODEL = f"""
+select c.id is not null as found, c.openai_model, c.temperature::float as temperature, {MODEL_COLUMNS}
+  from (select 1) one
+  left join t_conversations c on c.id = %(conversation)s
+  left join t_tenants t on t.id = c.tenant_id {MODEL_JOINS}
+"""
+
+
 def conversation_llm_config(
     conn: psycopg.Connection[dict[str, Any]], conversation_id: uuid.UUID | str, *, settings: Settings | None = None
 ) -> LLMConfig | None:
     """`llm_config` for a conversation: its tenant's endpoint and key with the conversation's `openai_model` and
-    `temperature`; None when the tenant has no model (or the conversation is gone)."""
-    row = conn.execute(
-        "select tenant_id::text, openai_model, temperature::float from t_conversations where id = %s",
-        (str(conversation_id),),
-    ).fetchone()
-    if row is None:
+    `temperature`; None when the tenant has no model (or the conversation is gone). One statement."""
+    row = conn.execute(CONVERSATION_MODEL, {"conversation": str(conversation_id)}).fetchone()
+    return conversation_llm_config_of(row, settings=settings)
+
+
+def conversation_llm_config_of(row: Mapping[str, Any] | None, *, settings: Settings | None = None) -> LLMConfig | None:
+    """`conversation_llm_config` from a row of `CONVERSATION_MODEL`'s columns already read."""
+    if row is None or not row["found"]:
         return None
     model = row["openai_model"] or (settings or get_settings()).openai_model
-    return llm_config(conn, row["tenant_id"], model=model, temperature=row["temperature"], settings=settings)
+    return llm_config_of(row, model=model, temperature=row["temperature"], settings=settings)

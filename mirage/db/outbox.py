@@ -213,14 +213,6 @@ def ignore_inbound(conn: Conn, message_id: str, reason: str) -> None:
     )
 
 
-def attach_inbound(conn: Conn, message_id: str, round_id: str, conversation_id: str | None, step: int) -> None:
-    conn.execute(
-        "update t_messages set round_id = %s, conversation_id = %s, "
-        "meta = meta || jsonb_build_object('round_id', %s::text, 'step', %s::int) where id = %s",
-        (round_id, conversation_id, round_id, step, message_id),
-    )
-
-
 _SETTLE = """
 with dup as (
   select id, wa_msg_id, status, delivered_at, read_at from t_messages

@@ -50,16 +50,29 @@ class Snapshot:
     total_rounds: dict[str, int] = field(default_factory=dict)  # conversation id -> all its rounds ever
 
 
-_TENANTS = """
-select t.id::text, t.slug, t.timezone, t.config_version::text, s.min_delay_ms, s.max_delay_ms,
-       s.hourly_burst_limit, s.daily_limit, s.quiet_hours, s.humanize, s.allow_bot_to_bot
+_TENANT_COLUMNS = """
+t.id::text, t.slug, t.timezone, t.config_version::text, s.min_delay_ms, s.max_delay_ms,
+       s.hourly_burst_limit, s.daily_limit, s.quiet_hours, s.humanize, s.allow_bot_to_bot"""
+_TENANTS = f"""
+select {_TENANT_COLUMNS}
   from t_tenants t join t_settings_tenant s on s.tenant_id = t.id
- where t.archived_at is null {tenant_filter}
+ where t.archived_at is null {{tenant_filter}}
 """
-_NUMBERS = """
-select id::text, tenant_id::text, key, wa_number, status::text, active, paused_reason, warmup_started_on,
-       persona_id::text, session_id::text
-  from t_numbers where active {tenant_filter}
+_NUMBER_COLUMNS = (
+    "id::text",
+    "tenant_id::text",
+    "key",
+    "wa_number",
+    "status::text",
+    "active",
+    "paused_reason",
+    "warmup_started_on",
+    "persona_id::text",
+    "session_id::text",
+)
+_NUMBERS = f"""
+select {", ".join(_NUMBER_COLUMNS)}
+  from t_numbers where active {{tenant_filter}}
 """
 _PERSONAS = """
 select id::text, tenant_id::text, key, name, style, greeting_morning, greeting_afternoon, greeting_evening, phrases,
@@ -99,6 +112,39 @@ select distinct unnest(array[number_a_id, number_b_id])::text as id from t_round
 """
 
 
+def _tenant_rows(r: Row) -> TenantRows:
+    return TenantRows(
+        tenant={"id": r["id"], "slug": r["slug"], "timezone": r["timezone"]},
+        settings={k: r[k] for k in r if k not in ("id", "slug", "timezone", "config_version")},
+        config_version=r["config_version"],
+    )
+
+
+# One tenant with its settings, version and active numbers in one statement: a row per number (the tenant's
+# columns repeated), or one row with null number columns when it has none.
+_N = "n__"
+_TENANT_WITH_NUMBERS = f"""
+select {_TENANT_COLUMNS},
+       {", ".join(f"n.{col} as {_N}{col.split('::')[0]}" for col in _NUMBER_COLUMNS)}
+  from t_tenants t join t_settings_tenant s on s.tenant_id = t.id
+  left join t_numbers n on n.tenant_id = t.id and n.active
+ where t.id = %s and t.archived_at is null
+"""
+
+
+def tenant_rows(conn: Conn, tenant_id: str) -> TenantRows | None:
+    """One live tenant's row, settings, configuration version and active numbers (the rows `load_snapshot` reads
+    for it, equal to them) in one statement; None when the tenant is archived or gone. No personas."""
+    rows = conn.execute(_TENANT_WITH_NUMBERS, (tenant_id,)).fetchall()
+    if not rows:
+        return None
+    t = _tenant_rows({k: v for k, v in rows[0].items() if not k.startswith(_N)})
+    for r in rows:
+        if r[f"{_N}id"] is not None:
+            t.numbers[r[f"{_N}id"]] = {k[len(_N) :]: v for k, v in r.items() if k.startswith(_N)}
+    return t
+
+
 def load_snapshot(
     conn: Conn,
     since: date,
@@ -121,12 +167,7 @@ def load_snapshot(
         return conn.execute(sql.format(**{"tenant_filter": tf, **fmt}), params).fetchall()
 
     tenants = {
-        r["id"]: TenantRows(
-            tenant={"id": r["id"], "slug": r["slug"], "timezone": r["timezone"]},
-            settings={k: r[k] for k in r if k not in ("id", "slug", "timezone", "config_version")},
-            config_version=r["config_version"],
-        )
-        for r in run(_TENANTS, tenant_filter="and t.id = %(tenant)s" if tenant_id else "")
+        r["id"]: _tenant_rows(r) for r in run(_TENANTS, tenant_filter="and t.id = %(tenant)s" if tenant_id else "")
     }
     for r in run(_NUMBERS):
         if r["tenant_id"] in tenants:
@@ -246,12 +287,35 @@ def start_round(conn: Conn, round_id: str, now: datetime) -> bool:
     return cur.rowcount == 1
 
 
-def pass_turn(conn: Conn, round_id: str, step: int, next_turn: str, now: datetime) -> bool:
-    """Step `step` reached the other bot: count it and give the turn to `next_turn` (once, whatever the retries)."""
+_TURN_TAKEN = """
+with attached as (
+  update t_messages set round_id = %(round)s, conversation_id = %(conversation)s,
+         meta = meta || jsonb_build_object('round_id', %(round_text)s::text, 'step', %(step_int)s::int)
+   where id = %(message)s
+)
+update t_rounds set exchanges_done = %(step)s + 1, turn_number_id = %(turn)s, updated_at = %(now)s
+ where id = %(round)s and status = 'active' and exchanges_done = %(step)s
+"""
+
+
+def attach_and_pass_turn(
+    conn: Conn, message_id: str, round_id: str, conversation_id: str | None, step: int, next_turn: str, now: datetime
+) -> bool:
+    """Step `step` reached the other bot, in one statement: file the inbound message `message_id` under its round
+    and step, count the step and give the turn to `next_turn` (once, whatever the retries: True when this call
+    passed it)."""
     cur = conn.execute(
-        "update t_rounds set exchanges_done = %(step)s + 1, turn_number_id = %(turn)s, updated_at = %(now)s "
-        "where id = %(id)s and status = 'active' and exchanges_done = %(step)s",
-        {"id": round_id, "step": step, "turn": next_turn, "now": now},
+        _TURN_TAKEN,
+        {
+            "message": message_id,
+            "round": round_id,
+            "round_text": round_id,
+            "conversation": conversation_id,
+            "step": step,
+            "step_int": step,
+            "turn": next_turn,
+            "now": now,
+        },
     )
     return cur.rowcount == 1
 

@@ -28,12 +28,11 @@ from mirage.engine.rounds import (
 )
 from mirage.engine.view import ConversationView
 from mirage.errors import MirageError
-from mirage.jobs import queues, runtime, viewcache
+from mirage.jobs import conversation_views, queues, runtime, viewcache
 from mirage.jobs.args import permanent_failures_stop_retries, uuid_arg
 from mirage.jobs.optouts import check_inbound
 from mirage.jobs.runtime import (
     Conn,
-    build_views,
     counter,
     db,
     round_state,
@@ -145,9 +144,11 @@ def _advance(round_id: str) -> str:
             due = _due_step(c, round_id, now)
             if isinstance(due, str):
                 return due
-            request = None if _queued(c, *due) else prepare_text(c, *due, now)
-            if request is None or request.llm is None:  # no model call: write and queue in this transaction
-                queued = _queue_or_abort(c, *due, write_text(request) if request else None, now)
+            # a retry of this job finds the step's message queued: no text to write then
+            queued: tuple[str, datetime] | str | None = _queued(c, due[0], due[2], now)
+            request = None if queued is not None else prepare_text(c, *due, now)
+            if request is not None and request.llm is None:  # no model call: write and queue in this transaction
+                queued = _queue_or_abort(c, *due, write_text(request), now, checked=True)
         if request is not None and request.llm is not None:
             written = write_text(request)  # no transaction open: a slow model holds no row lock (ADR 0042)
             now = runtime.clock().now()
@@ -160,6 +161,7 @@ def _advance(round_id: str) -> str:
                 queued = _queue_or_abort(c, *again, written, now)
     if isinstance(queued, str):
         return queued
+    assert queued is not None  # queued by one of the two transactions, or found queued already
     message_id, when = queued
     schedule(queues.MESSAGES, SEND_JOB, job_id=f"send:{message_id}", args=[message_id], when=when, now=now)
     return f"step {due[2].step} queued"
@@ -173,7 +175,7 @@ def _due_step(c: Conn, round_id: str, now: datetime) -> tuple[dict[str, Any], Co
         return "gone"
     if r["status"] not in ("planned", "active"):
         return str(r["status"])
-    view = _view_of(c, r, now)
+    view = _view_of(c, r)
     if isinstance(view, str):
         db_rounds.abort_rounds(c, [round_id], view, now)
         return f"aborted: {view}"
@@ -198,46 +200,49 @@ def _due_step(c: Conn, round_id: str, now: datetime) -> tuple[dict[str, Any], Co
     return r, view, action
 
 
-def _queued(c: Conn, r: dict[str, Any], view: ConversationView, action: Send) -> bool:
-    """Whether the step's message is queued already (a retry of this job): no text to write then."""
+def _queued(c: Conn, r: dict[str, Any], action: Send, now: datetime) -> tuple[str, datetime] | None:
+    """The step's message and the instant its send was planned for, when it is queued already (a retry of this
+    job: its send is scheduled again, deduplicated by its job id)."""
     key = f"round:{r['id']}:{action.step}"
-    return c.execute("select 1 from t_messages where idempotency_key = %s", (key,)).fetchone() is not None
+    existing = c.execute("select id::text, meta from t_messages where idempotency_key = %s", (key,)).fetchone()
+    if existing is None:
+        return None
+    planned = existing["meta"].get("planned_at")
+    return existing["id"], datetime.fromisoformat(planned) if planned else now
 
 
 def _queue_or_abort(
-    c: Conn, r: dict[str, Any], view: ConversationView, action: Send, written: Written | None, now: datetime
+    c: Conn,
+    r: dict[str, Any],
+    view: ConversationView,
+    action: Send,
+    written: Written | None,
+    now: datetime,
+    *,
+    checked: bool = False,
 ) -> tuple[str, datetime] | str:
+    """Queue the step's message (`checked`: `_queued` said it is not, in this transaction, the round locked)."""
     try:
+        if not checked and (queued := _queued(c, r, action, now)) is not None:
+            return queued
         return _queue_step(c, r, view, action, written, now)
     except NoFreshText as e:
         db_rounds.abort_rounds(c, [r["id"]], str(e), now)
         return f"aborted: {e}"
 
 
-def _view_of(c: Conn, r: dict[str, Any], now: datetime) -> ConversationView | str:
+def _view_of(c: Conn, r: dict[str, Any]) -> ConversationView | str:
+    """The conversation's view, kept by this process while its tenant's configuration version, settings and
+    numbers are those read now (one statement when they are; ADR 0056), or why it has none."""
     if r["conversation_id"] is None:
         return "conversation deleted"
-    snap = db_rounds.load_snapshot(
-        c, since_for_snapshot(now), tenant_id=r["tenant_id"], conversation_id=r["conversation_id"]
-    )
-    if r["conversation_id"] not in snap.conversations:
-        return "conversation inactive"
-    views, skipped = build_views(snap)
-    if skipped:
-        return f"configuration: {skipped[0][2]}"
-    return views[0]
+    return conversation_views.VIEWS.view(c, r["tenant_id"], r["conversation_id"]).view
 
 
 def _queue_step(
     c: Conn, r: dict[str, Any], view: ConversationView, action: Send, written: Written | None, now: datetime
 ) -> tuple[str, datetime]:
     key = f"round:{r['id']}:{action.step}"
-    existing = c.execute(
-        "select id::text, created_at, meta from t_messages where idempotency_key = %s", (key,)
-    ).fetchone()
-    if existing is not None:  # a retry of this job: the message is queued already; make sure its send is scheduled
-        planned = existing["meta"].get("planned_at")
-        return existing["id"], datetime.fromisoformat(planned) if planned else now
     if written is None:
         raise NoFreshText(action.kind)
     text = written.text
@@ -321,9 +326,10 @@ def on_message(message_id: str) -> str:
         if not isinstance(decision, Accept):  # pragma: no cover - on_bot_message returns Accept or Ignore
             return "undecided"
         r = next(x for x in live if x["id"] == decision.round_id)
-        outbox.attach_inbound(c, m["id"], r["id"], r["conversation_id"], decision.step)
         state = round_state(r)
-        if db_rounds.pass_turn(c, r["id"], decision.step, state.listener(decision.step), now):
+        if db_rounds.attach_and_pass_turn(
+            c, m["id"], r["id"], r["conversation_id"], decision.step, state.listener(decision.step), now
+        ):
             advance = r["id"]
             step = decision.step + 1
     if advance is None:

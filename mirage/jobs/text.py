@@ -19,8 +19,8 @@ from typing import Any, cast
 import psycopg
 
 from mirage.config.types import Daypart
-from mirage.db import message_text, outbox
-from mirage.db.openai_access import conversation_llm_config
+from mirage.db import message_text
+from mirage.db.openai_access import conversation_llm_config_of
 from mirage.engine.generation import STEPS, Line, LLMConfig, Step, Voice, recent_set
 from mirage.engine.generation.guards import normalized
 from mirage.engine.rounds import NO_REPEAT_DAYS, Send
@@ -63,22 +63,27 @@ class Written:
 
 def prepare_text(c: Conn, r: dict[str, Any], view: ConversationView, action: Send, now: datetime) -> TextRequest:
     """Read what the text of `action` (a step of round `r`) needs; no model call here."""
-    previous = [m for m in outbox.round_messages(c, r["id"]) if m["step"] == action.step - 1]
+    got = message_text.text_inputs(
+        c,
+        tenant_id=view.tenant_id,
+        conversation_id=view.id,
+        round_id=r["id"],
+        step=action.step,
+        since=now - timedelta(days=NO_REPEAT_DAYS),
+        limit=HISTORY,
+    )
     sender = view.numbers[action.sender]
     persona = view.personas.get(sender.persona_id or "")
     return TextRequest(
         kind=action.kind if action.kind in STEPS else "comment",
         persona=persona if persona is not None else DEFAULT_VOICE,
         topic=next((t for t in view.topics if t.id == r["topic_id"]), None),
-        history=tuple(
-            Line(body, mine=who == action.sender)
-            for body, who in message_text.conversation_history(c, view.tenant_id, view.id, HISTORY)
-        ),
+        history=tuple(Line(body, mine=who == action.sender) for body, who in got.history),
         daypart=cast(Daypart, r["daypart"]),
-        last_received=previous[0]["body"] if previous else None,
-        recent=tuple(outbox.recent_bodies(c, view.id, now - timedelta(days=NO_REPEAT_DAYS))),
+        last_received=got.previous,
+        recent=tuple(got.recent),
         guard_no_echo=view.settings.guard_no_echo,
-        llm=conversation_llm_config(c, view.id),
+        llm=conversation_llm_config_of(got.model),
         seed=f"round:{r['id']}:{action.step}",
     )
 
