@@ -4,10 +4,11 @@
 `prepare_text` gathers what one step's text needs: the sender's persona, the round's topic, the conversation's
 last HISTORY messages, what the conversation sent in its no-repeat window, the message just received and the
 tenant's model (its encrypted key and base_url, the conversation's model and temperature; None when nothing is
-configured). `write_text` calls `mirage.integrations.openai.compose`: through the model when there is one (with
-the client's timeout, bounded retries and offline fallback), else the offline generator (tests, the demo,
-simulation). It runs with no transaction open, so a slow model holds no row lock and no idle transaction
-(ADR 0042). The text's source, tokens and any fallback reasons go into the message's meta.
+configured); the rows in one statement (`db.message_text.text_inputs`, ADR 0056). `write_text` calls
+`mirage.integrations.openai.compose`: through the model when there is one (with the client's timeout, bounded
+retries and offline fallback), else the offline generator (tests, the demo, simulation). It runs with no
+transaction open, so a slow model holds no row lock and no idle transaction (ADR 0042). The text's source,
+tokens and any fallback reasons go into the message's meta.
 """
 
 from __future__ import annotations
