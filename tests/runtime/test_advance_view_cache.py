@@ -8,6 +8,8 @@ Real Postgres and Redis (the send jobs an advance schedules); no Evolution: the 
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import psycopg
 import pytest
 import redis as redis_lib
 
+from mirage.db.connect import connect
 from mirage.engine.clock import SettableClock
 from mirage.engine.view import ConversationView
 from mirage.jobs import conversation_views, runtime
@@ -236,3 +239,46 @@ def test_another_tenants_change_keeps_this_tenants_views(fleet: Fleet) -> None:
     again = fleet.lookup()
     assert not again.built and again.view is kept
     assert uuid.UUID(fleet.tenant_id) != other
+
+
+def test_threads_sharing_the_cache_never_get_a_view_older_than_what_their_transaction_reads(fleet: Fleet) -> None:
+    """Four threads look the view up while the configuration changes under them: in a repeatable-read
+    transaction, the view's delay is the one the same transaction reads from the table, whatever the other
+    threads kept meanwhile."""
+    cache = ConversationViews()
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        with connect(autocommit=True) as conn:
+            while not stop.is_set():
+                conn.execute("begin isolation level repeatable read")
+                try:
+                    view = cache.view(conn, fleet.tenant_id, fleet.conversation_id).view
+                    row = conn.execute(
+                        "select min_delay_ms from t_settings_conversation where conversation_id = %s",
+                        (fleet.conversation_id,),
+                    ).fetchone()
+                finally:
+                    conn.rollback()
+                if not isinstance(view, ConversationView) or row is None:
+                    errors.append(f"no view: {view}")
+                elif view.settings.min_delay_ms != row["min_delay_ms"]:
+                    errors.append(f"view {view.settings.min_delay_ms}, table {row['min_delay_ms']}")
+
+    fleet.write("update t_settings_conversation set min_delay_ms = 999")  # the conversation's own, not inherited
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for delay in range(1000, 1030):
+            fleet.write("update t_settings_conversation set min_delay_ms = %s", delay)
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    last = fleet.lookup(cache)
+    assert isinstance(last.view, ConversationView) and last.view.settings.min_delay_ms == 1029
+    assert last.view == fleet.fresh()
