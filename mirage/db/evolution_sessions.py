@@ -223,6 +223,41 @@ def live_session(conn: Conn, number_id: uuid.UUID) -> Session | None:
     return _session(row) if row else None
 
 
+# The number's live session as columns of a larger query (the send job's context, the outbox claim), so sending
+# needs no query of its own: `live_session_join(number)` joins it as `ls`, LIVE_SESSION_COLUMNS selects what
+# `send_access` reads and decrypts. The same rows as `live_session` (t_sessions_live_number_idx: one per number).
+LIVE_SESSION_COLUMNS = "ls.id as ls_id, ls.instance_name as ls_instance_name, ls.base_url as ls_base_url, ls.token_enc"
+
+
+def live_session_join(number: str) -> str:
+    """`left join` of the live session of the number whose id is the SQL expression `number`, as `ls`."""
+    return f"left join t_sessions ls on ls.number_id = {number} and ls.deprovisioned_at is null"
+
+
+@dataclass(frozen=True, repr=False)
+class SendAccess:
+    """What a request as a number needs: its live session's Evolution server, instance and token (never printed)."""
+
+    session_id: uuid.UUID
+    base_url: str
+    instance_name: str
+    token: str | None
+
+    def __repr__(self) -> str:
+        return f"SendAccess({self.instance_name!r}, {self.base_url!r})"
+
+
+def send_access(row: dict[str, Any]) -> SendAccess | None:
+    """The live session read through LIVE_SESSION_COLUMNS, its token decrypted; None when the number has none."""
+    if row.get("ls_id") is None:
+        return None
+    token_enc = row.get("token_enc")
+    token = None
+    if token_enc is not None:
+        token = keyring().decrypt(token_enc, table=SESSIONS, row_id=row["ls_id"], field="token")
+    return SendAccess(row["ls_id"], str(row["ls_base_url"]), str(row["ls_instance_name"]), token)
+
+
 _AUTH_SQL = """
 select s.id, s.tenant_id, s.number_id, s.instance_name, s.webhook_secret_enc, s.jwt_key_enc, n.wa_number
   from t_sessions s

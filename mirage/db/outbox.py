@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from mirage.db.evolution_sessions import LIVE_SESSION_COLUMNS, live_session_join
 from mirage.engine.quotas import COUNTED_STATUSES
 
 Conn = psycopg.Connection[Any]
@@ -64,10 +65,52 @@ def enqueue(
     return str(existing["id"]), False
 
 
+_SEND_CONTEXT = """
+select m.id::text, m.status::text, m.body, m.meta, m.round_id::text, m.from_number_id::text,
+       m.to_number_id::text, m.tenant_id::text, m.conversation_id::text,
+       t.timezone, s.quiet_hours, s.min_delay_ms, s.max_delay_ms, s.hourly_burst_limit, s.daily_limit,
+       s.humanize, s.allow_bot_to_bot,
+       cs.min_delay_ms as c_min_delay_ms, cs.max_delay_ms as c_max_delay_ms,
+       cs.hourly_burst_limit as c_hourly_burst_limit, cs.humanize as c_humanize,
+       cs.allow_bot_to_bot as c_allow_bot_to_bot, coalesce(cs.guard_no_echo, true) as c_guard_no_echo,
+       fn.key as sender_key, fn.warmup_started_on, coalesce(tn.wa_number, ct.wa_number) as receiver_wa,
+       m.contact_id::text{columns}
+  from t_messages m
+  join t_tenants t on t.id = m.tenant_id
+  join t_settings_tenant s on s.tenant_id = m.tenant_id
+  left join t_settings_conversation cs on cs.conversation_id = m.conversation_id
+  left join t_numbers fn on fn.id = m.from_number_id
+  left join t_numbers tn on tn.id = m.to_number_id
+  left join t_contacts ct on ct.id = m.contact_id and m.to_number_id is null{joins}
+ where m.id = %s
+"""
+_CONTEXT = _SEND_CONTEXT.format(columns="", joins="")
+# Step 1 also reads the sender's live session and the inbound message this one answers (to mark it read).
+_CONTEXT_WITH_CHROME = _SEND_CONTEXT.format(
+    columns=f""",
+       {LIVE_SESSION_COLUMNS}, ai.wa_msg_id as answering_wa_msg_id, ai.from_jid as answering_from_jid""",
+    joins=f"""
+  {live_session_join("m.from_number_id")}
+  left join lateral (
+    select i.wa_msg_id, i.from_jid from t_messages i
+     where i.direction = 'in' and i.round_id = m.round_id and (i.meta->>'step')::int = (m.meta->>'step')::int - 1
+     order by i.created_at desc limit 1
+  ) ai on (m.meta->>'step')::int > 0""",
+)
+
+
+def send_context(conn: Conn, message_id: str, *, chrome: bool = False) -> Row | None:
+    """One outgoing message with all its send needs in one query: its row, the tenant's and conversation's
+    settings, sender and receiver. With `chrome` (step 1), also the sender's live session (`send_access` reads
+    it) and the wa id / JID of the round's inbound message it answers (`answering_*`, null at step 0)."""
+    row: Row | None = conn.execute(_CONTEXT_WITH_CHROME if chrome else _CONTEXT, (message_id,)).fetchone()
+    return row
+
+
 _CLAIM = """
 update t_messages m set status = 'sending', sent_at = %(now)s, updated_at = %(now)s,
        session_id = n.session_id, meta = m.meta || jsonb_build_object('claimed_at', %(now)s::text)
-  from t_rounds r, t_numbers n
+  from t_rounds r, t_numbers n {session_join}
  where m.id = %(id)s and m.status = 'queued'
    and not %(quiet)s
    and r.id = m.round_id and r.status = 'active' and r.turn_number_id = m.from_number_id
@@ -82,14 +125,15 @@ update t_messages m set status = 'sending', sent_at = %(now)s, updated_at = %(no
          case when m.to_number_id is null and m.to_jid like '%%@s.whatsapp.net'
               then '+' || split_part(m.to_jid, '@', 1)
               when m.to_number_id is null and m.to_jid like '%%@lid' then m.to_jid end))
-returning m.id::text, m.session_id::text
-"""
+returning m.id::text, m.session_id::text, {session_columns}
+""".format(session_join=live_session_join("n.id"), session_columns=LIVE_SESSION_COLUMNS)
 
 
 def claim(conn: Conn, message_id: str, now: datetime, quiet: bool) -> Row | None:
     """queued -> sending in ONE conditional UPDATE: not quiet hours, round active and this bot's turn for this
     step, before the deadline, number open / active / not paused with a live session, recipient not opted out.
-    None: not claimable."""
+    None: not claimable. The row also carries the number's live session as it is now (`send_access` reads it), so
+    the send needs no query of its own."""
     row: Row | None = conn.execute(_CLAIM, {"id": message_id, "now": now, "quiet": quiet}).fetchone()
     return row
 
@@ -107,35 +151,32 @@ def load(conn: Conn, message_id: str) -> Row | None:
     return row
 
 
+_MARK_SENT = """
+with dup as (
+  -- Evolution's `send.message` webhook stored first as a row of its own: fold it into this one
+  delete from t_messages d
+   where d.session_id = %(session)s::uuid and d.wa_msg_id = %(wa)s::text
+     and d.idempotency_key is null and d.id <> %(id)s
+  returning d.status, d.delivered_at, d.read_at
+), sent as (
+  update t_messages m
+     set status = case when m.status not in ('sending', 'unknown') then m.status
+                       when dup.status in ('delivered', 'read') then dup.status else 'sent' end,
+         wa_msg_id = coalesce(m.wa_msg_id, %(wa)s::text), delivered_at = coalesce(m.delivered_at, dup.delivered_at),
+         read_at = coalesce(m.read_at, dup.read_at), updated_at = %(now)s
+    from (select 1) one left join dup on true
+   where m.id = %(id)s
+  returning m.from_number_id
+)
+update t_numbers n set send_failures = 0 from sent where n.id = sent.from_number_id and n.send_failures <> 0
+"""
+
+
 def mark_sent(conn: Conn, message_id: str, session_id: str | None, wa_msg_id: str | None, now: datetime) -> None:
-    """Evolution accepted it. Its `send.message` webhook may have been stored first as a row of its own: that row
-    is folded into this one (its receipts kept). Statuses never go backwards."""
-    dup: Row | None = None
-    if wa_msg_id and session_id:
-        dup = conn.execute(
-            "delete from t_messages where session_id = %s and wa_msg_id = %s and idempotency_key is null "
-            "and id <> %s returning status::text, delivered_at, read_at",
-            (session_id, wa_msg_id, message_id),
-        ).fetchone()
-    later = dup["status"] if dup and dup["status"] in ("delivered", "read") else "sent"
-    conn.execute(
-        "update t_messages set status = case when status in ('sending', 'unknown') then %(later)s::msg_status "
-        "else status end, wa_msg_id = coalesce(wa_msg_id, %(wa)s), delivered_at = coalesce(delivered_at, %(d)s), "
-        "read_at = coalesce(read_at, %(r)s), updated_at = %(now)s where id = %(id)s",
-        {
-            "id": message_id,
-            "wa": wa_msg_id,
-            "now": now,
-            "later": later,
-            "d": dup["delivered_at"] if dup else None,
-            "r": dup["read_at"] if dup else None,
-        },
-    )
-    conn.execute(
-        "update t_numbers n set send_failures = 0 from t_messages m where m.id = %s and n.id = m.from_number_id "
-        "and n.send_failures <> 0",
-        (message_id,),
-    )
+    """Evolution accepted it, in one statement: its `send.message` webhook may have been stored first as a row of
+    its own, which is folded into this one (its receipts kept); the number's failure streak ends. Statuses never
+    go backwards."""
+    conn.execute(_MARK_SENT, {"id": message_id, "session": session_id, "wa": wa_msg_id or None, "now": now})
 
 
 def mark(conn: Conn, message_id: str, status: str, error: str, now: datetime, *, only_from: tuple[str, ...]) -> bool:

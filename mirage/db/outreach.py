@@ -442,14 +442,18 @@ def load_policy(c: Conn, policy_id: str, *, lock: bool = False) -> Row | None:
 # --- the claim's re-check ------------------------------------------------------------------------------------------
 
 
-def claim_context(c: Conn, message_id: str) -> Row | None:
-    """An outreach message's policy, target, kind and step (None for any other message)."""
-    row: Row | None = c.execute(
-        "select m.meta->>'policy_id' as policy_id, m.meta->>'target_id' as target_id, m.meta->>'kind' as kind, "
-        "(m.meta->>'step')::int as step from t_messages m where m.id = %s and m.meta->>'app_origin' = 'outreach'",
-        (message_id,),
-    ).fetchone()
-    return row
+def claim_context(meta: dict[str, Any] | None) -> Row | None:
+    """An outreach message's policy, target, kind and step from its `meta` (None for any other message): written
+    once when it is queued, so the send job's context already holds it and the claim asks nothing more."""
+    if not meta or meta.get("app_origin") != "outreach":
+        return None
+    step = meta.get("step")
+    return {
+        "policy_id": meta.get("policy_id"),
+        "target_id": meta.get("target_id"),
+        "kind": meta.get("kind"),
+        "step": None if step is None else int(step),
+    }
 
 
 def claim_refusal(c: Conn, ctx: Row, now: datetime) -> tuple[str | None, Row | None]:

@@ -12,7 +12,6 @@ job retries with backoff. Repeated failures pause the number.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ import psycopg
 from mirage.db import outbox
 from mirage.db import outreach as db_outreach
 from mirage.db import rounds as db_rounds
-from mirage.db.evolution_sessions import evolution_access, live_session
+from mirage.db.evolution_sessions import SendAccess, send_access
 from mirage.engine import cadence
 from mirage.engine.quotas import buckets
 from mirage.engine.rounds import in_quiet_hours
@@ -43,27 +42,6 @@ SEND_RETRY = RetryPolicy(attempts=2, base_delay=0.2, max_delay=1.0, total_time=1
 CHROME_RETRY = RetryPolicy(attempts=1, base_delay=0.2, max_delay=0.2, total_time=3.0)  # read receipt, presence
 TYPED_JOB = "mirage.jobs.send.send_typed"
 
-_CONTEXT = """
-select m.id::text, m.status::text, m.body, m.meta, m.round_id::text, m.from_number_id::text,
-       m.to_number_id::text, m.tenant_id::text, m.conversation_id::text,
-       t.timezone, s.quiet_hours, s.min_delay_ms, s.max_delay_ms, s.hourly_burst_limit, s.daily_limit,
-       s.humanize, s.allow_bot_to_bot,
-       cs.min_delay_ms as c_min_delay_ms, cs.max_delay_ms as c_max_delay_ms,
-       cs.hourly_burst_limit as c_hourly_burst_limit, cs.humanize as c_humanize,
-       cs.allow_bot_to_bot as c_allow_bot_to_bot, coalesce(cs.guard_no_echo, true) as c_guard_no_echo,
-       fn.key as sender_key, fn.warmup_started_on, coalesce(tn.wa_number, ct.wa_number) as receiver_wa,
-       m.contact_id::text
-  from t_messages m
-  join t_tenants t on t.id = m.tenant_id
-  join t_settings_tenant s on s.tenant_id = m.tenant_id
-  left join t_settings_conversation cs on cs.conversation_id = m.conversation_id
-  left join t_numbers fn on fn.id = m.from_number_id
-  left join t_numbers tn on tn.id = m.to_number_id
-  left join t_contacts ct on ct.id = m.contact_id and m.to_number_id is null
-
- where m.id = %s
-"""
-
 
 def _settings(ctx: dict[str, Any]) -> Any:
     conv = {k[2:]: v for k, v in ctx.items() if k.startswith("c_")}
@@ -79,12 +57,12 @@ def send_message(message_id: str) -> str:
         message_id = uuid_arg("message_id", message_id)
     now = runtime.clock().now()
     with db() as conn:
-        ctx, early = _load(conn, message_id, now)
+        ctx, early = _load(conn, message_id, now, chrome=True)
         if ctx is None:
             return early
         settings = _settings(ctx)
         typing = cadence.typing_ms(str(ctx["body"]), settings.humanize)
-        _read_and_type(conn, ctx, composing=typing > 0)
+        _read_and_type(ctx, composing=typing > 0)
         if typing <= 0:
             return _claim_and_send(conn, ctx, settings, now)
     runtime.schedule(
@@ -117,10 +95,11 @@ def typed_job_id(message_id: str) -> str:
     return f"send:{message_id}:typed"
 
 
-def _load(conn: Conn, message_id: str, now: Any) -> tuple[dict[str, Any] | None, str]:
-    """The message's context if it is still `queued` with both ends present; else None and what happened."""
+def _load(conn: Conn, message_id: str, now: Any, *, chrome: bool = False) -> tuple[dict[str, Any] | None, str]:
+    """The message's context if it is still `queued` with both ends present; else None and what happened. With
+    `chrome` (step 1) it also holds the sender's live session and what this message answers: one query."""
     with tx(conn) as c:
-        ctx = c.execute(_CONTEXT, (message_id,)).fetchone()
+        ctx = outbox.send_context(c, message_id, chrome=chrome)
     if ctx is None:
         return None, "gone"
     if ctx["status"] != "queued":
@@ -130,31 +109,30 @@ def _load(conn: Conn, message_id: str, now: Any) -> tuple[dict[str, Any] | None,
     return ctx, ""
 
 
-def _read_and_type(conn: Conn, ctx: dict[str, Any], *, composing: bool) -> None:
+def _read_and_type(ctx: dict[str, Any], *, composing: bool) -> None:
     """Mark the message this one answers as read, then (`composing`) show "typing…" to the receiver, as people do.
     Presence with no blocking `delay` (contract §3.2: Evolution would hold the request that long). Best effort: a
     failed receipt or presence never blocks the answer, and the claim in step 2 decides whether it is sent."""
-    with tx(conn) as c:
-        session = live_session(c, uuid.UUID(str(ctx["from_number_id"])))
-        access = evolution_access(c, uuid.UUID(ctx["tenant_id"])) if session else None
-        step = int((ctx["meta"] or {}).get("step", 0))
-        answering = outbox.answered_inbound(c, ctx["round_id"], step - 1) if step > 0 and ctx["round_id"] else None
-    if session is None or access is None or not session.token:
+    access = send_access(ctx)
+    if access is None or not access.token:
         return  # step 2's claim sees the missing session and handles it
-    client = EvolutionClient(session.base_url, access.api_key, retry=CHROME_RETRY)
+    client = _client(access, CHROME_RETRY)
     try:
-        if answering and answering["wa_msg_id"] and answering["from_jid"]:
+        if ctx["answering_wa_msg_id"] and ctx["answering_from_jid"]:
             client.mark_read(
-                session.instance_name,
-                [{"remoteJid": answering["from_jid"], "fromMe": False, "id": answering["wa_msg_id"]}],
-                token=session.token,
+                access.instance_name,
+                [{"remoteJid": ctx["answering_from_jid"], "fromMe": False, "id": ctx["answering_wa_msg_id"]}],
+                token=access.token,
             )
         if composing:
-            client.send_presence(session.instance_name, str(ctx["receiver_wa"]), "composing", 0, token=session.token)
+            client.send_presence(access.instance_name, str(ctx["receiver_wa"]), "composing", 0, token=access.token)
     except (EvolutionClientError, EvolutionServerError) as e:
         log.info("read receipt or presence failed", extra={"message_id": ctx["id"], "error": str(e)[:200]})
-    finally:
-        client.close()
+
+
+def _client(access: SendAccess, retry: RetryPolicy) -> EvolutionClient:
+    """A client on this process's kept-alive connections to the session's server; the token goes per request."""
+    return EvolutionClient.pooled(access.base_url, None, retry=retry)
 
 
 def _claim_and_send(conn: Conn, ctx: dict[str, Any], settings: Any, now: Any) -> str:
@@ -175,8 +153,8 @@ def _claim_and_send(conn: Conn, ctx: dict[str, Any], settings: Any, now: Any) ->
     )
     quotas = counter()
 
-    def truth(start: Any, end: Any) -> int:
-        with db() as other, tx(other) as oc:
+    def truth(start: Any, end: Any) -> int:  # only when Redis lost the counters; `conn` is idle here
+        with tx(conn) as oc:
             return outbox.counted_since(oc, ctx["from_number_id"], start, end)
 
     taken = quotas.take(ctx["from_number_id"], hour, day, truth)
@@ -185,7 +163,7 @@ def _claim_and_send(conn: Conn, ctx: dict[str, Any], settings: Any, now: Any) ->
         return _give_up(conn, ctx, f"{which} reached for number {ctx['sender_key']}", now)
     with tx(conn) as c:
         # Outreach (ADR 0037): the policy's caps and the person's rules, re-checked holding policy and target.
-        reach = db_outreach.claim_context(c, message_id)
+        reach = db_outreach.claim_context(ctx["meta"])
         refused, policy = db_outreach.claim_refusal(c, reach, now) if reach else (None, None)
         claimed = None if refused else outbox.claim(c, message_id, now, quiet)
         if claimed is not None and reach and policy:
@@ -196,23 +174,22 @@ def _claim_and_send(conn: Conn, ctx: dict[str, Any], settings: Any, now: Any) ->
     if claimed is None:
         quotas.give_back(hour, day)
         return _not_claimed(conn, ctx, now)
-    return _deliver(conn, ctx, claimed["session_id"], now, lambda: quotas.give_back(hour, day))
+    return _deliver(conn, ctx, claimed, now, lambda: quotas.give_back(hour, day))
 
 
-def _deliver(conn: Conn, ctx: dict[str, Any], session_id: str, now: Any, refund: Any) -> str:
-    message_id = ctx["id"]
-    with tx(conn) as c:
-        session = live_session(c, uuid.UUID(str(ctx["from_number_id"])))
-        access = evolution_access(c, uuid.UUID(ctx["tenant_id"])) if session else None
-    if session is None or access is None or not session.token:
+def _deliver(conn: Conn, ctx: dict[str, Any], claimed: dict[str, Any], now: Any, refund: Any) -> str:
+    """Send the claimed row with the live session the claim read, and record what Evolution said."""
+    message_id, session_id = ctx["id"], claimed["session_id"]
+    access = send_access(claimed)
+    if access is None or not access.token:
         with tx(conn) as c:
             outbox.mark(c, message_id, "queued", "no live session", now, only_from=("sending",))
         refund()
         raise TemporaryError(f"number {ctx['sender_key']} has no live session")
-    client = EvolutionClient(session.base_url, access.api_key, retry=SEND_RETRY)
+    client = _client(access, SEND_RETRY)
     try:
         # The typing time has already passed (step 1 showed "typing…"): no `delay`, the request returns at once.
-        sent = client.send_text(session.instance_name, str(ctx["receiver_wa"]), str(ctx["body"]), token=session.token)
+        sent = client.send_text(access.instance_name, str(ctx["receiver_wa"]), str(ctx["body"]), token=access.token)
     except EvolutionServerError as e:
         never_left = isinstance(e.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
         with tx(conn) as c:
@@ -232,8 +209,6 @@ def _deliver(conn: Conn, ctx: dict[str, Any], session_id: str, now: Any, refund:
             db_rounds.abort_rounds(c, [ctx["round_id"]], f"send failed: {e}"[:300], now)
             _count_failure(c, ctx, str(e), now)
         return "failed"
-    finally:
-        client.close()
     for attempt in range(3):
         try:
             with tx(conn) as c:

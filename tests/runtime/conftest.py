@@ -21,7 +21,7 @@ from rq.registry import ScheduledJobRegistry
 
 from mirage.engine.clock import SettableClock
 from mirage.integrations.evolution import lifecycle
-from mirage.integrations.evolution.client import RetryPolicy
+from mirage.integrations.evolution.client import RetryPolicy, close_pool
 from mirage.integrations.evolution_sim import SimConfig, SimHandle, run_in_thread
 from mirage.jobs import queues, runtime
 from mirage.jobs.rounds import conversation_tick
@@ -184,6 +184,7 @@ def make_harness(
         return h
 
     yield make
+    close_pool()  # the next test's simulator listens on another port
     for s in reversed(started):
         if isinstance(s, LiveServer):
             s.__exit__(None, None, None)

@@ -12,9 +12,11 @@ Evolution's request schemas (schemas.py) first; a refusal is an EvolutionRequest
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +54,12 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 15.0
 CREATE_TIMEOUT_S = 30.0  # create with qrcode: true waits 5 s for the first QR before answering
 DELAY_MARGIN_S = 10.0  # sendText / sendPresence block for `delay`: the timeout must outlast it
+# An idle kept-alive connection is dropped after this long, well before servers close theirs (Node's and uvicorn's
+# default is 5 s): a request then never goes out on a connection the server is closing at that very moment, which
+# would look like a send that may have been received (ADR 0057).
+KEEPALIVE_EXPIRY_S = 2.0
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_EXPIRY_S)
+_HEADERS = {"user-agent": f"mirage/{__version__}", "accept": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,49 @@ def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+# The process's kept-alive HTTP connections to each Evolution server (ADR 0057): one httpx.Client (its own
+# thread-safe connection pool) per base URL, shared by every `EvolutionClient.pooled` of this process. No credential
+# lives in it: tokens and keys go with each request. A forked child starts with an empty pool of its own.
+_pool_lock = threading.Lock()
+_pool: dict[str, httpx.Client] = {}
+
+
+def _http_client(base_url: str, timeout: float, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    return httpx.Client(
+        base_url=base_url, timeout=timeout, transport=transport, verify=_tls(), headers=_HEADERS, limits=_LIMITS
+    )
+
+
+def pooled_http(base_url: str) -> httpx.Client:
+    """This process's shared keep-alive client for `base_url` (made on first use)."""
+    key = base_url.rstrip("/")
+    client = _pool.get(key)
+    if client is None or client.is_closed:
+        with _pool_lock:
+            client = _pool.get(key)
+            if client is None or client.is_closed:
+                client = _pool[key] = _http_client(key, DEFAULT_TIMEOUT_S)
+    return client
+
+
+def close_pool() -> None:
+    """Close every pooled connection of this process (they reopen on next use)."""
+    with _pool_lock:
+        clients = list(_pool.values())
+        _pool.clear()
+    for client in clients:
+        client.close()
+
+
+def _forget_pool_in_child() -> None:
+    # The parent's sockets are not this process's to use; its lock may have been held by another thread at fork.
+    global _pool_lock, _pool
+    _pool_lock, _pool = threading.Lock(), {}
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 class EvolutionClient:
     """One Evolution server; `api_key` is its global key (AUTHENTICATION_API_KEY), `token=` an instance's key."""
 
@@ -112,6 +163,7 @@ class EvolutionClient:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         delay_margin: float = DELAY_MARGIN_S,
+        http: httpx.Client | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -122,19 +174,21 @@ class EvolutionClient:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            timeout=timeout,
-            transport=transport,
-            verify=_tls(),
-            headers={"user-agent": f"mirage/{__version__}", "accept": "application/json"},
-        )
+        self._owns_http = http is None
+        self._http = http if http is not None else _http_client(self.base_url, timeout, transport)
+
+    @classmethod
+    def pooled(cls, base_url: str, api_key: str | None, *, retry: RetryPolicy = RetryPolicy()) -> EvolutionClient:
+        """A client on this process's kept-alive connections to `base_url` (`pooled_http`): cheap to make per job,
+        and its `close()` leaves the shared connections open for the next one."""
+        return cls(base_url, api_key, retry=retry, http=pooled_http(base_url))
 
     def __repr__(self) -> str:
         return f"EvolutionClient({self.base_url!r})"
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> EvolutionClient:
         return self

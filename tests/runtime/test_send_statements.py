@@ -1,0 +1,112 @@
+"""What one send costs in Postgres round trips (ADR 0057), counted, never timed: the statements each send step
+executes and the transactions it commits, on real Postgres, Redis and the simulator over HTTP."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpcore
+import httpx
+import psycopg
+import pytest
+
+from mirage.engine.quotas import buckets
+from mirage.integrations.evolution import client
+from mirage.jobs.send import send_message, send_typed
+from tests.runtime.conftest import Harness
+
+# step 1: begin + the context with the session and the message it answers, one commit.
+# step 2: (begin + context), (begin + claim), (begin + mark_sent): three transactions.
+STEP_1 = {"statements": 2, "commits": 1}
+STEP_2 = {"statements": 6, "commits": 3}
+REBUILD = {"statements": 2, "commits": 1}  # per quota counter Redis lost, rebuilt from t_messages
+
+
+@contextmanager
+def counting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    """Statements executed and transactions committed by this thread (the webhook service runs in others)."""
+    seen: Counter[str] = Counter()
+    me = threading.get_ident()
+    execute, commit = psycopg.Cursor.execute, psycopg.Connection.commit
+
+    def counted_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == me:
+            seen["statements"] += 1
+        return execute(self, *args, **kwargs)
+
+    def counted_commit(self: Any) -> None:
+        if threading.get_ident() == me:
+            seen["commits"] += 1
+        commit(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(psycopg.Cursor, "execute", counted_execute)
+        m.setattr(psycopg.Connection, "commit", counted_commit)
+        yield seen
+
+
+def _queued(h: Harness) -> dict[str, Any]:
+    h.tick()
+    h.work()  # the round's first message is queued, its send scheduled after the think delay
+    rows = h.rows("select id::text, from_number_id::text from t_messages where status = 'queued'")
+    assert len(rows) == 1
+    return rows[0]
+
+
+@pytest.mark.parametrize("counters_lost", [0, 2], ids=["quota-counters-kept", "redis-lost-both-counters"])
+def test_a_send_costs_a_fixed_small_number_of_statements_and_transactions(
+    make_harness: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch, counters_lost: int
+) -> None:
+    h = make_harness()
+    message = _queued(h)
+    now = h.clock.advance(timedelta(minutes=1))
+    hour, day = buckets(
+        message["from_number_id"], now, "America/Sao_Paulo", hourly_limit=30, tenant_daily_limit=200,
+        warmup_started_on=None,
+    )  # fmt: skip
+    h.redis.delete(hour.key, day.key)
+    for key in (hour.key, day.key)[counters_lost:]:
+        h.redis.set(key, 0)
+
+    with counting(monkeypatch) as step_1:
+        assert send_message(message["id"]).startswith("typing")
+    with counting(monkeypatch) as step_2:
+        assert send_typed(message["id"]) == "sent"
+
+    assert dict(step_1) == STEP_1
+    assert dict(step_2) == {k: v + counters_lost * REBUILD[k] for k, v in STEP_2.items()}
+    assert h.sends() == 1
+    row = h.rows("select status::text, wa_msg_id from t_messages where id = %s", message["id"])[0]
+    assert row["status"] in ("sent", "delivered", "read") and row["wa_msg_id"]
+    assert int(h.redis.get(hour.key) or 0) == 1 and int(h.redis.get(day.key) or 0) == 1
+
+
+def test_sends_reuse_one_kept_alive_connection_to_evolution(
+    make_harness: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = make_harness()
+    # A long keep-alive expiry, so a slow shared machine cannot turn this count into a timing test.
+    monkeypatch.setattr(client, "_LIMITS", httpx.Limits(keepalive_expiry=600))
+    client.close_pool()
+    pool = client.pooled_http(h.sim.url)._transport._pool  # type: ignore[attr-defined]
+    made: Counter[str] = Counter()
+    create, handle = httpcore.ConnectionPool.create_connection, httpcore.ConnectionPool.handle_request
+
+    def counted_create(self: Any, *args: Any) -> Any:
+        made["connections"] += self is pool
+        return create(self, *args)
+
+    def counted_handle(self: Any, *args: Any) -> Any:
+        made["requests"] += self is pool
+        return handle(self, *args)
+
+    monkeypatch.setattr(httpcore.ConnectionPool, "create_connection", counted_create)
+    monkeypatch.setattr(httpcore.ConnectionPool, "handle_request", counted_handle)
+    h.run_until(h.clock.now() + timedelta(minutes=30))  # a round: read receipts, "typing…" and sends of both bots
+    assert h.sends() >= 2
+    assert made["requests"] >= 2 * h.sends() and made["connections"] == 1
