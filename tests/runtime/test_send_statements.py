@@ -15,9 +15,12 @@ import httpx
 import psycopg
 import pytest
 
+from mirage.db import outbox
 from mirage.engine.quotas import buckets
 from mirage.integrations.evolution import client
+from mirage.jobs.runtime import db, tx
 from mirage.jobs.send import send_message, send_typed
+from tests.evolution.helpers import wait_until
 from tests.runtime.conftest import Harness
 
 # step 1: begin + the context with the session and the message it answers, one commit.
@@ -25,6 +28,11 @@ from tests.runtime.conftest import Harness
 STEP_1 = {"statements": 2, "commits": 1}
 STEP_2 = {"statements": 6, "commits": 3}
 REBUILD = {"statements": 2, "commits": 1}  # per quota counter Redis lost, rebuilt from t_messages
+
+
+_WEBHOOK_ROWS = (
+    "select count(*) as n from t_messages where direction = 'out' and idempotency_key is null and wa_msg_id = %s"
+)
 
 
 @contextmanager
@@ -35,12 +43,12 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     execute, commit = psycopg.Cursor.execute, psycopg.Connection.commit
 
     def counted_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if threading.get_ident() == me:
+        if threading.get_ident() == me and not seen["paused"]:
             seen["statements"] += 1
         return execute(self, *args, **kwargs)
 
     def counted_commit(self: Any) -> None:
-        if threading.get_ident() == me:
+        if threading.get_ident() == me and not seen["paused"]:
             seen["commits"] += 1
         commit(self)
 
@@ -76,6 +84,17 @@ def test_a_send_costs_a_fixed_small_number_of_statements_and_transactions(
     with counting(monkeypatch) as step_1:
         assert send_message(message["id"]).startswith("typing")
     with counting(monkeypatch) as step_2:
+        # Evolution's `send.message` webhook races the worker's `sent`; when it commits in the middle of that
+        # statement, the statement is retried (a unique key). Let it land first: the fold is then part of the count.
+        record = outbox.mark_sent
+
+        def after_the_webhook(c: Any, message_id: str, session_id: Any, wa_msg_id: Any, now: Any) -> None:
+            step_2["paused"] = 1
+            wait_until(lambda: h.count(_WEBHOOK_ROWS, wa_msg_id) == 1)
+            del step_2["paused"]
+            record(c, message_id, session_id, wa_msg_id, now)
+
+        monkeypatch.setattr(outbox, "mark_sent", after_the_webhook)
         assert send_typed(message["id"]) == "sent"
 
     assert dict(step_1) == STEP_1
@@ -110,3 +129,34 @@ def test_sends_reuse_one_kept_alive_connection_to_evolution(
     h.run_until(h.clock.now() + timedelta(minutes=30))  # a round: read receipts, "typing…" and sends of both bots
     assert h.sends() >= 2
     assert made["requests"] >= 2 * h.sends() and made["connections"] == 1
+
+
+def test_mark_sent_folds_the_webhook_row_stored_first_in_its_one_statement(
+    make_harness: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = make_harness()
+    message = _queued(h)
+    h.clock.advance(timedelta(minutes=1))
+    send_message(message["id"])
+    assert send_typed(message["id"]) == "sent"
+    h.settle()
+    sent = h.rows("select session_id::text, wa_msg_id, tenant_id from t_messages where id = %s", message["id"])[0]
+    # As if Evolution's `send.message` webhook (delivered already) was stored before the worker recorded `sent`.
+    h.db.execute(
+        "update t_messages set status = 'sending', wa_msg_id = null, delivered_at = null, read_at = null where id = %s",
+        (message["id"],),
+    )
+    h.db.execute(
+        "insert into t_messages (tenant_id, from_number_id, session_id, direction, body, status, wa_msg_id, "
+        "delivered_at) values (%s, %s, %s, 'out', 'x', 'delivered', %s, %s)",
+        (sent["tenant_id"], message["from_number_id"], sent["session_id"], sent["wa_msg_id"], h.clock.now()),
+    )
+    h.db.commit()
+    with db() as conn, counting(monkeypatch) as seen, tx(conn) as c:
+        outbox.mark_sent(c, message["id"], sent["session_id"], sent["wa_msg_id"], h.clock.now())
+    assert dict(seen) == {"statements": 2, "commits": 1}  # begin, the fold with its update: no retry needed
+    rows = h.rows(
+        "select id::text, status::text, delivered_at from t_messages where direction = 'out' and wa_msg_id = %s",
+        sent["wa_msg_id"],
+    )
+    assert [(r["id"], r["status"]) for r in rows] == [(message["id"], "delivered")] and rows[0]["delivered_at"]
