@@ -29,7 +29,7 @@ class TenantRows:
 class ConversationRows:
     conversation: Row
     settings: Row | None = None
-    schedule: list[Row] = field(default_factory=list)
+    schedule: str = "[]"  # its schedule rows (by day name) as one JSON array: mirage.engine.view.week_view reads it
     participants: list[Row] = field(default_factory=list)
     pairings: list[Row] = field(default_factory=list)
     topics: list[Row] = field(default_factory=list)
@@ -87,9 +87,14 @@ select id::text, tenant_id::text, key, mode::text, exchanges_min, exchanges_max,
 _CHILDREN = {
     "settings": "select conversation_id::text, min_delay_ms, max_delay_ms, hourly_burst_limit, humanize, "
     "allow_bot_to_bot, guard_no_echo from t_settings_conversation where true {tenant_filter}",
-    "schedule": "select conversation_id::text, day::text, morning_enabled, morning_window, afternoon_enabled, "
-    "afternoon_window, evening_enabled, evening_window, max_rounds_per_window, pause_between_rounds_min, "
-    "pause_between_rounds_max from t_conversation_schedule where true {tenant_filter} order by day",
+    # A conversation's schedule rows as one JSON array (one row, not seven, per conversation): equal schedules
+    # are equal text, which the view builder reads once (mirage.engine.view.TenantViews, ADR 0058).
+    "schedule": "select conversation_id::text, json_agg(json_build_object('day', day::text, 'morning_enabled', "
+    "morning_enabled, 'morning_window', morning_window, 'afternoon_enabled', afternoon_enabled, 'afternoon_window', "
+    "afternoon_window, 'evening_enabled', evening_enabled, 'evening_window', evening_window, 'max_rounds_per_window', "
+    "max_rounds_per_window, 'pause_between_rounds_min', pause_between_rounds_min, 'pause_between_rounds_max', "
+    "pause_between_rounds_max) order by day::text)::text as schedule from t_conversation_schedule where true "
+    "{tenant_filter} group by conversation_id",
     "participants": "select conversation_id::text, participant_kind::text, number_id::text, contact_id::text, role, "
     "start_order from t_conversation_participants where true {tenant_filter} order by start_order, id",
     "pairings": "select id::text, conversation_id::text, number_a_id::text, number_b_id::text, contact_b_id::text, "
@@ -228,6 +233,8 @@ def load_configuration(
                 continue
             if name == "settings":
                 c.settings = r
+            elif name == "schedule":
+                c.schedule = r["schedule"]
             else:
                 getattr(c, name).append(r)
     return conversations, queries

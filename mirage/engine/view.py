@@ -9,14 +9,17 @@ raises ViewError, and the tick skips that conversation with one log line.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, time
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from mirage.config.types import DAYPARTS, DOWS
 from mirage.engine.calendar import is_valid_timezone
+from mirage.engine.quickinit import quick_init
 from mirage.errors import MirageError
 
 Row = Mapping[str, Any]
@@ -31,6 +34,7 @@ class ViewError(MirageError):
         super().__init__(f"conversation {conversation}: {reason}")
 
 
+@quick_init
 @dataclass(frozen=True)
 class Effective:
     """Cadence and limits after precedence: the conversation's value when set, else the tenant's."""
@@ -103,6 +107,7 @@ class Day:
 CLOSED_DAY = Day((), 0, 0, 0)
 
 
+@quick_init
 @dataclass(frozen=True)
 class NumberView:
     id: str
@@ -119,6 +124,7 @@ class NumberView:
         return self.active and self.status == "open" and self.paused_reason is None
 
 
+@quick_init
 @dataclass(frozen=True)
 class Pair:
     """Two bot numbers that may hold a round, and who opens it: 'a', 'b' or 'either'."""
@@ -140,6 +146,7 @@ class Persona:
     emoji_rate: float
 
 
+@quick_init
 @dataclass(frozen=True)
 class Topic:
     id: str
@@ -156,6 +163,7 @@ class Topic:
         )
 
 
+@quick_init
 @dataclass(frozen=True)
 class ConversationView:
     """Everything the runtime needs to plan and run one conversation's rounds."""
@@ -183,30 +191,18 @@ class ConversationView:
 
 
 _PARTS = tuple((part, f"{part}_enabled", f"{part}_window") for part in DAYPARTS)
-_DAYS: dict[tuple[Any, ...], Day] = {}  # schedule rows already read, by what they say (a fleet repeats a few)
+Week = Mapping[str, Day]
 
 
-def _day(conversation: str, row: Row) -> Day:
-    key: list[Any] = [row.get("max_rounds_per_window"), row.get("pause_between_rounds_min")]
-    key.append(row.get("pause_between_rounds_max"))
-    for _, enabled, window in _PARTS:
-        if not row.get(enabled):
-            key.append(False)
-            continue
-        span = row.get(window)
-        if type(span) is not dict:
-            return _read_day(conversation, row)
-        key.append((span.get("start"), span.get("end")))
-    try:
-        got = _DAYS.get(tuple(key))
-    except TypeError:  # an unhashable value: read it the long way
-        return _read_day(conversation, row)
-    if got is None:
-        got = _read_day(conversation, row)  # raises ViewError for a bad row: only good ones are kept
-        if len(_DAYS) >= 4096:
-            _DAYS.clear()
-        _DAYS[tuple(key)] = got
-    return got
+def week_view(conversation: str, schedule: Sequence[Row] | str) -> Week:
+    """A conversation's weekdays from its schedule rows (or the same rows as one JSON array, how
+    mirage/db/rounds.py loads them); ViewError for a day the runtime cannot run."""
+    rows = json.loads(schedule) if isinstance(schedule, str) else schedule
+    week = {str(r["day"]): _read_day(conversation, r) for r in rows}
+    unknown_days = set(week) - set(DOWS)
+    if unknown_days:
+        raise ViewError(conversation, f"schedule has unknown days {sorted(unknown_days)}")
+    return week
 
 
 def _read_day(conversation: str, row: Row) -> Day:
@@ -215,12 +211,7 @@ def _read_day(conversation: str, row: Row) -> Day:
         if not row.get(enabled):
             continue
         span = row.get(window)
-        # dict first: the ABC check of Mapping is slow, and the tick reads thousands of rows
-        if (
-            not (type(span) is dict or isinstance(span, Mapping))
-            or span.get("start") is None
-            or span.get("end") is None
-        ):
+        if not isinstance(span, Mapping) or span.get("start") is None or span.get("end") is None:
             raise ViewError(conversation, f"{row.get('day')} {part} window is enabled but has no start/end")
         try:
             start, end = parse_hhmm(span["start"]), parse_hhmm(span["end"])
@@ -274,23 +265,19 @@ def persona_view(row: Row | Persona) -> Persona:
     )
 
 
-def _persona_views(personas: Mapping[str, Row | Persona]) -> Mapping[str, Persona]:
-    """The personas as views; a mapping of views already (one per tenant, built by the caller) is shared as is."""
-    if all(isinstance(p, Persona) for p in personas.values()):
-        return personas  # type: ignore[return-value]
-    return {str(i): persona_view(r) for i, r in personas.items()}
-
-
 def _name(numbers: Mapping[str, Row], number_id: str) -> str:
     return str(numbers[number_id]["key"]) if number_id in numbers else "(deleted or inactive)"
+
+
+def _is_bot(p: Row) -> bool:
+    return p.get("participant_kind") == "bot" and p.get("number_id") is not None
 
 
 def _pairs(
     conversation: str, participants: Sequence[Row], pairings: Sequence[Row], numbers: Mapping[str, Row]
 ) -> list[Pair]:
-    bots = [p for p in participants if p.get("participant_kind") == "bot" and p.get("number_id") is not None]
-    bot_ids = {str(p["number_id"]) for p in bots}
     if pairings:
+        bot_ids = {str(p["number_id"]) for p in participants if _is_bot(p)}
         out = []
         for pr in pairings:
             if pr.get("number_b_id") is None:
@@ -306,7 +293,11 @@ def _pairs(
             out.append(Pair(a, b, str(pr.get("starts") or "a"), str(pr["id"])))
         return out
     ordered = sorted(
-        (p for p in bots if str(p["number_id"]) in numbers),
+        [
+            p
+            for p in participants
+            if p.get("participant_kind") == "bot" and p.get("number_id") is not None and str(p["number_id"]) in numbers
+        ],
         key=lambda p: (
             p.get("role") == "responder",
             int(p.get("start_order") or 0),
@@ -323,12 +314,149 @@ def _pairs(
     return out
 
 
+def _topic_key(t: Row) -> str:
+    return str(t["key"])
+
+
+_SETTINGS_KEY = itemgetter(*INHERITED, "guard_no_echo")
+_UNSHARED = object()
+
+
+class TenantViews:
+    """Builds the views of one tenant's conversations (`conversation_view` is this for one conversation: the
+    runtime, `mirage status`, the simulation and the engine tests build views with this one code).
+
+    What a tenant's conversations share is read once, not once per conversation: the time zone and quiet
+    hours, the number and persona views, equal effective settings (one `Effective` per distinct override row).
+    A schedule given as JSON text (how mirage/db/rounds.py loads it) is read once per distinct text in `weeks`,
+    a dict the caller may share between the tenants of one build. `numbers` / `personas` are the tenant's
+    active rows by id (personas may come already built; so may the numbers' views, `number_views`)."""
+
+    def __init__(
+        self,
+        tenant: Row,
+        tenant_settings: Row,
+        numbers: Mapping[str, Row],
+        personas: Mapping[str, Row | Persona],
+        number_views: Mapping[str, NumberView] | None = None,
+        weeks: dict[str, Week] | None = None,
+    ) -> None:
+        self._tenant, self._settings, self._numbers, self._persona_rows = tenant, tenant_settings, numbers, personas
+        self._number_views: dict[str, NumberView] = dict(number_views or {})
+        self._personas: Mapping[str, Persona] | None = None
+        self._effective: dict[Any, Effective] = {}
+        self._weeks: dict[str, Week] = {} if weeks is None else weeks
+        self._zone: tuple[str, tuple[time, time]] | str | None = None  # (zone, quiet hours), or why unreadable
+
+    def _read_zone(self) -> tuple[str, tuple[time, time]] | str:
+        tz = str(self._tenant.get("timezone") or "America/Sao_Paulo")
+        if not is_valid_timezone(tz):
+            return f"unknown time zone {tz!r}"
+        quiet_row = self._settings.get("quiet_hours") or {"start": "22:00", "end": "07:00"}
+        try:
+            return tz, (parse_hhmm(quiet_row["start"]), parse_hhmm(quiet_row["end"]))
+        except (KeyError, ValueError, TypeError) as e:
+            return f"tenant quiet hours unreadable: {e}"
+
+    def _week(self, key: str, schedule: Sequence[Row] | str) -> Week:
+        week = week_view(key, schedule)  # a bad schedule raises for each conversation, with its key
+        if type(schedule) is str:
+            self._weeks[schedule] = week
+        return week
+
+    def _effective_settings(self, key: Any, conversation_settings: Row | None) -> Effective:
+        got = effective_settings(self._settings, conversation_settings)
+        if key is not _UNSHARED:
+            self._effective[key] = got
+        return got
+
+    def _number_view(self, number_id: str) -> NumberView:
+        got = self._number_views.get(number_id)
+        if got is None:
+            got = self._number_views[number_id] = number_view(self._numbers[number_id])
+        return got
+
+    def _persona_views(self) -> Mapping[str, Persona]:
+        if self._personas is None:
+            rows = self._persona_rows
+            if all(isinstance(p, Persona) for p in rows.values()):
+                self._personas = rows  # type: ignore[assignment]
+            else:
+                self._personas = {str(i): persona_view(r) for i, r in rows.items()}
+        return self._personas  # type: ignore[return-value]
+
+    def view(
+        self,
+        conversation: Row,
+        conversation_settings: Row | None,
+        schedule: Sequence[Row] | str,
+        participants: Sequence[Row],
+        pairings: Sequence[Row],
+        topics: Sequence[Row],
+    ) -> ConversationView:
+        """The effective view of one of the tenant's conversations; ViewError when its rows cannot run.
+        (Written flat: it runs once per conversation of the fleet on the first tick; the checks and their order
+        are the ones a single conversation's view always had.)"""
+        key = str(conversation["key"])
+        zone = self._zone
+        if zone is None:
+            zone = self._zone = self._read_zone()
+        if isinstance(zone, str):
+            raise ViewError(key, zone)
+        tz, quiet = zone
+        week = self._weeks.get(schedule) if type(schedule) is str else None
+        if week is None:
+            week = self._week(key, schedule)
+        pairs = _pairs(key, participants, pairings, self._numbers)
+        views = self._number_views
+        numbers: dict[str, NumberView] = {}
+        for i in sorted({n for p in pairs for n in (p.a, p.b)}):
+            numbers[i] = views.get(i) or self._number_view(i)
+        try:
+            settings_key = None if conversation_settings is None else _SETTINGS_KEY(conversation_settings)
+            settings = self._effective.get(settings_key)
+        except (KeyError, TypeError):  # a row without every column, or an unhashable value: no sharing
+            settings_key, settings = _UNSHARED, None
+        return ConversationView(
+            str(self._tenant["id"]),
+            str(self._tenant.get("slug") or ""),
+            tz,
+            quiet,
+            str(conversation["id"]),
+            key,
+            str(conversation.get("mode") or "pair"),
+            int(conversation["exchanges_min"]),
+            max(int(conversation["exchanges_min"]), int(conversation["exchanges_max"])),
+            str(conversation.get("topic_strategy") or "rotate"),
+            int(conversation.get("topic_refresh_minutes") or 180),
+            settings or self._effective_settings(settings_key, conversation_settings),
+            week,
+            tuple(pairs),
+            numbers,
+            self._personas or self._persona_views(),
+            tuple(
+                [
+                    Topic(
+                        str(t["id"]),
+                        str(t["key"]),
+                        str(t["seed"]),
+                        str(t.get("system_prompt") or ""),
+                        t.get("active_from"),
+                        t.get("active_to"),
+                        int(t.get("weight") or 1),
+                    )
+                    for t in (sorted(topics, key=_topic_key) if len(topics) > 1 else topics)
+                ]
+            ),
+        )
+
+
 def conversation_view(
     tenant: Row,
     tenant_settings: Row,
     conversation: Row,
     conversation_settings: Row | None,
-    schedule: Sequence[Row],
+    schedule: Sequence[Row] | str,
     participants: Sequence[Row],
     pairings: Sequence[Row],
     topics: Sequence[Row],
@@ -336,51 +464,7 @@ def conversation_view(
     personas: Mapping[str, Row | Persona],
     number_views: Mapping[str, NumberView] | None = None,
 ) -> ConversationView:
-    """The effective view of one conversation; `numbers` / `personas` are the tenant's active rows by id
-    (personas may come already built, once per tenant, by a caller building many views; so may the numbers'
-    views, `number_views`, built from the same rows)."""
-    key = str(conversation["key"])
-    tz = str(tenant.get("timezone") or "America/Sao_Paulo")
-    if not is_valid_timezone(tz):
-        raise ViewError(key, f"unknown time zone {tz!r}")
-    quiet_row = tenant_settings.get("quiet_hours") or {"start": "22:00", "end": "07:00"}
-    try:
-        quiet = (parse_hhmm(quiet_row["start"]), parse_hhmm(quiet_row["end"]))
-    except (KeyError, ValueError, TypeError) as e:
-        raise ViewError(key, f"tenant quiet hours unreadable: {e}") from None
-    week = {str(r["day"]): _day(key, r) for r in schedule}
-    unknown_days = set(week) - set(DOWS)
-    if unknown_days:
-        raise ViewError(key, f"schedule has unknown days {sorted(unknown_days)}")
-    pairs = _pairs(key, participants, pairings, numbers)
-    used = {n for p in pairs for n in (p.a, p.b)}
-    return ConversationView(
-        tenant_id=str(tenant["id"]),
-        tenant_slug=str(tenant.get("slug") or ""),
-        timezone=tz,
-        quiet=quiet,
-        id=str(conversation["id"]),
-        key=key,
-        mode=str(conversation.get("mode") or "pair"),
-        exchanges_min=int(conversation["exchanges_min"]),
-        exchanges_max=max(int(conversation["exchanges_min"]), int(conversation["exchanges_max"])),
-        topic_strategy=str(conversation.get("topic_strategy") or "rotate"),
-        topic_refresh_minutes=int(conversation.get("topic_refresh_minutes") or 180),
-        settings=effective_settings(tenant_settings, conversation_settings),
-        week=week,
-        pairs=tuple(pairs),
-        numbers={i: number_views[i] if number_views else number_view(numbers[i]) for i in sorted(used)},
-        personas=_persona_views(personas),
-        topics=tuple(
-            Topic(
-                id=str(t["id"]),
-                key=str(t["key"]),
-                seed=str(t["seed"]),
-                system_prompt=str(t.get("system_prompt") or ""),
-                active_from=t.get("active_from"),
-                active_to=t.get("active_to"),
-                weight=int(t.get("weight") or 1),
-            )
-            for t in sorted(topics, key=lambda t: str(t["key"]))
-        ),
+    """The effective view of one conversation (TenantViews builds many of one tenant, sharing what they share)."""
+    return TenantViews(tenant, tenant_settings, numbers, personas, number_views).view(
+        conversation, conversation_settings, schedule, participants, pairings, topics
     )

@@ -11,6 +11,8 @@ fresh every tick and never cached.
 
 from __future__ import annotations
 
+import functools
+import gc
 import random
 import threading
 import time
@@ -23,7 +25,7 @@ from mirage.db import rounds as db_rounds
 from mirage.engine.quotas import QuotaClock, counter_keys, daily_limit, quota_clock
 from mirage.engine.rounds import CheapChecks, PlanState, RoundPlan, Skip, cheap_checks, plan_rounds
 from mirage.engine.view import ConversationView
-from mirage.jobs.runtime import Conn, build_views, plan_state_of
+from mirage.jobs.runtime import Conn, build_views, collector_paused, plan_state_of
 
 Skipped = tuple[str, str, str]  # (tenant slug, conversation key, reason)
 
@@ -38,6 +40,14 @@ class _Built:
 def _key(t: db_rounds.TenantRows) -> tuple[Any, ...]:
     # Compared with ==, never hashed: rows are dicts (numbers by id, so their order does not matter).
     return (t.config_version, t.tenant, t.settings, t.numbers)
+
+
+@functools.cache  # once per process
+def _freeze_once() -> None:
+    """Exempt the process's first views (and what start-up built) from the cyclic garbage collector: they live
+    until their tenant changes, and every full collection would walk them all (ADR 0058; the web service does
+    the same after start-up, ADR 0014). Cycles alive at this instant are never collected: once, bounded."""
+    gc.freeze()
 
 
 @dataclass
@@ -72,18 +82,24 @@ class ViewCache:
             if stale:
                 # The version was read before these rows: views are never older than the key they are kept under.
                 t1 = time.perf_counter()
-                conversations, n = db_rounds.load_configuration(conn, state.tenants, tenant_ids=stale)
-                queries, sql_s = queries + n, sql_s + time.perf_counter() - t1
-                built, skipped = build_views(db_rounds.Snapshot(state.tenants, conversations, state.busy_numbers))
-                by_tenant: dict[str, list[ConversationView]] = {tid: [] for tid in stale}
-                skipped_by: dict[str, list[Skipped]] = {tid: [] for tid in stale}
-                slugs = {str(state.tenants[tid].tenant.get("slug")): tid for tid in stale}
-                for v in built:
-                    by_tenant[v.tenant_id].append(v)
-                for s in skipped:
-                    skipped_by[slugs[s[0]]].append(s)
-                for tid in stale:
-                    self._tenants[tid] = _Built(_key(state.tenants[tid]), tuple(by_tenant[tid]), tuple(skipped_by[tid]))
+                first = not self._tenants
+                with collector_paused():  # rows and views: many objects, no cycles (ADR 0058)
+                    conversations, n = db_rounds.load_configuration(conn, state.tenants, tenant_ids=stale)
+                    queries, sql_s = queries + n, sql_s + time.perf_counter() - t1
+                    built, skipped = build_views(db_rounds.Snapshot(state.tenants, conversations, state.busy_numbers))
+                    by_tenant: dict[str, list[ConversationView]] = {tid: [] for tid in stale}
+                    skipped_by: dict[str, list[Skipped]] = {tid: [] for tid in stale}
+                    slugs = {str(state.tenants[tid].tenant.get("slug")): tid for tid in stale}
+                    for v in built:
+                        by_tenant[v.tenant_id].append(v)
+                    for s in skipped:
+                        skipped_by[slugs[s[0]]].append(s)
+                    for tid in stale:
+                        self._tenants[tid] = _Built(
+                            _key(state.tenants[tid]), tuple(by_tenant[tid]), tuple(skipped_by[tid])
+                        )
+                    if first:
+                        _freeze_once()
             for gone in set(self._tenants) - set(state.tenants):  # archived, or another database
                 del self._tenants[gone]
             kept = [self._tenants[tid] for tid in state.tenants]
