@@ -90,7 +90,9 @@ class Harness:
         return bool(worked)
 
     def settle(self, quiet_s: float = 0.05, timeout: float = 15.0) -> None:
-        """Run jobs until nothing is queued and the simulator's webhooks stopped arriving for `quiet_s`."""
+        """Run jobs until nothing is queued, no simulator webhook is in flight, and webhooks stopped arriving for
+        `quiet_s`. (Without the in-flight check a loaded machine could return before the webhook of a message a
+        person just wrote had even been answered.)"""
         deadline = time.monotonic() + timeout
         last = self.count("select count(*) as n from t_webhook_events")
         calm_since = time.monotonic()
@@ -99,7 +101,10 @@ class Harness:
             self.release_due()
             ran = self.work()
             events = self.count("select count(*) as n from t_webhook_events")
-            if ran or events != last:
+            in_flight = any(  # posted or about to be, with no answer yet (a retry's wait does not count)
+                not d.done and d.status is None and d.error is None for d in list(self.sim.world.webhooks.deliveries)
+            )
+            if ran or events != last or in_flight:
                 last, calm_since, busy = events, time.monotonic(), True
             elif not busy or time.monotonic() - calm_since >= quiet_s:
                 return
