@@ -11,12 +11,14 @@ job retries with backoff. Repeated failures pause the number.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from mirage.db import outbox
 from mirage.db import outreach as db_outreach
@@ -64,7 +66,9 @@ def send_message(message_id: str) -> str:
         typing = cadence.typing_ms(str(ctx["body"]), settings.humanize)
         _read_and_type(ctx, composing=typing > 0)
         if typing <= 0:
-            return _claim_and_send(conn, ctx, settings, now)
+            with tx(conn) as c:
+                claimed, outcome, refund = _claim(c, ctx, settings, now)
+            return outcome if claimed is None else _deliver(conn, ctx, claimed, now, refund)
     runtime.schedule(
         queues.MESSAGES,
         TYPED_JOB,
@@ -84,10 +88,13 @@ def send_typed(message_id: str) -> str:
         message_id = uuid_arg("message_id", message_id)
     now = runtime.clock().now()
     with db() as conn:
-        ctx, early = _load(conn, message_id, now)
-        if ctx is None:
-            return early
-        return _claim_and_send(conn, ctx, _settings(ctx), now)
+        # One transaction reads the context, takes the quota (Redis) and claims (ADR 0057); the send is after it.
+        with tx(conn) as c:
+            ctx, early = _load(c, message_id, now)
+            if ctx is None:
+                return early
+            claimed, outcome, refund = _claim(c, ctx, _settings(ctx), now)
+        return outcome if claimed is None else _deliver(conn, ctx, claimed, now, refund)
 
 
 def typed_job_id(message_id: str) -> str:
@@ -98,7 +105,7 @@ def typed_job_id(message_id: str) -> str:
 def _load(conn: Conn, message_id: str, now: Any, *, chrome: bool = False) -> tuple[dict[str, Any] | None, str]:
     """The message's context if it is still `queued` with both ends present; else None and what happened. With
     `chrome` (step 1) it also holds the sender's live session and what this message answers: one query."""
-    with tx(conn) as c:
+    with _tx(conn) as c:
         ctx = outbox.send_context(c, message_id, chrome=chrome)
     if ctx is None:
         return None, "gone"
@@ -135,14 +142,22 @@ def _client(access: SendAccess, retry: RetryPolicy) -> EvolutionClient:
     return EvolutionClient.pooled(access.base_url, None, retry=retry)
 
 
-def _claim_and_send(conn: Conn, ctx: dict[str, Any], settings: Any, now: Any) -> str:
-    """Claim (queued -> sending) after taking quota, re-checking every rule at this instant, then deliver."""
+def _tx(conn: Conn) -> contextlib.AbstractContextManager[Conn]:
+    """The transaction `conn` is in (step 2 runs read, quota and claim in one), else a new one."""
+    if conn.info.transaction_status == TransactionStatus.INTRANS:
+        return contextlib.nullcontext(conn)
+    return tx(conn)
+
+
+def _claim(conn: Conn, ctx: dict[str, Any], settings: Any, now: Any) -> tuple[dict[str, Any] | None, str, Any]:
+    """Take quota, then claim (queued -> sending) re-checking every rule at this instant: (the claimed row with the
+    live session, "", how to give the quota back), or (None, what happened instead, None)."""
     message_id = ctx["id"]
     quiet = in_quiet_hours(
         (parse_hhmm(ctx["quiet_hours"]["start"]), parse_hhmm(ctx["quiet_hours"]["end"])), now, ctx["timezone"]
     )
     if quiet:
-        return _give_up(conn, ctx, "quiet hours", now)
+        return None, _give_up(conn, ctx, "quiet hours", now), None
     hour, day = buckets(
         ctx["from_number_id"],
         now,
@@ -153,15 +168,15 @@ def _claim_and_send(conn: Conn, ctx: dict[str, Any], settings: Any, now: Any) ->
     )
     quotas = counter()
 
-    def truth(start: Any, end: Any) -> int:  # only when Redis lost the counters; `conn` is idle here
-        with tx(conn) as oc:
+    def truth(start: Any, end: Any) -> int:  # only when Redis lost the counters
+        with _tx(conn) as oc:
             return outbox.counted_since(oc, ctx["from_number_id"], start, end)
 
     taken = quotas.take(ctx["from_number_id"], hour, day, truth)
     if taken != TAKEN:
         which = {HOUR_FULL: "hourly_burst_limit", DAY_FULL: "daily_limit"}.get(taken, "quota")
-        return _give_up(conn, ctx, f"{which} reached for number {ctx['sender_key']}", now)
-    with tx(conn) as c:
+        return None, _give_up(conn, ctx, f"{which} reached for number {ctx['sender_key']}", now), None
+    with _tx(conn) as c:
         # Outreach (ADR 0037): the policy's caps and the person's rules, re-checked holding policy and target.
         reach = db_outreach.claim_context(ctx["meta"])
         refused, policy = db_outreach.claim_refusal(c, reach, now) if reach else (None, None)
@@ -170,11 +185,11 @@ def _claim_and_send(conn: Conn, ctx: dict[str, Any], settings: Any, now: Any) ->
             db_outreach.record_claim(c, reach, policy, now)
     if refused:
         quotas.give_back(hour, day)
-        return _give_up(conn, ctx, refused, now)
+        return None, _give_up(conn, ctx, refused, now), None
     if claimed is None:
         quotas.give_back(hour, day)
-        return _not_claimed(conn, ctx, now)
-    return _deliver(conn, ctx, claimed, now, lambda: quotas.give_back(hour, day))
+        return None, _not_claimed(conn, ctx, now), None
+    return claimed, "", lambda: quotas.give_back(hour, day)
 
 
 def _deliver(conn: Conn, ctx: dict[str, Any], claimed: dict[str, Any], now: Any, refund: Any) -> str:
@@ -234,7 +249,7 @@ def _count_failure(c: Conn, ctx: dict[str, Any], reason: str, now: Any) -> None:
 
 def _give_up(conn: Conn, ctx: dict[str, Any], reason: str, now: Any) -> str:
     """The rules forbid this send now: cancel it with the reason and end its round (a round never half-runs)."""
-    with tx(conn) as c:
+    with _tx(conn) as c:
         outbox.mark(c, ctx["id"], "cancelled", reason, now, only_from=("queued",))
         if ctx["round_id"]:
             db_rounds.abort_rounds(c, [ctx["round_id"]], reason, now)
@@ -244,7 +259,7 @@ def _give_up(conn: Conn, ctx: dict[str, Any], reason: str, now: Any) -> str:
 
 def _not_claimed(conn: Conn, ctx: dict[str, Any], now: Any) -> str:
     """The claim failed: someone else has it, or a rule (round, turn, number) no longer holds."""
-    with tx(conn) as c:
+    with _tx(conn) as c:
         row = c.execute(
             "select m.status::text, r.status::text as round_status, r.turn_number_id::text as turn, "
             "r.exchanges_done, r.deadline_at, n.status::text as number_status, n.paused_reason, n.active, "
