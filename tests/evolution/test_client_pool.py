@@ -67,7 +67,8 @@ def test_the_pool_holds_no_credential_and_the_key_goes_with_each_request(sim: Si
 def test_idle_connections_are_dropped_before_evolution_or_uvicorn_would_close_them() -> None:
     # Node's http server (Evolution) and uvicorn both close an idle keep-alive connection after 5 s: a request
     # sent on one at that instant would fail after it left, and a send would be `unknown`.
-    assert KEEPALIVE_EXPIRY_S < 5 and uvicorn.Config(app=None).timeout_keep_alive > KEEPALIVE_EXPIRY_S
+    uvicorn_idle_s = uvicorn.Config(app="mirage.web.app:create_app").timeout_keep_alive
+    assert KEEPALIVE_EXPIRY_S < 5 and uvicorn_idle_s > KEEPALIVE_EXPIRY_S
     assert pooled_http("http://127.0.0.1:9")._transport._pool._keepalive_expiry == KEEPALIVE_EXPIRY_S  # type: ignore[attr-defined]
 
 

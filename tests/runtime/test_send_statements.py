@@ -57,6 +57,21 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
         yield seen
 
 
+def _mark_sent_after_the_webhook(h: Harness, monkeypatch: pytest.MonkeyPatch, seen: Counter[str]) -> None:
+    """Evolution's `send.message` webhook races the worker's `sent`; when it commits in the middle of that
+    statement, the statement is retried (a unique key). Let it land first (uncounted): the fold is then part of
+    the one statement counted."""
+    record = outbox.mark_sent
+
+    def after_the_webhook(c: Any, message_id: str, session_id: Any, wa_msg_id: Any, now: Any) -> None:
+        seen["paused"] = 1
+        wait_until(lambda: h.count(_WEBHOOK_ROWS, wa_msg_id) == 1)
+        del seen["paused"]
+        record(c, message_id, session_id, wa_msg_id, now)
+
+    monkeypatch.setattr(outbox, "mark_sent", after_the_webhook)
+
+
 def _queued(h: Harness) -> dict[str, Any]:
     h.tick()
     h.work()  # the round's first message is queued, its send scheduled after the think delay
@@ -83,17 +98,7 @@ def test_a_send_costs_a_fixed_small_number_of_statements_and_transactions(
     with counting(monkeypatch) as step_1:
         assert send_message(message["id"]).startswith("typing")
     with counting(monkeypatch) as step_2:
-        # Evolution's `send.message` webhook races the worker's `sent`; when it commits in the middle of that
-        # statement, the statement is retried (a unique key). Let it land first: the fold is then part of the count.
-        record = outbox.mark_sent
-
-        def after_the_webhook(c: Any, message_id: str, session_id: Any, wa_msg_id: Any, now: Any) -> None:
-            step_2["paused"] = 1
-            wait_until(lambda: h.count(_WEBHOOK_ROWS, wa_msg_id) == 1)
-            del step_2["paused"]
-            record(c, message_id, session_id, wa_msg_id, now)
-
-        monkeypatch.setattr(outbox, "mark_sent", after_the_webhook)
+        _mark_sent_after_the_webhook(h, monkeypatch, step_2)
         assert send_typed(message["id"]) == "sent"
 
     assert dict(step_1) == STEP_1
@@ -159,3 +164,26 @@ def test_mark_sent_folds_the_webhook_row_stored_first_in_its_one_statement(
         sent["wa_msg_id"],
     )
     assert [(r["id"], r["status"]) for r in rows] == [(message["id"], "delivered")] and rows[0]["delivered_at"]
+
+
+def test_without_typing_time_step_1_sends_at_once_in_three_transactions(
+    make_harness: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = make_harness()
+    h.db.execute("update t_settings_tenant set humanize = false where tenant_id = %s", (h.tenant_id,))
+    h.db.execute("update t_settings_conversation set humanize = null where tenant_id = %s", (h.tenant_id,))
+    h.db.commit()
+    message = _queued(h)
+    now = h.clock.advance(timedelta(minutes=1))
+    hour, day = buckets(
+        message["from_number_id"], now, "America/Sao_Paulo", hourly_limit=30, tenant_daily_limit=200,
+        warmup_started_on=None,
+    )  # fmt: skip
+    h.redis.set(hour.key, 0)
+    h.redis.set(day.key, 0)
+    with counting(monkeypatch) as seen:
+        _mark_sent_after_the_webhook(h, monkeypatch, seen)
+        assert send_message(message["id"]) == "sent"
+    # (begin + context with the session), (begin + claim), (begin + mark_sent)
+    assert dict(seen) == {"statements": 6, "commits": 3}
+    assert h.sends() == 1 and int(h.redis.get(hour.key) or 0) == 1
