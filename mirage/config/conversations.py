@@ -130,7 +130,9 @@ class _ConversationBase(Model):
     topic_refresh_minutes: Int32 = Field(180, gt=0, description="Minutes before the topic changes. Default 180.")
     participants: list[Participant] = Field(default_factory=list, description="Bots and humans taking part.")
     pairings: list[Pairing] = Field(
-        default_factory=list, description="Explicit pairs (all among the participants). Default []: any two."
+        default_factory=list,
+        description="Explicit pairs (all among the participants), in the order round_robin takes them. "
+        "Default []: any two.",
     )
     settings: ConversationSettings = Field(
         default_factory=ConversationSettings, description="Overrides of the tenant settings. Default: inherit all."

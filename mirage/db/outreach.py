@@ -76,11 +76,14 @@ ct.wa_number as contact_wa, {OPTED_OUT} as opted_out, {MAY_CONTACT} as may_conta
 (select op.key from t_outreach_targets o join t_outreach_policies op on op.id = o.policy_id
   where o.tenant_id = tg.tenant_id and o.contact_id = tg.contact_id and o.id <> tg.id
     and (o.status = 'in_progress' or o.first_contact_day is not null or o.checked_at is not null)
-  order by o.first_contact_at nulls last limit 1) as taken_by,
+  order by o.first_contact_at nulls last, op.key limit 1) as taken_by,
 (select r.id::text from t_rounds r where r.target_id = tg.id and r.status in ('planned', 'active')) as round_id
 """
 
+# In progress first, then pending; each by priority, then age, then the contact's number (its configuration key:
+# targets of one apply share created_at, and ids are random, ADR 0060).
 _TARGETS = f"""
+select * from (
 select {_TARGET_COLUMNS},
        exists (select 1 from t_messages m join t_rounds r on r.id = m.round_id
                 where r.target_id = tg.id and m.direction = 'out' and m.status in ('queued', 'sending')) as live_message
@@ -91,9 +94,11 @@ select * from (
   select {_TARGET_COLUMNS}, false as live_message
     from t_outreach_targets tg join t_contacts ct on ct.id = tg.contact_id
    where tg.policy_id = %(policy)s and tg.status = 'pending'
-   order by tg.priority desc, tg.created_at, tg.id
+   order by tg.priority desc, tg.created_at, ct.wa_number
    limit %(limit)s
 ) pending
+) targets
+order by status <> 'in_progress', priority desc, created_at, contact_wa
 """
 
 _REPLIES = """
@@ -101,7 +106,7 @@ select m.id::text, m.contact_id::text, coalesce(m.body, '') as body, m.meta->>'o
   from t_messages m
  where m.direction = 'in' and m.to_number_id = %(number)s and m.contact_id = any(%(contacts)s::uuid[])
    and m.round_id is null and not m.meta ? 'ignored_reason'
- order by m.created_at, m.id
+ order by m.created_at, m.wa_ts, m.wa_msg_id, m.id
 """
 
 

@@ -57,6 +57,7 @@ _TENANTS = f"""
 select {_TENANT_COLUMNS}
   from t_tenants t join t_settings_tenant s on s.tenant_id = t.id
  where t.archived_at is null {{tenant_filter}}
+ order by t.slug
 """
 _NUMBER_COLUMNS = (
     "id::text",
@@ -73,16 +74,19 @@ _NUMBER_COLUMNS = (
 _NUMBERS = f"""
 select {", ".join(_NUMBER_COLUMNS)}
   from t_numbers where active {{tenant_filter}}
+ order by tenant_id, key
 """
 _PERSONAS = """
 select id::text, tenant_id::text, key, name, style, greeting_morning, greeting_afternoon, greeting_evening, phrases,
        emoji_rate::float
   from t_personas where true {tenant_filter}
+ order by tenant_id, key
 """
 _CONVERSATIONS = """
 select id::text, tenant_id::text, key, mode::text, exchanges_min, exchanges_max, topic_strategy,
        topic_refresh_minutes, openai_model, temperature::float
-  from t_conversations where active {tenant_filter} {conversation_filter}
+  from t_conversations c where active {tenant_filter} {conversation_filter}
+ order by (select t.slug from t_tenants t where t.id = c.tenant_id), key
 """
 _CHILDREN = {
     "settings": "select conversation_id::text, min_delay_ms, max_delay_ms, hourly_burst_limit, humanize, "
@@ -96,11 +100,13 @@ _CHILDREN = {
     "pause_between_rounds_max) order by day::text)::text as schedule from t_conversation_schedule where true "
     "{tenant_filter} group by conversation_id",
     "participants": "select conversation_id::text, participant_kind::text, number_id::text, contact_id::text, role, "
-    "start_order from t_conversation_participants where true {tenant_filter} order by start_order, id",
+    "start_order from t_conversation_participants p where true {tenant_filter} order by conversation_id, start_order, "
+    "coalesce((select n.key from t_numbers n where n.id = p.number_id), "
+    "(select ct.wa_number from t_contacts ct where ct.id = p.contact_id))",
     "pairings": "select id::text, conversation_id::text, number_a_id::text, number_b_id::text, contact_b_id::text, "
-    "starts from t_pairings where true {tenant_filter} order by created_at, id",
+    "starts from t_pairings where true {tenant_filter} order by conversation_id, position nulls last, created_at, id",
     "topics": "select id::text, conversation_id::text, key, seed, system_prompt, active_from, active_to, weight "
-    "from t_topics where true {tenant_filter}",
+    "from t_topics where true {tenant_filter} order by conversation_id, key",
 }
 # Recent rounds (today's windows and the last one before them) and the all-time count per conversation.
 _ROUNDS = """
@@ -110,6 +116,7 @@ select r.conversation_id::text, r.window_date, r.daypart, coalesce(r.seq, 0) as 
          where conversation_id is not null {tenant_filter} group by conversation_id) c
   join t_rounds r on r.conversation_id = c.conversation_id
  where r.window_date >= %(since)s or r.created_at = c.last_at or r.status in ('planned', 'active')
+ order by r.created_at, r.window_date, r.daypart, r.seq
 """
 _BUSY = """
 select distinct unnest(array[number_a_id, number_b_id])::text as id from t_rounds

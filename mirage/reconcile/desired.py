@@ -72,7 +72,7 @@ def _conversation(key: str, c: Conversation) -> list[Resource]:
                 parent=addr,
             )
         )
-    for pr in c.pairings:
+    for position, pr in enumerate(c.pairings):
         out.append(
             Resource(
                 "pairings",
@@ -82,6 +82,7 @@ def _conversation(key: str, c: Conversation) -> list[Resource]:
                     "number_b_id": Ref(f"numbers.{pr.b_number}") if pr.b_number else None,
                     "contact_b_id": Ref(f"contacts.{pr.b_contact}") if pr.b_contact else None,
                     "starts": pr.starts,
+                    "position": position,  # round_robin takes the pairs in the order they are listed (ADR 0060)
                 },
                 parent=addr,
             )

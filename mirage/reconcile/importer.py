@@ -147,6 +147,12 @@ class _Tenant:
             ]
         }
 
+    def _pairing_order(self, p: Row) -> tuple[bool, int, str, str]:
+        """Configuration order (ADR 0060): by position; a row without one (written by hand) after, by its keys."""
+        position = p.values.get("position")
+        b = p.values["number_b_id"] or p.values["contact_b_id"]
+        return (position is None, position or 0, self.key[p.values["number_a_id"]], self.key[b])
+
     def conversation_doc(self, conv: Row) -> dict[str, Any]:
         v = conv.values
         doc: dict[str, Any] = {
@@ -176,7 +182,7 @@ class _Tenant:
                 "b": self.key[p.values["number_b_id"] or p.values["contact_b_id"]],
                 "starts": p.values["starts"],
             }
-            for p in self.children("pairings", conv)
+            for p in sorted(self.children("pairings", conv), key=self._pairing_order)
         ]
         settings = next(iter(self.children("conversation_settings", conv)), None)
         if settings is not None:

@@ -247,6 +247,9 @@ SPECS: tuple[TableSpec, ...] = (
             _f("number_b_id", REF, ref="numbers"),
             _f("contact_b_id", REF, ref="contacts"),
             _f("starts"),
+            # The index in the YAML `pairings:` list: round_robin's order (ADR 0060). Not hashed, so the rows of
+            # an upgraded database (hashed before the column existed) show a place change, never drift.
+            _f("position", INT, hashed=False),
         ),
         key=(("number_a_id",), ("number_b_id", "contact_b_id")),
         parent="conversations",

@@ -59,6 +59,7 @@ class SimulationOptions:
     human: HumanConfig = field(default_factory=HumanConfig)
     scope: tuple[str, ...] | None = None  # tenant slugs; None: every tenant of the folder
     server: str | None = None  # Postgres server for the scratch database; None: the embedded one (never DATABASE_URL)
+    span: timedelta | None = None  # virtual time to run from the first day's midnight; None: `days` days
 
 
 @dataclass
@@ -120,7 +121,7 @@ def simulation(options: SimulationOptions, say: Say | None = None) -> Iterator[S
     )  # fail early, before any server starts
     zones = [t.timezone for t in fleet.tenants.values()]
     start = first_instant(options.tenants_dir, options.start, zones)
-    end = start + timedelta(days=options.days)
+    end = start + (options.span if options.span is not None else timedelta(days=options.days))
     server = options.server or ensure_postgres(get_settings().state_dir.resolve())
     name = f"mirage_sim_{os.getpid()}_{secrets.token_hex(3)}"
     note(f"scratch database {name}")
