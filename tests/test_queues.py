@@ -151,3 +151,36 @@ def test_a_job_scheduled_mid_second_is_due_at_its_instant_and_never_before(redis
         time.sleep(0.02)
     scheduler.release_locks()
     assert moved_at is not None and at <= moved_at < at + timedelta(milliseconds=300)
+
+
+def test_kept_connections_belong_to_the_thread_that_keeps_them(database_url: str, redis: redis_lib.Redis) -> None:
+    """A `--threads` worker's job threads each keep their own (ADR 0059); a thread outside any block opens per use."""
+    import threading
+
+    from mirage.jobs import queues
+    from mirage.jobs.runtime import db
+
+    def backend() -> int:
+        with db() as conn:
+            return int(conn.execute("select pg_backend_pid() as pid").fetchone()["pid"])
+
+    seen: dict[str, tuple[int, int, bool]] = {}
+
+    def keeping() -> None:
+        with queues.kept_connections():
+            seen["keeping"] = (backend(), backend(), queues.connection() is queues.connection())
+
+    def not_keeping() -> None:
+        seen["not keeping"] = (backend(), backend(), queues.connection() is queues.connection())
+
+    with queues.kept_connections():
+        mine = backend()
+        for target in (keeping, not_keeping):
+            thread = threading.Thread(target=target)
+            thread.start()
+            thread.join()
+        assert backend() == mine
+    first, again, same_client = seen["keeping"]
+    assert first == again != mine and same_client
+    first, again, same_client = seen["not keeping"]
+    assert mine not in (first, again) and first != again and not same_client
