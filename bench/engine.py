@@ -31,6 +31,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -378,18 +379,18 @@ def bench_active(
     )
     procs: list[subprocess.Popen[bytes]] = []
     mirage = [sys.executable, "-m", "mirage"]
+    peaks: dict[int, float] = {}  # each active worker's peak resident memory during the waves
+    done = threading.Event()
     try:
         from redis import Redis
 
         Redis.from_url(redis_url).flushdb()
         tid = _setup_active(url, sim.url, sim.api_key, active)
         procs.append(subprocess.Popen([*mirage, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL))
-        worker = ["mirage", "worker", *(["--fork"] if fork else ["--threads", str(threads)])]
-        for i in range(2):  # --profile: each worker under cProfile, written when it stops (SIGTERM, a warm stop)
-            prof = ["-m", "cProfile", "-o", str(profile / f"worker-{i + 1}.prof")] if profile else []
-            procs.append(subprocess.Popen([sys.executable, *prof, "-m", *worker], env=env, stderr=subprocess.DEVNULL))
-        # setup only: two more workers on the instances queue provision the 2 x --active numbers, then stop
-        setup = [*mirage, "worker", "-q", "instances", "--no-scheduler"]
+        # setup first: four jobs at once on the instances queue (two workers, two threads each) provision the
+        # 2 x --active numbers, then stop. Each create waits for its first QR: far more at once and the simulator,
+        # in this process, answers so late that the creates time out and are retried
+        setup = [*mirage, "worker", "-q", "instances", "--no-scheduler", "--threads", "2"]
         helpers = [subprocess.Popen(setup, env=env, stderr=subprocess.DEVNULL) for _ in range(2)]
         procs += helpers
         print(f"  setting up {active} conversations ({2 * active} numbers) ...", file=sys.stderr, flush=True)
@@ -409,6 +410,12 @@ def bench_active(
             )
             for h in helpers:
                 h.terminate()
+            worker = ["mirage", "worker", *(["--fork"] if fork else ["--threads", str(threads)])]
+            for i in range(2):  # --profile: each worker under cProfile, written when it stops (SIGTERM, a warm stop)
+                prof = ["-m", "cProfile", "-o", str(profile / f"worker-{i + 1}.prof")] if profile else []
+                procs.append(
+                    subprocess.Popen([sys.executable, *prof, "-m", *worker], env=env, stderr=subprocess.DEVNULL)
+                )
             time.sleep(1.5)  # the webhook service learns the new sessions (its auth directory reloads once a second)
             for i in range(1, 2 * active + 1):
                 sim.scan(f"mirage-bench-n{i}", f"+55119{i:08d}")
@@ -419,12 +426,15 @@ def bench_active(
             )
             conn.execute("update t_settings_tenant set min_delay_ms = 0, max_delay_ms = 0, humanize = false")
         clock_now = MONDAY_0900_SP + timedelta(seconds=time.time() - origin_wall)
+        watch = threading.Thread(target=_watch_rss, args=([p.pid for p in procs[-2:]], peaks, done), daemon=True)
+        watch.start()
         capacity = _wave(url, env, clock_now, seconds, active)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("update t_settings_tenant set min_delay_ms = 2000, max_delay_ms = 8000, humanize = true")
         clock_now = MONDAY_0900_SP + timedelta(seconds=time.time() - origin_wall)
         cadence = _wave(url, env, clock_now, seconds, active)
     finally:
+        done.set()
         for p in procs:
             p.terminate()
         for p in procs:
@@ -466,9 +476,16 @@ def bench_active(
         cadence["p99"] <= TARGETS["lateness_p99_s"],
     )
     print(f"  {'':<44} p50 {cadence['p50']:.2f} s")
+    print(f"  {'peak resident memory of each worker':<44} {', '.join(f'{mb:.0f}' for mb in peaks.values()):>11} MB")
 
 
 # --- a worker's memory ------------------------------------------------------------------------------------------
+
+
+def _watch_rss(pids: list[int], peaks: dict[int, float], done: threading.Event) -> None:
+    while not done.wait(0.5):
+        for pid in pids:
+            peaks[pid] = max(peaks.get(pid, 0.0), _rss_mb(pid))
 
 
 def _rss_mb(pid: int) -> float:
