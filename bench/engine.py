@@ -428,7 +428,9 @@ def bench_active(
         clock_now = MONDAY_0900_SP + timedelta(seconds=time.time() - origin_wall)
         watch = threading.Thread(target=_watch_rss, args=([p.pid for p in procs[-2:]], peaks, done), daemon=True)
         watch.start()
+        cpu_before = sum(_cpu_s(p.pid) for p in procs[-2:])
         capacity = _wave(url, env, clock_now, seconds, active)
+        capacity["worker_cpu_s"] = sum(_cpu_s(p.pid) for p in procs[-2:]) - cpu_before
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("update t_settings_tenant set min_delay_ms = 2000, max_delay_ms = 8000, humanize = true")
         clock_now = MONDAY_0900_SP + timedelta(seconds=time.time() - origin_wall)
@@ -465,6 +467,8 @@ def bench_active(
         capacity["p99"] <= TARGETS["lateness_p99_s"],
     )
     print(f"  {'':<44} p50 {capacity['p50']:.2f} s")
+    per_message = 1000 * capacity["worker_cpu_s"] / capacity["sent"] if capacity["sent"] else 0.0
+    print(f"  {'  workers CPU per message sent (information)':<44} {per_message:>11.1f} ms")
     print(
         f"  (b) cadence, think 2-8 s, typing 1-12 s scheduled: {cadence['sent']} messages, "
         f"{cadence['rounds_done']}/{active} rounds done in {cadence['span_s']:.1f} s ({cadence['rate']:.1f}/s)"
@@ -486,6 +490,15 @@ def _watch_rss(pids: list[int], peaks: dict[int, float], done: threading.Event) 
     while not done.wait(0.5):
         for pid in pids:
             peaks[pid] = max(peaks.get(pid, 0.0), _rss_mb(pid))
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _rss_mb(pid: int) -> float:
