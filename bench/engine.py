@@ -28,6 +28,7 @@ import argparse
 import gc
 import os
 import random
+import resource
 import socket
 import subprocess
 import sys
@@ -537,6 +538,7 @@ def bench_rss(server: str, redis_url: str, jobs: int, threads: int) -> None:
             "MIRAGE_DOTENV": "",
         }
         started = time.perf_counter()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         command = ["worker", "--simple", "--burst", "--threads", str(threads), "-q", "messages", "--no-scheduler"]
         proc = subprocess.Popen(
             [sys.executable, "-m", "mirage", *command],
@@ -551,6 +553,8 @@ def bench_rss(server: str, redis_url: str, jobs: int, threads: int) -> None:
                 after_100 = rss
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_s = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
         left = q.count
     finally:
         drop_database(server, conninfo_to_dict(url)["dbname"])
@@ -560,6 +564,7 @@ def bench_rss(server: str, redis_url: str, jobs: int, threads: int) -> None:
     )
     line("peak resident memory", f"{peak:.0f} MB", f"<= {TARGETS['rss_mb']:.0f} MB", peak <= TARGETS["rss_mb"])
     print(f"  {'resident memory after the first 100 jobs':<44} {after_100:>11.0f} MB")
+    print(f"  {'CPU per job (information)':<44} {1000 * cpu_s / max(1, jobs - left):>11.2f} ms")
 
 
 def main() -> None:
