@@ -18,7 +18,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client in each 
 
 _SHORT_QUEUES = [name.removeprefix("mirage-") for name in ALL_QUEUES]
 # `mirage worker`'s jobs in flight per process (ADR 0059): a job mostly waits on Postgres, Redis and Evolution.
-DEFAULT_THREADS = 8
+DEFAULT_THREADS = 4
 
 
 @cli.command()
