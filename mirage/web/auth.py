@@ -164,8 +164,9 @@ class AuthCache:
 
     The directory is replaced after `ttl` seconds, at once after `invalidate()`, and early when a request's
     credential matches nothing (`refresh()`), at most once per `refresh_after` seconds whatever the requests:
-    a new session or a rotated secret works within a second, and unknown names cost no query each.
-    Concurrent loads share one.
+    a miss sooner than that waits for the next allowed load instead of being refused, so a new session's first
+    webhooks (Evolution does not retry a 401) or a rotated secret are accepted within a second, and unknown
+    names cost no query each (only a slower 401). Concurrent loads share one.
     """
 
     def __init__(
@@ -174,11 +175,13 @@ class AuthCache:
         ttl: float = 30.0,
         refresh_after: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._load = load
         self.ttl = ttl
         self.refresh_after = refresh_after
         self._clock = clock
+        self._sleep = sleep
         self._directory = EMPTY
         self._loaded_at = -math.inf
         self._loading: asyncio.Task[Directory] | None = None
@@ -192,12 +195,17 @@ class AuthCache:
             return self._directory
         return await self._reload()
 
-    async def refresh(self) -> bool:
-        """Reload unless the directory is younger than `refresh_after`; whether it was reloaded."""
-        if self.age() < self.refresh_after:
-            return False
-        await self._reload()
-        return True
+    async def refresh(self) -> None:
+        """After a miss: a directory loaded from a query started after the miss, waiting first when the last load
+        is younger than `refresh_after` (the misses of that second all wake together and share one load)."""
+        missed_at = self._clock()
+        wait = self.refresh_after - self.age()
+        if wait > 0:
+            await self._sleep(wait)
+        for _ in range(2):  # a load already running may have started before the miss: then one more
+            if self._loaded_at >= missed_at:
+                return
+            await self._reload()
 
     async def _reload(self) -> Directory:
         loop = asyncio.get_running_loop()
@@ -208,8 +216,9 @@ class AuthCache:
         return await asyncio.shield(task)  # a waiter that goes away does not cancel the others' load
 
     async def _fetch(self) -> Directory:
+        started = self._clock()  # the directory is as old as its query: what was committed before it started
         directory = await self._load()
-        self._directory, self._loaded_at = directory, self._clock()
+        self._directory, self._loaded_at = directory, started
         return directory
 
     def invalidate(self) -> None:

@@ -132,9 +132,11 @@ async def handle(state: WebState, headers: Headers, route_event: str | None, bod
 
 
 async def _authenticate(state: WebState, headers: Headers, body: bytes) -> tuple[SessionAuth, str] | None:
-    """Who sent this, before the body is parsed; a miss reloads the directory at most once a second."""
+    """Who sent this, before the body is parsed; a miss is looked up again in a directory loaded after it (at most
+    one load a second: a miss may wait up to that long)."""
     found = identify(await state.auth.directory(), headers, body)
-    if found is None and await state.auth.refresh():  # a new session, or a secret rotated since the last load
+    if found is None:  # a new session, or a secret rotated since the last load
+        await state.auth.refresh()
         found = identify(await state.auth.directory(), headers, body)
     return found
 

@@ -72,26 +72,60 @@ def test_an_unreachable_database_answers_503_and_readyz_says_so(monkeypatch: pyt
 def test_the_auth_directory_expires_reloads_and_refreshes_at_most_once_a_second() -> None:
     now = [0.0]
     loads: list[float] = []
+    slept: list[float] = []
 
     async def load() -> Directory:
         loads.append(now[0])
         return Directory.of([])
 
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await asyncio.sleep(0)
+        now[0] += seconds
+
     async def run() -> None:
-        cache = AuthCache(load, ttl=30, refresh_after=1.0, clock=lambda: now[0])
+        cache = AuthCache(load, ttl=30, refresh_after=1.0, clock=lambda: now[0], sleep=sleep)
         first = await cache.directory()
         assert await cache.directory() is first and loads == [0.0]
         now[0] = 0.5
-        assert await cache.refresh() is False and loads == [0.0]  # a miss this soon reloads nothing
+        await cache.refresh()  # a miss this soon waits for the next allowed load instead of going without
+        assert slept == [0.5] and loads == [0.0, 1.0]
         now[0] = 29.9
-        assert await cache.directory() is first
-        now[0] = 30.0
-        assert await cache.directory() is not first and loads == [0.0, 30.0]
+        second = await cache.directory()
+        assert second is not first and loads == [0.0, 1.0]
         now[0] = 31.0
-        assert await cache.refresh() is True and loads == [0.0, 30.0, 31.0]
+        assert await cache.directory() is not second and loads == [0.0, 1.0, 31.0]
+        now[0] = 32.5
+        await cache.refresh()  # the last load is old enough: at once
+        assert slept == [0.5] and loads == [0.0, 1.0, 31.0, 32.5]
         cache.invalidate()
         await cache.directory()
-        assert loads == [0.0, 30.0, 31.0, 31.0]
+        assert loads == [0.0, 1.0, 31.0, 32.5, 32.5]
+
+    asyncio.run(run())
+
+
+def test_misses_within_the_same_second_wait_together_and_share_one_load() -> None:
+    """Fourteen new instances' first webhooks arriving together (Evolution does not retry a 401): one load, after
+    which every one of them is looked up again."""
+    now = [0.0]
+    loads: list[float] = []
+
+    async def load() -> Directory:
+        loads.append(now[0])
+        await asyncio.sleep(0)
+        return Directory.of([])
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(0)
+        now[0] = max(now[0], 1.0)
+
+    async def run() -> None:
+        cache = AuthCache(load, ttl=30, refresh_after=1.0, clock=lambda: now[0], sleep=sleep)
+        await cache.directory()
+        now[0] = 0.25
+        await asyncio.gather(*(cache.refresh() for _ in range(14)))
+        assert loads == [0.0, 1.0]
 
     asyncio.run(run())
 
