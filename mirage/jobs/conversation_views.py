@@ -21,13 +21,9 @@ from typing import Any
 from mirage.db import rounds as db_rounds
 from mirage.engine.view import ConversationView
 from mirage.jobs.runtime import Conn, build_views
+from mirage.jobs.viewcache import view_key
 
 INACTIVE = "conversation inactive"
-
-
-def _key(t: db_rounds.TenantRows) -> tuple[Any, ...]:
-    # Compared with ==, never hashed: rows are dicts (numbers by id, so their order does not matter).
-    return (t.config_version, t.tenant, t.settings, t.numbers)
 
 
 @dataclass
@@ -61,7 +57,7 @@ class ConversationViews:
             with self._lock:
                 self._tenants.pop(tenant_id, None)
             return Lookup(INACTIVE, 1, built=False)
-        key = _key(t)
+        key = view_key(t)
         with self._lock:
             kept = self._tenants.get(tenant_id)
             if kept is not None and kept.key == key and conversation_id in kept.views:

@@ -37,7 +37,7 @@ class _Built:
     skipped: tuple[Skipped, ...]
 
 
-def _key(t: db_rounds.TenantRows) -> tuple[Any, ...]:
+def view_key(t: db_rounds.TenantRows) -> tuple[Any, ...]:
     # Compared with ==, never hashed: rows are dicts (numbers by id, so their order does not matter).
     return (t.config_version, t.tenant, t.settings, t.numbers)
 
@@ -77,7 +77,7 @@ class ViewCache:
         queries, sql_s = state.queries, time.perf_counter() - t0
         with self._lock:
             stale = [
-                tid for tid, t in state.tenants.items() if (b := self._tenants.get(tid)) is None or b.key != _key(t)
+                tid for tid, t in state.tenants.items() if (b := self._tenants.get(tid)) is None or b.key != view_key(t)
             ]
             if stale:
                 # The version was read before these rows: views are never older than the key they are kept under.
@@ -96,7 +96,7 @@ class ViewCache:
                         skipped_by[slugs[s[0]]].append(s)
                     for tid in stale:
                         self._tenants[tid] = _Built(
-                            _key(state.tenants[tid]), tuple(by_tenant[tid]), tuple(skipped_by[tid])
+                            view_key(state.tenants[tid]), tuple(by_tenant[tid]), tuple(skipped_by[tid])
                         )
                     if first:
                         _freeze_once()
