@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 import redis as redis_lib
+from click.testing import CliRunner
 from rq import Queue, Worker
 from rq.job import Job
 
+from mirage.cli import cli
 from mirage.jobs import queues
 from mirage.jobs.runtime import db
 from mirage.jobs.worker import run_worker
@@ -95,6 +97,23 @@ def test_a_job_thread_stops_a_job_that_outlives_its_timeout(redis: redis_lib.Red
 def test_threads_are_for_in_process_workers_only() -> None:
     with pytest.raises(ValueError, match="not forking"):
         run_worker([queues.ROUNDS], burst=True, simple=False, threads=2)
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--threads", "0"], "--threads"),
+        (["--threads", "65"], "--threads"),
+        (["--threads", "many"], "--threads"),
+        (["--fork", "--threads", "2"], "--fork"),
+    ],
+    ids=["zero", "too-many", "not-a-number", "fork-with-threads"],
+)
+def test_a_worker_refuses_a_wrong_thread_count_before_it_starts(args: list[str], names: str) -> None:
+    result = CliRunner().invoke(cli, ["--lang", "en", "worker", "--burst", *args])
+    assert result.exit_code == 2, result.output
+    assert names in result.output
+    assert "Traceback" not in result.output
 
 
 def test_sigterm_lets_the_jobs_in_flight_finish_and_takes_no_more(
