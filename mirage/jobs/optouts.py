@@ -98,7 +98,7 @@ def confirm_optout(message_id: str) -> str:
         log.warning("opt-out confirmation not sent: no live session", extra={"message_id": message_id})
         return "no live session"
     text = t("optouts.confirmation", locale=claimed["locale"])
-    client = EvolutionClient(session.base_url, access.api_key)
+    client = EvolutionClient.pooled(session.base_url, access.api_key)
     try:
         client.send_text(session.instance_name, claimed["wa_number"], text, token=session.token)
     except (EvolutionClientError, EvolutionServerError) as e:

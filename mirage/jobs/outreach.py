@@ -200,7 +200,7 @@ def _check(target_id: str, now: datetime, rng: random.Random) -> str:
 
         if counter().take(policy["number_id"], hour, day, truth) != TAKEN:
             return f"not now: number {policy['number_key']} quota"
-        client = EvolutionClient(session.base_url, access.api_key)
+        client = EvolutionClient.pooled(session.base_url, access.api_key)
         try:
             found = client.whatsapp_numbers(session.instance_name, [str(target["contact_wa"])], token=session.token)
         except EvolutionServerError as e:
