@@ -132,22 +132,27 @@ def _tenant_rows(r: Row) -> TenantRows:
     )
 
 
-# One tenant with its settings, version and active numbers in one statement: a row per number (the tenant's
-# columns repeated), or one row with null number columns when it has none.
+# One conversation's tenant with its settings and version, and the active numbers the conversation's participants
+# and pairings name (all its view reads), in one statement: a row per number (the tenant's columns repeated), or
+# one row with null number columns when it names none. Its cost does not grow with the tenant's numbers.
 _N = "n__"
 _TENANT_WITH_NUMBERS = f"""
 select {_TENANT_COLUMNS},
        {", ".join(f"n.{col} as {_N}{col.split('::')[0]}" for col in _NUMBER_COLUMNS)}
   from t_tenants t join t_settings_tenant s on s.tenant_id = t.id
-  left join t_numbers n on n.tenant_id = t.id and n.active
- where t.id = %s and t.archived_at is null
+  left join t_numbers n on n.tenant_id = t.id and n.active and n.id in (
+      select number_id from t_conversation_participants where conversation_id = %(conversation)s
+      union all select number_a_id from t_pairings where conversation_id = %(conversation)s
+      union all select number_b_id from t_pairings where conversation_id = %(conversation)s)
+ where t.id = %(tenant)s and t.archived_at is null
 """
 
 
-def tenant_rows(conn: Conn, tenant_id: str) -> TenantRows | None:
-    """One live tenant's row, settings, configuration version and active numbers (the rows `load_snapshot` reads
-    for it, equal to them) in one statement; None when the tenant is archived or gone. No personas."""
-    rows = conn.execute(_TENANT_WITH_NUMBERS, (tenant_id,)).fetchall()
+def tenant_rows(conn: Conn, tenant_id: str, conversation_id: str) -> TenantRows | None:
+    """A live tenant's row, settings and configuration version, and of its active numbers those the conversation's
+    participants and pairings name (rows equal to those `load_snapshot` reads), in one statement; None when the
+    tenant is archived or gone. No personas."""
+    rows = conn.execute(_TENANT_WITH_NUMBERS, {"tenant": tenant_id, "conversation": conversation_id}).fetchall()
     if not rows:
         return None
     t = _tenant_rows({k: v for k, v in rows[0].items() if not k.startswith(_N)})

@@ -2,11 +2,13 @@
 
 `advance_round` (and `on_message`, which advances inline) needs the view of one conversation for every step of
 every round. A view depends only on configuration rows, which give their tenant a fresh
-`t_tenants.config_version` whenever a statement writes them (ADR 0045), and on the tenant's row, settings and
-active numbers. So each advance reads those in one statement (`db.rounds.tenant_rows`) and reuses the view built
-for the conversation under the same key; when the key differs (or the conversation was never asked for) it loads
-the conversation's configuration (7 statements) and builds its view, and all of the tenant's other views are
-dropped. Why a conversation has no view (inactive, a configuration error) is kept the same way.
+`t_tenants.config_version` whenever a statement writes them (ADR 0045), on the tenant's row and settings, and on
+the rows of the active numbers the conversation names. So each advance reads those in one statement
+(`db.rounds.tenant_rows`: a few rows, however many numbers the tenant has) and reuses the view built for the
+conversation under the same key; when the key differs (or the conversation was never asked for) it loads the
+conversation's configuration (7 statements) and builds its view. A changed version, tenant row or settings drops
+all of the tenant's other views too. Why a conversation has no view (inactive, a configuration error) is kept
+the same way.
 
 Each worker process has its own cache: the key is read from Postgres on every advance, so processes never need
 to tell each other anything, and a change committed before an advance's read is what that advance sees.
@@ -28,8 +30,9 @@ INACTIVE = "conversation inactive"
 
 @dataclass
 class _Tenant:
-    key: tuple[Any, ...]  # what its views were built from, besides the configuration rows the version stands for
-    views: dict[str, ConversationView | str] = field(default_factory=dict)  # conversation id -> view or why none
+    key: tuple[Any, ...]  # the version, row and settings its views were built from
+    # conversation id -> (the rows of the numbers it names, as read when built; its view or why none)
+    views: dict[str, tuple[Any, ConversationView | str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,16 +55,19 @@ class ConversationViews:
     def view(self, conn: Conn, tenant_id: str, conversation_id: str) -> Lookup:
         """The conversation's view as of now (in `conn`'s transaction), or why it has none: "conversation
         inactive" (inactive, gone, or its tenant archived) or "configuration: <reason>"."""
-        t = db_rounds.tenant_rows(conn, tenant_id)
+        t = db_rounds.tenant_rows(conn, tenant_id, conversation_id)
         if t is None:
             with self._lock:
                 self._tenants.pop(tenant_id, None)
             return Lookup(INACTIVE, 1, built=False)
-        key = view_key(t)
+        full = view_key(t)  # compared with ==: rows are dicts
+        key, numbers = full[:-1], full[-1]
         with self._lock:
             kept = self._tenants.get(tenant_id)
-            if kept is not None and kept.key == key and conversation_id in kept.views:
-                return Lookup(kept.views[conversation_id], 1, built=False)
+            if kept is not None and kept.key == key:
+                entry = kept.views.get(conversation_id)
+                if entry is not None and entry[0] == numbers:
+                    return Lookup(entry[1], 1, built=False)
         # Read after the key: a view is never older than the key it is kept under (at worst built once more).
         conversations, n = db_rounds.load_configuration(
             conn, {tenant_id: t}, tenant_id=tenant_id, conversation_id=conversation_id
@@ -74,7 +80,7 @@ class ConversationViews:
             kept = self._tenants.get(tenant_id)
             if kept is None or kept.key != key:
                 kept = self._tenants[tenant_id] = _Tenant(key)
-            kept.views[conversation_id] = found
+            kept.views[conversation_id] = (numbers, found)
         return Lookup(found, 1 + n, built=True)
 
     def clear(self) -> None:

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import redis as redis_lib
 
+from mirage.db import rounds as db_rounds
 from mirage.db.connect import connect
 from mirage.engine.clock import SettableClock
 from mirage.engine.view import ConversationView
@@ -139,7 +140,9 @@ def test_a_warm_advance_sends_six_statements_and_reads_no_configuration_row(
     # begin, the round, the view's key, the step's message if queued, the text's inputs, the enqueue (6).
     assert len(warm) == 11, warm
     configuration = ("t_personas", "t_conversation_schedule", "t_pairings", "t_topics", "t_conversation_participants")
-    assert not [s for s in warm if any(t in s for t in configuration)]
+    # the view's key names its numbers through the participants and pairings; no other statement reads them
+    (key,) = [s for s in warm if "config_version" in s]
+    assert not [s for s in warm if s != key and any(t in s for t in configuration)]
     assert len(cold) == len(warm) - 5 + 7 + 1  # no on_message; the view built (7 more); the round started
     queued = fleet.one("select body, meta from t_messages where idempotency_key = %s", f"round:{round_id}:1")
     assert queued["meta"]["step"] == 1 and queued["body"]
@@ -230,6 +233,23 @@ def test_each_worker_process_keeps_its_own_views_and_the_version_in_postgres_dec
     assert first.view == second.view == fleet.fresh()
     again = fleet.lookup(one)
     assert not again.built and again.view is first.view
+
+
+def test_the_key_reads_only_the_numbers_the_conversation_names_whatever_the_tenants_size(fleet: Fleet) -> None:
+    """An advance's one statement costs the same in a tenant of 2 numbers or of 2,000: the tenant's other
+    numbers are not read, and a change to one of them keeps the conversation's view."""
+    kept = fleet.lookup().view
+    tenant = uuid.UUID(fleet.tenant_id)
+    others = [make_number(fleet.db, tenant, f"extra{i}", f"+55119222{i:05d}") for i in range(40)]
+    fleet.write("update t_numbers set status = 'open'")
+    with runtime.db() as conn, runtime.tx(conn) as c:
+        rows = db_rounds.tenant_rows(c, fleet.tenant_id, fleet.conversation_id)
+    assert rows is not None and set(rows.numbers) == set(fleet.numbers.values())
+    assert fleet.lookup().view is kept
+    fleet.write("update t_numbers set status = 'close', paused_reason = 'ban 403' where id = any(%s)", others)
+    again = fleet.lookup()
+    assert not again.built and again.view is kept
+    assert kept == fleet.fresh()
 
 
 def test_another_tenants_change_keeps_this_tenants_views(fleet: Fleet) -> None:
