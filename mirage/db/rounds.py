@@ -238,8 +238,10 @@ def load_configuration(
         for r in run(_CONVERSATIONS, conversation_filter=cf)
         if r["tenant_id"] in tenants
     }
+    # one conversation: its own children only, not every conversation's of the tenant
+    children_filter = tf + (" and conversation_id = %(conversation)s" if conversation_id else "")
     for name, sql in _CHILDREN.items():
-        for r in run(sql):
+        for r in run(sql, tenant_filter=children_filter):
             c = conversations.get(r["conversation_id"])
             if c is None:
                 continue

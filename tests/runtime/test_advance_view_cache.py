@@ -252,6 +252,48 @@ def test_the_key_reads_only_the_numbers_the_conversation_names_whatever_the_tena
     assert kept == fleet.fresh()
 
 
+def _copy_conversation(db: Conn, conversation_id: str, suffix: str) -> None:
+    """Another conversation of the same tenant, equal to this one but for its key (children copied)."""
+    new = db.execute(
+        "insert into t_conversations select (jsonb_populate_record(null::t_conversations, to_jsonb(c) || "
+        "jsonb_build_object('id', gen_random_uuid(), 'key', c.key || %s::text))).* from t_conversations c where id = %s "
+        "returning id::text",
+        (suffix, conversation_id),
+    ).fetchone()
+    assert new is not None
+    for table in ("t_settings_conversation", "t_conversation_schedule", "t_conversation_participants", "t_pairings"):
+        db.execute(
+            f"insert into {table} select (jsonb_populate_record(null::{table}, to_jsonb(x) || "
+            f"jsonb_build_object('id', gen_random_uuid(), 'conversation_id', %s::uuid))).* from {table} x "
+            "where conversation_id = %s",
+            (new["id"], conversation_id),
+        )
+    db.commit()
+
+
+def test_building_a_view_reads_the_rows_of_its_conversation_not_of_every_conversation_of_the_tenant(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[int] = []
+    original = psycopg.Cursor.fetchall
+
+    def fetchall(cur: psycopg.Cursor[Any]) -> Any:
+        rows = original(cur)
+        read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(psycopg.Cursor, "fetchall", fetchall)
+    alone = fleet.lookup(ConversationViews())
+    rows_alone = sum(read)
+    for i in range(20):
+        _copy_conversation(fleet.db, fleet.conversation_id, f"-{i}")
+    read.clear()
+    among = fleet.lookup(ConversationViews())
+    assert among.built and among.queries == alone.queries == 8
+    assert sum(read) == rows_alone, read
+    assert among.view == alone.view
+
+
 def test_another_tenants_change_keeps_this_tenants_views(fleet: Fleet) -> None:
     kept = fleet.lookup().view
     other = make_tenant(fleet.db, "outra", base_url=None, api_key=None)
