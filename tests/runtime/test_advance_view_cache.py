@@ -256,8 +256,8 @@ def _copy_conversation(db: Conn, conversation_id: str, suffix: str) -> None:
     """Another conversation of the same tenant, equal to this one but for its key (children copied)."""
     new = db.execute(
         "insert into t_conversations select (jsonb_populate_record(null::t_conversations, to_jsonb(c) || "
-        "jsonb_build_object('id', gen_random_uuid(), 'key', c.key || %s::text))).* from t_conversations c where id = %s "
-        "returning id::text",
+        "jsonb_build_object('id', gen_random_uuid(), 'key', c.key || %s::text))).* from t_conversations c "
+        "where id = %s returning id::text",
         (suffix, conversation_id),
     ).fetchone()
     assert new is not None
