@@ -23,8 +23,9 @@ from mirage.engine import cadence
 from mirage.engine.calendar import DAY_MINUTES, contains, local_datetime, minute_of_day
 from mirage.engine.generation.topics import TopicPick
 from mirage.engine.generation.topics import choose_topic as pick_topic
+from mirage.engine.quickinit import quick_init
 from mirage.engine.text import normalize_text
-from mirage.engine.view import CLOSED_DAY, ConversationView, Day, Pair, Topic, Window
+from mirage.engine.view import CLOSED_DAY, ConversationView, Day, Effective, Pair, Topic, Window
 
 DOW_OF_WEEKDAY = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() -> dow
 DELIVERY_ALLOWANCE_MS = 30_000  # per message: the webhook that says the other bot got it
@@ -34,6 +35,7 @@ NO_REPEAT_DAYS = 7
 # --- state the shell loads -------------------------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True)
 class RoundRecord:
     """A stored round, as much as planning needs."""
@@ -63,6 +65,7 @@ class PlanState:
 # --- decisions -----------------------------------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True)
 class RoundPlan:
     """A round to create now."""
@@ -86,6 +89,7 @@ class RoundPlan:
         return f"{self.conversation_id}:{self.window_date.isoformat()}:{self.daypart}:{self.seq}"
 
 
+@quick_init  # the tick makes one per conversation that starts nothing
 @dataclass(frozen=True)
 class Skip:
     """No round for this conversation now, and why (shown by `mirage status`)."""
@@ -110,6 +114,7 @@ def minutes_until_quiet(quiet: tuple[time, time], local: datetime) -> float:
     return (minute_of_day(quiet[0]) - now_min) % DAY_MINUTES
 
 
+@lru_cache(maxsize=64)  # the tick asks for every round it plans
 def script(exchanges: int) -> tuple[str, ...]:
     """The step kinds of a round of `exchanges` exchanges (2 x exchanges messages, alternating speakers)."""
     n = 2 * max(1, exchanges)
@@ -151,6 +156,7 @@ class _Slot:
     """Where a conversation stands at the tick's instant in its zone, under its quiet hours and weekday schedule."""
 
     local: datetime
+    today: date  # local.date()
     quiet_now: bool
     quiet_in: timedelta  # until quiet hours begin (0 inside them)
     window: tuple[Window, int, int, int] | None  # the open window, its round cap and pause range
@@ -166,6 +172,7 @@ class _Tick:
         self._zones: dict[str, tuple[datetime, str, dict[tuple[Any, ...], tuple[Day, _Slot]]]] = {}
         self._budget: dict[tuple[int, bool, int], timedelta] = {}
         self._fits: dict[tuple[int, datetime, timedelta], tuple[Window, bool]] = {}
+        self._room: dict[tuple[int, int, int], tuple[_Slot, Effective, timedelta, str | None]] = {}
 
     def slot(self, view: ConversationView) -> _Slot:
         zone = self._zones.get(view.timezone)
@@ -182,6 +189,7 @@ class _Tick:
                 day,
                 _Slot(
                     local,
+                    local.date(),
                     contains(quiet[0], quiet[1], local.time()),
                     timedelta(minutes=minutes_until_quiet(quiet, local)),
                     _window_of(day, local.time()),
@@ -196,6 +204,22 @@ class _Tick:
             got = self._budget[key] = round_budget(view, exchanges)
         return got
 
+    def room(self, view: ConversationView, slot: _Slot, window: Window, exchanges: int) -> tuple[timedelta, str | None]:
+        """The budget of a round of `exchanges` started now at `slot` (in `window`, the slot's), and why it cannot
+        start there (None when it can): the same for every conversation of equal settings and slot."""
+        settings = view.settings
+        key = (id(slot), id(settings), exchanges)
+        got = self._room.get(key)
+        if got is None or got[0] is not slot or got[1] is not settings:
+            budget = self.budget(view, exchanges)
+            why = None
+            if not self.fits(window, slot.local, budget):
+                why = "too little of the window left for a round"
+            elif budget > slot.quiet_in:
+                why = "quiet hours begin before a round could end"
+            got = self._room[key] = (slot, settings, budget, why)
+        return got[2], got[3]
+
     def fits(self, window: Window, local: datetime, budget: timedelta) -> bool:
         """Whether a round of `budget` started at `local` ends before `window` does."""
         key = (id(window), local, budget)
@@ -209,17 +233,18 @@ class _Tick:
 def _eligible(
     view: ConversationView, state: PlanState, pair: Pair, exchanges: int, planned: AbstractSet[str]
 ) -> str | None:
+    numbers, busy, used_of, limits_of = view.numbers, state.busy_numbers, state.used, state.limits
     for number_id in (pair.a, pair.b):
-        n = view.numbers.get(number_id)
+        n = numbers.get(number_id)
         if n is None:
             return f"number {number_id} unknown"
         if not (n.active and n.status == "open" and n.paused_reason is None):  # NumberView.can_send, inlined
             return f"number {n.key} is {(n.paused_reason and 'paused') or n.status}"
-        if number_id in state.busy_numbers or number_id in planned:
+        if number_id in busy or number_id in planned:
             return f"number {n.key} is in another round"
-        used = state.used.get(number_id) or (0, 0)
-        limits = state.limits.get(number_id) or (view.settings.hourly_burst_limit, view.settings.daily_limit)
-        if min(limits[0] - used[0], limits[1] - used[1]) < exchanges:
+        used = used_of.get(number_id) or (0, 0)
+        limits = limits_of.get(number_id) or (view.settings.hourly_burst_limit, view.settings.daily_limit)
+        if limits[0] - used[0] < exchanges or limits[1] - used[1] < exchanges:
             return f"number {n.key} has no quota for a whole round"
     return None
 
@@ -232,7 +257,8 @@ def _choose_pair(
         return None, "no pair of bot numbers"
     candidates: Sequence[Pair]
     if view.mode == "pair":
-        candidates = pairs[:1]
+        why = _eligible(view, state, pairs[0], exchanges, planned)
+        return (pairs[0], "") if why is None else (None, why)
     elif view.mode == "round_robin":
         k = state.total_rounds % len(pairs)
         candidates = pairs[k:] + pairs[:k]
@@ -258,10 +284,12 @@ def _starter(view: ConversationView, state: PlanState, pair: Pair, rng: random.R
     return pair.a, pair.b
 
 
-def choose_topic(view: ConversationView, state: PlanState, now: datetime, rng: random.Random) -> Topic | None:
+def choose_topic(
+    view: ConversationView, state: PlanState, now: datetime, rng: random.Random, today: date | None = None
+) -> Topic | None:
     """The topic of the next round: the one rule of docs/generation.md#topics (mirage.engine.generation.topics:
     the strategy, `topic_refresh_minutes`, active dates in the tenant's zone), with the topic of the latest
-    rounds as the one in force since the first of them."""
+    rounds as the one in force since the first of them. `today`: the tenant-local date at `now`, when known."""
     current = _topic_in_force(view, state) if state.rounds else None
     pick = pick_topic(
         {t.key: t for t in view.topics},
@@ -271,8 +299,12 @@ def choose_topic(view: ConversationView, state: PlanState, now: datetime, rng: r
         view.timezone,
         view.topic_refresh_minutes,
         rng,
+        today,
     )
-    return next((t for t in view.topics if t.key == pick.key), None)
+    for t in view.topics:
+        if t.key == pick.key:
+            return t
+    return None
 
 
 def _topic_in_force(view: ConversationView, state: PlanState) -> TopicPick | None:
@@ -308,7 +340,7 @@ def _cheap_checks(
         return slot, window, []
     if any(r.status in ("planned", "active") for r in rounds):
         return Skip(view.id, "a round is running")
-    today, part = slot.local.date(), window.daypart
+    today, part = slot.today, window.daypart
     in_window = [r for r in rounds if r.window_date == today and r.daypart == part]
     if len(in_window) >= max_rounds:
         return Skip(view.id, f"{max_rounds} round(s) already in this window")
@@ -331,15 +363,11 @@ class CheapChecks:
     results: tuple[_Checked, ...]
     tick: _Tick = field(repr=False, compare=False)
 
-    def startable(self, views: Sequence[ConversationView]) -> list[ConversationView]:
-        """The views (the ones the checks were run on) that passed: only theirs do quota counters matter."""
-        return [v for v, r in zip(views, self.results, strict=True) if not isinstance(r, Skip)]
-
 
 def cheap_checks(views: Sequence[ConversationView], states: Mapping[str, PlanState], now: datetime) -> CheapChecks:
     """The checks that need neither randomness nor quotas (quiet hours, window, running round, rounds in the
     window, pause) for every view at `now`. A shell passes them to plan_rounds with the same views and states
-    (quota usage added) so they run once, and reads quota counters only for `startable` views."""
+    (quota usage added) so they run once, and reads quota counters only for the views whose result is no Skip."""
     tick = _Tick(now)
     empty = PlanState()
     return CheapChecks(now, tuple(_cheap_checks(v, states.get(v.id, empty), now, tick) for v in views), tick)
@@ -363,25 +391,35 @@ def plan_conversation(
         checked = _cheap_checks(view, state, now, tick)
     if isinstance(checked, Skip):
         return checked
+    return _decide(view, state, now, rng, planned, tick, checked)
+
+
+def _decide(
+    view: ConversationView,
+    state: PlanState,
+    now: datetime,
+    rng: random.Random,
+    planned: AbstractSet[str],
+    tick: _Tick,
+    checked: tuple[_Slot, Window, list[RoundRecord]],
+) -> RoundPlan | Skip:
+    """plan_conversation after the cheap checks passed: the round's length, room for it, its pair, starter, topic."""
     slot, window, in_window = checked
-    local = slot.local
     exchanges = rng.randint(view.exchanges_min, view.exchanges_max)
-    budget = tick.budget(view, exchanges)
-    if not tick.fits(window, local, budget):
-        return Skip(view.id, "too little of the window left for a round")
+    budget, why = tick.room(view, slot, window, exchanges)
+    if why is not None:
+        return Skip(view.id, why)
     quiet_in = slot.quiet_in
-    if budget > quiet_in:
-        return Skip(view.id, "quiet hours begin before a round could end")
     pair, why = _choose_pair(view, state, exchanges, rng, planned)
     if pair is None:
         return Skip(view.id, why)
     starter, responder = _starter(view, state, pair, rng)
-    topic = choose_topic(view, state, now, rng)
-    seq = max((r.seq for r in in_window), default=0) + 1
+    topic = choose_topic(view, state, now, rng, slot.today)
+    seq = max((r.seq for r in in_window), default=0) + 1 if in_window else 1
     return RoundPlan(
         tenant_id=view.tenant_id,
         conversation_id=view.id,
-        window_date=local.date(),
+        window_date=slot.today,
         daypart=window.daypart,
         seq=seq,
         pairing_id=pair.pairing_id,
@@ -411,10 +449,10 @@ def plan_rounds(
     empty = PlanState()
     tick = checks.tick
     for view, checked in zip(views, checks.results, strict=True):
-        if isinstance(checked, Skip):
+        if type(checked) is Skip:
             out.append(checked)
             continue
-        decision = plan_conversation(view, states.get(view.id, empty), now, rng, busy, tick, checked)
+        decision = _decide(view, states.get(view.id, empty), now, rng, busy, tick, checked)  # type: ignore[arg-type]
         if isinstance(decision, RoundPlan):
             busy.add(decision.starter)
             busy.add(decision.responder)

@@ -292,25 +292,23 @@ def _pairs(
                     )
             out.append(Pair(a, b, str(pr.get("starts") or "a"), str(pr["id"])))
         return out
-    ordered = sorted(
-        [
-            p
-            for p in participants
-            if p.get("participant_kind") == "bot" and p.get("number_id") is not None and str(p["number_id"]) in numbers
-        ],
-        key=lambda p: (
-            p.get("role") == "responder",
-            int(p.get("start_order") or 0),
-            str(numbers[str(p["number_id"])]["key"]),
-        ),
-    )
+    # The active bot participants by (responders last, start order, number key), ties in participant order.
+    bots: list[tuple[bool, int, str, int, str, Any]] = []
+    for p in participants:
+        if p.get("participant_kind") == "bot" and (number_id := p.get("number_id")) is not None:
+            number_id = str(number_id)
+            if number_id in numbers:
+                role = p.get("role")
+                order = int(p.get("start_order") or 0)
+                bots.append((role == "responder", order, str(numbers[number_id]["key"]), len(bots), number_id, role))
+    bots.sort()
     out = []
-    for i, first in enumerate(ordered):
-        for second in ordered[i + 1 :]:
-            if first.get("role") == "responder" and second.get("role") == "responder":
+    for i, first in enumerate(bots):
+        for second in bots[i + 1 :]:
+            if first[5] == "responder" and second[5] == "responder":
                 continue
-            starts = "either" if first.get("role") == second.get("role") == "any" else "a"
-            out.append(Pair(str(first["number_id"]), str(second["number_id"]), starts))
+            starts = "either" if first[5] == second[5] == "any" else "a"
+            out.append(Pair(first[4], second[4], starts))
     return out
 
 
@@ -347,6 +345,7 @@ class TenantViews:
         self._effective: dict[Any, Effective] = {}
         self._weeks: dict[str, Week] = {} if weeks is None else weeks
         self._zone: tuple[str, tuple[time, time]] | str | None = None  # (zone, quiet hours), or why unreadable
+        self._ids: tuple[str, str] | None = None  # the tenant's id and slug
 
     def _read_zone(self) -> tuple[str, tuple[time, time]] | str:
         tz = str(self._tenant.get("timezone") or "America/Sao_Paulo")
@@ -417,18 +416,24 @@ class TenantViews:
             settings = self._effective.get(settings_key)
         except (KeyError, TypeError):  # a row without every column, or an unhashable value: no sharing
             settings_key, settings = _UNSHARED, None
+        ids = self._ids
+        if ids is None:
+            ids = self._ids = (str(self._tenant["id"]), str(self._tenant.get("slug") or ""))
+        conversation_id = str(conversation["id"])
+        low = int(conversation["exchanges_min"])
+        get = conversation.get
         return ConversationView(
-            str(self._tenant["id"]),
-            str(self._tenant.get("slug") or ""),
+            ids[0],
+            ids[1],
             tz,
             quiet,
-            str(conversation["id"]),
+            conversation_id,
             key,
-            str(conversation.get("mode") or "pair"),
-            int(conversation["exchanges_min"]),
-            max(int(conversation["exchanges_min"]), int(conversation["exchanges_max"])),
-            str(conversation.get("topic_strategy") or "rotate"),
-            int(conversation.get("topic_refresh_minutes") or 180),
+            str(get("mode") or "pair"),
+            low,
+            max(low, int(conversation["exchanges_max"])),
+            str(get("topic_strategy") or "rotate"),
+            int(get("topic_refresh_minutes") or 180),
             settings or self._effective_settings(settings_key, conversation_settings),
             week,
             tuple(pairs),

@@ -138,51 +138,50 @@ def plan_states(
         for v in loaded.views
     }
     checks = cheap_checks(loaded.views, out, now)
-    candidates = checks.startable(loaded.views)
-    clocks: dict[str, QuotaClock] = {}
+    usage: dict[str, tuple[int, int]] = {}  # filled once the counters are read, below
     index: dict[str, int] = {}  # number -> index of its hour counter in `names` (its day counter follows)
     names: list[str] = []
-    groups: dict[tuple[int, int, str], dict[str, tuple[int, int]]] = {}  # limits of numbers, by what sets them
+    # The limits of numbers, by what sets them (hourly, daily, zone), with the zone's quota clock and the idle
+    # state that carries them (views without rounds share it).
+    groups: dict[tuple[int, int, str], tuple[QuotaClock, dict[str, tuple[int, int]], PlanState]] = {}
     caps: dict[tuple[int, date | None, date], int] = {}
-    of_view: list[tuple[ConversationView, dict[str, tuple[int, int]]]] = []
-    for v in candidates:
-        clock = clocks.get(v.timezone)
-        if clock is None:
-            clock = clocks[v.timezone] = quota_clock(now, v.timezone)
-        hourly, daily = v.settings.hourly_burst_limit, v.settings.daily_limit
-        limits = groups.get((hourly, daily, v.timezone))
-        if limits is None:
-            limits = groups[(hourly, daily, v.timezone)] = {}
+    for v, checked in zip(loaded.views, checks.results, strict=True):
+        if type(checked) is Skip:
+            continue
+        settings = v.settings
+        hourly, daily = settings.hourly_burst_limit, settings.daily_limit
+        group = groups.get((hourly, daily, v.timezone))
+        if group is None:
+            limits_of: dict[str, tuple[int, int]] = {}
+            group = groups[(hourly, daily, v.timezone)] = (
+                quota_clock(now, v.timezone),
+                limits_of,
+                replace(idle, used=usage, limits=limits_of),
+            )
+        clock, limits, idle_with_quota = group
         for n in v.numbers.values():
-            if n.id not in index:
-                index[n.id] = len(names)
-                names.extend(counter_keys(n.id, clock))
             if n.id not in limits:
+                if n.id not in index:
+                    index[n.id] = len(names)
+                    names.extend(counter_keys(n.id, clock))
                 cap = caps.get((daily, n.warmup_started_on, clock.day))
                 if cap is None:
                     cap = caps[(daily, n.warmup_started_on, clock.day)] = daily_limit(
                         daily, n.warmup_started_on, clock.day
                     )
                 limits[n.id] = (hourly, cap)
-        of_view.append((v, limits))
-    values = used(names)
-    usage = {n: (values[i], values[i + 1]) for n, i in index.items()}
-    shared: dict[int, PlanState] = {}  # idle states with quotas: one per limits mapping
-    for v, limits in of_view:
         st = out[v.id]
-        if st is idle:
-            with_quota = shared.get(id(limits))
-            if with_quota is None:
-                with_quota = shared[id(limits)] = replace(idle, used=usage, limits=limits)
-            out[v.id] = with_quota
-        else:
-            out[v.id] = replace(st, used=usage, limits=limits)
+        out[v.id] = idle_with_quota if st is idle else PlanState(st.rounds, st.total_rounds, busy, usage, limits)
+    values = used(names)
+    usage.update((n, (values[i], values[i + 1])) for n, i in index.items())
     return out, checks
 
 
 def plan_tick(
     loaded: Views, now: datetime, rng: random.Random, used: Callable[[list[str]], list[int]]
 ) -> list[RoundPlan | Skip]:
-    """The tick's decisions over the loaded views (pure but for `used`, the quota counters' reader)."""
-    states, checks = plan_states(loaded, now, used)
-    return plan_rounds(loaded.views, states, now, rng, checks)
+    """The tick's decisions over the loaded views (pure but for `used`, the quota counters' reader); the cyclic
+    collector paused meanwhile: states, checks and decisions are tens of thousands of objects and no cycle."""
+    with collector_paused():
+        states, checks = plan_states(loaded, now, used)
+        return plan_rounds(loaded.views, states, now, rng, checks)

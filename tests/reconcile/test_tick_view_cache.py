@@ -246,3 +246,13 @@ def test_quota_counters_are_read_only_for_conversations_the_cheap_checks_let_thr
     loaded = _load(ViewCache(), env)
     plan_tick(loaded, at, random.Random(1), used)
     assert len(asked) == counters and all(k.startswith("mirage:quota:") for k in asked)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3_999, 4_000, 9_001])
+def test_quota_counters_read_at_once_are_the_stored_values_in_order_missing_ones_zero(
+    redis: redis_lib.Redis, n: int
+) -> None:
+    keys = [f"mirage:quota:number-{i}:h:2026120712" for i in range(n)]
+    for i in range(0, n, 3):
+        redis.set(keys[i], i)
+    assert QuotaCounter(redis).used(keys) == [i if i % 3 == 0 else 0 for i in range(n)]

@@ -46,12 +46,14 @@ def choose_topic(
     tz: str,
     refresh_minutes: int,
     rng: random.Random,
+    today: date | None = None,
 ) -> TopicPick:
     """The topic for a message at `now`: the current one while it is active and fresh, else a new pick.
 
-    `strategy` is rotate | random | weighted | sticky (anything else rotates).
+    `strategy` is rotate | random | weighted | sticky (anything else rotates); `today`: the date at `now` in `tz`
+    when the caller knows it already (the tick), else worked out here.
     """
-    keys = active_keys(topics, local_date(now, tz))
+    keys = active_keys(topics, local_date(now, tz) if today is None else today)
     held = current.key if current is not None and current.key in keys else None
     if not keys:
         return TopicPick(None, None, changed=current is not None and current.key is not None)
