@@ -142,11 +142,46 @@ class _PromptExit(_PromptScheduler):
         )
 
 
-class MirageWorker(_PromptExit, Worker):
+# rq's worker loop sends its heartbeat (a field and two expiries, three round trips) three times per job and its
+# state ("idle") twice, unpipelined: 11 of the 21 Redis round trips a short job costs. The heartbeat only has to
+# come before the worker's key expires (a job's timeout + 60 s while it runs, rq's worker_ttl + 60 s otherwise), so
+# an unpipelined heartbeat within HEARTBEAT_EVERY_S of the last one, while that one keeps the key alive
+# KEY_LEFT_S more, is not sent; the others go in one round trip. A state equal to the last one written is not
+# written again. Heartbeats that rq pipelines with a job's start are always sent (ADR 0062).
+HEARTBEAT_EVERY_S = 5.0
+KEY_LEFT_S = 30.0
+
+
+class _LeanBookkeeping:
+    _beat_at: float = float("-inf")  # monotonic time of the last heartbeat sent, and the TTL it set
+    _beat_ttl: int = 0
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        worker: BaseWorker = self  # type: ignore[assignment]
+        ttl = timeout or worker.worker_ttl + 60
+        at = time.monotonic()
+        if pipeline is not None:
+            BaseWorker.heartbeat(worker, ttl, pipeline=pipeline)
+        elif at - self._beat_at < HEARTBEAT_EVERY_S and self._beat_ttl - (at - self._beat_at) >= KEY_LEFT_S:
+            return
+        else:
+            with worker.connection.pipeline(transaction=False) as p:
+                BaseWorker.heartbeat(worker, ttl, pipeline=p)
+                p.execute()
+        self._beat_at, self._beat_ttl = at, ttl
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        worker: BaseWorker = self  # type: ignore[assignment]
+        if pipeline is None and state == worker.get_state():
+            return
+        BaseWorker.set_state(worker, state, pipeline=pipeline)
+
+
+class MirageWorker(_LeanBookkeeping, _PromptExit, Worker):
     """rq's forking Worker whose command listener lets it exit promptly."""
 
 
-class MirageSimpleWorker(_PromptExit, SimpleWorker):
+class MirageSimpleWorker(_LeanBookkeeping, _PromptExit, SimpleWorker):
     """rq's in-process SimpleWorker whose command listener lets it exit promptly."""
 
 

@@ -11,20 +11,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis as redis_lib
 from click.testing import CliRunner
+from redis.connection import AbstractConnection
 from rq import Queue, Worker
-from rq.job import Job
+from rq.job import Job, get_current_job
 
 from mirage.cli import cli
 from mirage.jobs import queues
 from mirage.jobs.runtime import db
-from mirage.jobs.worker import run_worker
+from mirage.jobs.worker import make_worker, run_worker
 from tests.evolution.helpers import wait_until
 from tests.runtime.conftest import Harness
 
@@ -167,3 +168,50 @@ def test_four_threads_racing_on_one_message_send_it_once(make_harness: Callable[
         lambda: h.rows("select status::text from t_messages where id = %s", message_id)[0]["status"] != "sending"
     )
     assert h.count("select count(*) as n from t_messages where direction = 'out'") == 1
+
+
+def noop() -> str:
+    return "ok"
+
+
+def worker_key() -> dict[str, Any]:
+    """The running worker's key as Redis has it now: its time to live and last heartbeat."""
+    job = get_current_job()
+    assert job is not None and job.worker_name
+    r = queues.connection()
+    key = f"rq:worker:{job.worker_name}"
+    return {"ttl": r.ttl(key), "beat": r.hget(key, "last_heartbeat").decode()}
+
+
+@pytest.mark.parametrize("jobs", [40])
+def test_a_worker_sends_a_few_heartbeats_a_minute_not_three_a_job_and_its_key_stays_alive(
+    redis: redis_lib.Redis, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    """rq's loop sends the worker's heartbeat (3 commands) three times and its "idle" state twice per job, half of
+    a short job's Redis round trips (20.8 a job with rq's own loop); the worker key still lives and beats (ADR 0062)."""
+    sent: list[bytes] = []
+    original = AbstractConnection.send_packed_command
+
+    def send(conn: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        sent.append(b"".join(bytes(c) for c in command) if isinstance(command, list) else bytes(command))
+        original(conn, command, check_health)
+
+    q = Queue(queues.ROUNDS, connection=redis)
+    started = datetime.now(UTC).replace(microsecond=0)
+    done = [q.enqueue(noop) for _ in range(jobs - 1)] + [q.enqueue(worker_key)]
+    worker = make_worker([queues.ROUNDS], simple=True, connection=redis)
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", send)
+    assert worker.work(burst=True, with_scheduler=False)
+    monkeypatch.undo()
+    assert [j.get_status(refresh=True) for j in done] == ["finished"] * jobs
+    key = done[-1].return_value()
+    assert key["ttl"] > 30, key  # alive: a job's timeout + 60 s, or the worker's TTL
+    assert datetime.fromisoformat(key["beat"]) >= started
+    # sent on their own (not with a job's start): HSET rq:worker:<name> last_heartbeat ..., EXPIRE, EXPIRE
+    heartbeats = [
+        c
+        for c in sent
+        if (p := c.split(b"\r\n"))[2:3] == [b"HSET"] and p[4].startswith(b"rq:worker:") and p[6] == b"last_heartbeat"
+    ]
+    assert len(heartbeats) <= 2, len(heartbeats)  # rq: 3 a job; here the beats sent with each job start suffice
+    assert len(sent) / jobs <= 11.5, len(sent) / jobs
