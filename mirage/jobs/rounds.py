@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 ADVANCE_JOB = "mirage.jobs.rounds.advance_round"
 SEND_JOB = "mirage.jobs.send.send_message"
-ON_MESSAGE_JOB = "mirage.jobs.rounds.on_message"
 
 
 class NoFreshText(MirageError):
@@ -344,12 +343,3 @@ def on_message(message_id: str) -> str:
         queues.enqueue_unique(queues.ROUNDS, ADVANCE_JOB, job_id=f"advance:{advance}:{step}", args=[advance])
         return f"turn passed: step {step} (advance queued)"
     return f"turn passed: step {step}: {outcome}"
-
-
-def schedule_on_message(message_id: str) -> bool:
-    """Enqueue `on_message` for a stored message event (called by the webhook service, off its event loop)."""
-    try:
-        return queues.enqueue_unique(queues.ROUNDS, ON_MESSAGE_JOB, job_id=f"onmsg:{message_id}", args=[message_id])
-    except Exception as e:  # Redis down: the sweeper finds messages whose follow-up never ran
-        log.warning("could not enqueue on_message", extra={"message_id": message_id, "error": repr(e)[:200]})
-        return False

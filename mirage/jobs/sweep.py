@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from mirage.db import outbox
 from mirage.db import rounds as db_rounds
 from mirage.jobs import queues, runtime
-from mirage.jobs.rounds import ADVANCE_JOB, schedule_on_message
+from mirage.jobs.follow_ups import schedule_on_message
+from mirage.jobs.rounds import ADVANCE_JOB
 from mirage.jobs.runtime import db, tx
 from mirage.jobs.send import TYPED_JOB, typed_job_id
 from mirage.jobs.wrapper import job

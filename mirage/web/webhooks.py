@@ -27,6 +27,7 @@ from mirage.db.evolution_sessions import SessionAuth
 from mirage.ingest.pipeline import StorageUnavailable, schedule_reprocess
 from mirage.integrations.evolution.envelope import Envelope, EnvelopeError, parse_envelope, route_matches
 from mirage.integrations.evolution.models import WEBHOOK_PATH
+from mirage.jobs.follow_ups import schedule_on_message
 from mirage.logs import log_context
 from mirage.web.auth import Headers, identify, presents_credentials
 from mirage.web.middleware import send_json
@@ -172,8 +173,6 @@ def follow_ups_inline() -> Iterator[None]:
 
 
 def _follow_up(message_id: str) -> bool:
-    from mirage.jobs.rounds import schedule_on_message  # the worker side; loaded on the first message event
-
     return schedule_on_message(message_id)
 
 
