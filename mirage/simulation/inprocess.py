@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 import httpx
-from redis import Redis
+from redis.client import Pipeline
 from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
 
@@ -58,10 +58,11 @@ class WebhookService:
             self._inline.__exit__(None, None, None)
 
 
-def run_job(worker: SimpleWorker, job: Job, queue: Queue, redis: Redis) -> bool:
-    """Run a dequeued job in this process; whether it failed for good (no retry left).
+def run_job(worker: SimpleWorker, job: Job, queue: Queue) -> bool | None:
+    """Run a dequeued job in this process: None if it succeeded, else whether it failed for good (no retry left).
 
-    Success: the job's status and end in its hash, which expires after its result_ttl, as RQ leaves it.
+    Success: the caller writes the job's FINISHED status and expiry with `finished_job`, before anything else of
+    the runtime runs (the driver sends them with its next round trip, ADR 0063).
     Failure: the worker's own handling (the exception handlers, the failed registry or RQ's Retry).
     """
     try:
@@ -71,8 +72,10 @@ def run_job(worker: SimpleWorker, job: Job, queue: Queue, redis: Redis) -> bool:
         execution = worker.prepare_execution(job)
         worker._finalize_failure(job, queue, execution, exc_info)
         return job.get_status(refresh=True) == JobStatus.FAILED
-    pipe = redis.pipeline(transaction=False)
+    return None
+
+
+def finished_job(job: Job, pipe: Pipeline) -> None:
+    """A job that succeeded, as RQ leaves it: its status and end in its hash, which expires after its result_ttl."""
     job.set_status(JobStatus.FINISHED, pipeline=pipe)
     pipe.expire(job.key, job.result_ttl if job.result_ttl is not None and job.result_ttl > 0 else RESULT_TTL_S)
-    pipe.execute()
-    return False

@@ -125,7 +125,7 @@ def simulation(options: SimulationOptions, say: Say | None = None) -> Iterator[S
     server = options.server or ensure_postgres(get_settings().state_dir.resolve())
     name = f"mirage_sim_{os.getpid()}_{secrets.token_hex(3)}"
     note(f"scratch database {name}")
-    url = create_database(server, name)
+    url = create_database(server, name, durable=False)  # dropped at the end: no WAL flush per commit (ADR 0063)
     folder = Path(tempfile.mkdtemp(prefix="mirage-sim-"))
     stack = contextlib.ExitStack()
     try:
