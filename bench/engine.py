@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -284,7 +285,7 @@ def _setup_active(url: str, sim_url: str, api_key: str, active: int) -> str:
     return str(tid)
 
 
-def _wave(url: str, env: dict[str, str], since: datetime, timeout: float, active: int) -> dict[str, float]:
+def _wave(url: str, env: dict[str, str], since: datetime, timeout: float, active: int) -> dict[str, Any]:
     """Enqueue one tick, wait for the rounds it creates to end, then measure their messages."""
     from redis import Redis
     from rq.job import Job
@@ -322,8 +323,8 @@ def _wave(url: str, env: dict[str, str], since: datetime, timeout: float, active
             "where status in ('planned', 'active')"
         )
         rows = conn.execute(
-            "select m.status::text, m.sent_at, m.meta from t_messages m join t_rounds r on r.id = m.round_id "
-            "where r.created_at >= %s and m.direction = 'out'",
+            "select m.status::text, m.sent_at, m.meta, m.round_id::text from t_messages m "
+            "join t_rounds r on r.id = m.round_id where r.created_at >= %s and m.direction = 'out'",
             (since,),
         ).fetchall()
         done = _count(conn, "select count(*) as n from t_rounds where created_at >= %s and status = 'done'", since)
@@ -339,6 +340,7 @@ def _wave(url: str, env: dict[str, str], since: datetime, timeout: float, active
     span = (max(m["sent_at"] for m in left) - min(m["sent_at"] for m in left)).total_seconds() if left else 0.0
     p99 = late[min(len(late) - 1, int(0.99 * len(late)))] if late else float("inf")
     return {
+        "stages": _stages(rows),
         "sent": len(left),
         "rounds_done": done,
         "span_s": span,
@@ -346,6 +348,52 @@ def _wave(url: str, env: dict[str, str], since: datetime, timeout: float, active
         "p50": late[len(late) // 2] if late else float("inf"),
         "p99": p99,
     }
+
+
+def _median(xs: list[float]) -> float:
+    return sorted(xs)[len(xs) // 2] if xs else float("nan")
+
+
+def _stages(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Median seconds of each stage of a message (information): planned -> claimed (queues: the scheduler and
+    the workers, typing time taken off), claimed -> sent (the send request), and sent -> the round's next message
+    planned (the simulator's delivery, the webhook service, on_message's queue and the advance; think time taken
+    off). All on the runtime's clock."""
+    at = datetime.fromisoformat
+    by_step = {(m["round_id"], m["meta"].get("step")): m for m in rows}
+    queued, sending, turn = [], [], []
+    for m in rows:
+        meta = m["meta"]
+        if not meta.get("claimed_at"):
+            continue
+        claimed = at(meta["claimed_at"])
+        queued.append((claimed - at(meta["planned_at"])).total_seconds() - int(meta.get("typing_ms") or 0) / 1000)
+        if m["sent_at"] is None:
+            continue
+        sending.append((m["sent_at"] - claimed).total_seconds())
+        nxt = by_step.get((m["round_id"], int(meta["step"]) + 1))
+        if nxt is not None:
+            planned = at(nxt["meta"]["planned_at"]) - timedelta(milliseconds=int(nxt["meta"].get("think_ms") or 0))
+            turn.append((planned - m["sent_at"]).total_seconds())
+    return {"queued": _median(queued), "sending": _median(sending), "turn": _median(turn)}
+
+
+def _tree_cpu_s(root: int) -> float:
+    """CPU seconds of a process and its children (a postmaster and its backends), those alive now."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += _cpu_s(pid)
+        todo += children.get(pid, [])
+    return total
 
 
 def bench_active(
@@ -429,9 +477,20 @@ def bench_active(
         clock_now = MONDAY_0900_SP + timedelta(seconds=time.time() - origin_wall)
         watch = threading.Thread(target=_watch_rss, args=([p.pid for p in procs[-2:]], peaks, done), daemon=True)
         watch.start()
-        cpu_before = sum(_cpu_s(p.pid) for p in procs[-2:])
+        from mirage.embedded.postgres import postgres_running
+        from mirage.embedded.redis import redis_running
+
+        # where the CPU of a message goes, process by process (information; embedded servers only)
+        parts: dict[str, Callable[[], float]] = {
+            "workers": lambda: sum(_cpu_s(p.pid) for p in procs[-2:]),
+            "webhook service": lambda: _cpu_s(procs[0].pid),
+            "simulator (this process)": lambda: _cpu_s(os.getpid()),
+            "postgres": lambda: _tree_cpu_s(pg) if (pg := postgres_running(BENCH_STATE)) else float("nan"),
+            "redis": lambda: _cpu_s(rd) if (rd := redis_running(BENCH_STATE)) else float("nan"),
+        }
+        cpu_before = {k: f() for k, f in parts.items()}
         capacity = _wave(url, env, clock_now, seconds, active)
-        capacity["worker_cpu_s"] = sum(_cpu_s(p.pid) for p in procs[-2:]) - cpu_before
+        capacity["cpu_s"] = {k: f() - cpu_before[k] for k, f in parts.items()}
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("update t_settings_tenant set min_delay_ms = 2000, max_delay_ms = 8000, humanize = true")
         clock_now = MONDAY_0900_SP + timedelta(seconds=time.time() - origin_wall)
@@ -468,8 +527,10 @@ def bench_active(
         capacity["p99"] <= TARGETS["lateness_p99_s"],
     )
     print(f"  {'':<44} p50 {capacity['p50']:.2f} s")
-    per_message = 1000 * capacity["worker_cpu_s"] / capacity["sent"] if capacity["sent"] else 0.0
-    print(f"  {'  workers CPU per message sent (information)':<44} {per_message:>11.1f} ms")
+    sent = capacity["sent"] or float("nan")
+    cpu = ", ".join(f"{name} {1000 * s / sent:.1f}" for name, s in capacity["cpu_s"].items())
+    print(f"    CPU per message sent, ms (information): {cpu}")
+    _print_stages(capacity)
     print(
         f"  (b) cadence, think 2-8 s, typing 1-12 s scheduled: {cadence['sent']} messages, "
         f"{cadence['rounds_done']}/{active} rounds done in {cadence['span_s']:.1f} s ({cadence['rate']:.1f}/s)"
@@ -481,7 +542,16 @@ def bench_active(
         cadence["p99"] <= TARGETS["lateness_p99_s"],
     )
     print(f"  {'':<44} p50 {cadence['p50']:.2f} s")
+    _print_stages(cadence)
     print(f"  {'peak resident memory of each worker':<44} {', '.join(f'{mb:.0f}' for mb in peaks.values()):>11} MB")
+
+
+def _print_stages(wave: dict[str, Any]) -> None:
+    st = wave["stages"]
+    print(
+        f"    median s (information): queued {st['queued']:.2f}, sending {st['sending']:.2f}, "
+        f"sent -> next step planned {st['turn']:.2f}"
+    )
 
 
 # --- a worker's memory ------------------------------------------------------------------------------------------
