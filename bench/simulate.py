@@ -13,7 +13,8 @@ process, so its peak RSS is its own. Figures, each with the load average (1 min)
     DOWN, and its figures are extrapolated to the issue's fleet (labelled EXTRAPOLATED): setup linear in
     tenants; the rest linear in tenants and working days (Mon-Fri; the agencies' weekends are off and cost only
     idle ticks); memory linear in messages above the examples' baseline.
-Peak RSS is the child (driver, webhook service, simulator); Postgres and Redis are separate processes.
+Peak RSS and CPU are the child's (driver, webhook service, simulator); Postgres and Redis are separate processes.
+CPU time moves less with the load than wall time: compare it when other work shares the machine.
 """
 
 from __future__ import annotations
@@ -102,10 +103,12 @@ def child(root: Path, days: int, label: str) -> None:
     seconds = time.monotonic() - began
     if report.violations:
         print(f"  [{label}] {report.violations} compliance violation(s)", file=sys.stderr)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     figures = {
         "seconds": seconds,
         "setup_s": setup,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
         "sent": int(report.stats["sent"]),
         "jobs": report.stats["driver"]["jobs"],
         "events": report.stats["driver"]["events"],
@@ -129,6 +132,14 @@ def timed(root: Path, days: int, label: str) -> dict[str, float]:
 
 def load(f: dict[str, float]) -> str:
     return f"load {f['load_before']:.1f}->{f['load_after']:.1f}"
+
+
+def run_note(f: dict[str, float]) -> str:
+    """A run's note: load, setup, the child's CPU, jobs and simulator events."""
+    return (
+        f"{load(f)}; setup {f['setup_s']:.1f} s; CPU {f['cpu_s']:.1f} s; "
+        f"{f['jobs']:.0f} jobs, {f['events']:.0f} simulator events"
+    )
 
 
 def line(figure: str, value: str, target: str, ok: bool | None, note: str = "") -> None:
@@ -166,7 +177,7 @@ def main() -> None:
             f"{f['seconds']:.1f}",
             "<= 60" if not scaled else "n/a",
             None if scaled else f["seconds"] <= EXAMPLES_TARGET_S,
-            f"{load(f)}; setup {f['setup_s']:.1f} s; {f['jobs']:.0f} jobs, {f['events']:.0f} simulator events",
+            run_note(f),
         )
         line("  peak RSS of the simulation process (MB)", f"{f['rss_mb']:.0f}", "n/a", None, load(f))
     if args.skip_fleet:
@@ -188,7 +199,7 @@ def main() -> None:
         f"{f['seconds']:.1f}",
         "<= 900" if full else "n/a",
         f["seconds"] <= FLEET["seconds"] if full else None,
-        f"{load(f)}; setup {f['setup_s']:.1f} s; {f['jobs']:.0f} jobs, {f['events']:.0f} simulator events",
+        run_note(f),
     )
     line(
         "  peak RSS of the simulation process (MB)",

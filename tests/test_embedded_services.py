@@ -153,6 +153,22 @@ def test_stopping_a_redis_that_refuses_to_exit_is_an_error_not_a_silent_success(
         os.kill(pid, signal.SIGKILL)
 
 
+def test_a_throw_away_redis_writes_nothing_to_disk_while_it_runs_or_when_it_stops(tmp_path: Path) -> None:
+    from mirage.embedded import ensure_redis, redis_running
+
+    state = tmp_path / "state"
+    client = redis_lib.Redis.from_url(ensure_redis(state, persistent=False))
+    try:
+        client.set("k", "v")
+        assert client.config_get("appendonly") == {"appendonly": "no"}
+        assert client.config_get("save") == {"save": ""}
+    finally:
+        client.close()
+        assert stop_redis(state, save=False)
+    assert redis_running(state) is None
+    assert not list((state / "redis").glob("*.rdb")) and not list((state / "redis").glob("appendonly*"))
+
+
 def _own_servers_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PYTEST_ADDOPTS")}
     return {**env, **extra}

@@ -67,8 +67,10 @@ def redis_running(state_dir: Path) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-def _write_config(rdir: Path, sock: Path) -> Path:
+def _write_config(rdir: Path, sock: Path, *, persistent: bool) -> Path:
     conf = rdir / "redis.conf"
+    # Not persistent: no append-only file and no snapshots (a throw-away server, e.g. a simulation's, ADR 0063).
+    saving = ["appendonly yes", "appendfsync everysec", "save 60 1"] if persistent else ["appendonly no", 'save ""']
     conf.write_text(
         "\n".join(
             [
@@ -81,9 +83,7 @@ def _write_config(rdir: Path, sock: Path) -> Path:
                 f"dir {rdir}",
                 f"logfile {rdir / 'redis.log'}",
                 "dbfilename dump.rdb",
-                "appendonly yes",
-                "appendfsync everysec",
-                "save 60 1",
+                *saving,
                 "databases 16",
                 "",
             ]
@@ -92,8 +92,9 @@ def _write_config(rdir: Path, sock: Path) -> Path:
     return conf
 
 
-def ensure_redis(state_dir: Path, timeout: float = 10.0) -> str:
-    """Start (or find running) the embedded Redis for `state_dir` and return its `unix://` URL."""
+def ensure_redis(state_dir: Path, timeout: float = 10.0, *, persistent: bool = True) -> str:
+    """Start (or find running) the embedded Redis for `state_dir` and return its `unix://` URL; not `persistent`:
+    it keeps nothing on disk (for a server thrown away with its folder)."""
     rdir = redis_dir(state_dir)
     rdir.mkdir(parents=True, exist_ok=True)
     sock = socket_path(state_dir)
@@ -101,7 +102,7 @@ def ensure_redis(state_dir: Path, timeout: float = 10.0) -> str:
     with file_lock(rdir / ".lock"):
         if redis_running(state_dir) and _ping(sock):
             return url
-        conf = _write_config(rdir, sock)
+        conf = _write_config(rdir, sock, persistent=persistent)
         try:
             subprocess.run([_binary(), str(conf)], check=True, capture_output=True, timeout=timeout)  # noqa: S603
         except (subprocess.SubprocessError, OSError) as e:
@@ -115,8 +116,8 @@ def ensure_redis(state_dir: Path, timeout: float = 10.0) -> str:
     raise ServiceError("embedded redis", f"did not answer within {timeout:.0f}s; see {rdir / 'redis.log'}")
 
 
-def stop_redis(state_dir: Path, timeout: float = 10.0) -> bool:
-    """Stop the embedded Redis, saving its data first; False when it was not running.
+def stop_redis(state_dir: Path, timeout: float = 10.0, *, save: bool = True) -> bool:
+    """Stop the embedded Redis, saving its data first unless not `save`; False when it was not running.
 
     Redis refuses to exit when its final save fails (its folder was deleted, the disk is full): that is an
     error naming the reason, never a silent "stopped" with the server still up.
@@ -132,7 +133,8 @@ def stop_redis(state_dir: Path, timeout: float = 10.0) -> bool:
     refusal: str | None = None
     try:
         # No retries: the connection closing is the success, and redis-py's default retries sleep seconds on it.
-        redis.Redis(unix_socket_path=str(sock), socket_timeout=timeout, retry=Retry(NoBackoff(), 0)).shutdown(save=True)
+        client = redis.Redis(unix_socket_path=str(sock), socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
+        client.shutdown(save=save, nosave=not save)
     except redis.ConnectionError:
         pass  # shutdown closes the connection as it succeeds
     except redis.ResponseError as e:

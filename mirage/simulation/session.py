@@ -131,8 +131,8 @@ def simulation(options: SimulationOptions, say: Say | None = None) -> Iterator[S
     try:
         stack.callback(drop_database, server, name)
         stack.callback(shutil.rmtree, folder, True)
-        redis_url = ensure_redis(folder)
-        stack.callback(stop_redis, folder)
+        redis_url = ensure_redis(folder, persistent=False)  # thrown away with its folder: nothing on disk (ADR 0063)
+        stack.callback(stop_redis, folder, save=False)
         env = {
             "DATABASE_URL": url,
             "REDIS_URL": redis_url,
