@@ -169,6 +169,23 @@ def test_a_throw_away_redis_writes_nothing_to_disk_while_it_runs_or_when_it_stop
     assert not list((state / "redis").glob("*.rdb")) and not list((state / "redis").glob("appendonly*"))
 
 
+def test_a_server_that_exited_counts_as_stopped_before_its_parent_reaps_it() -> None:
+    import time
+
+    from mirage.embedded.locks import pid_alive
+
+    child = subprocess.Popen(["true"])  # exits at once; not waited for, it stays a zombie of this process
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].startswith(" Z"):
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        assert not pid_alive(child.pid)
+    finally:
+        child.wait()
+    assert pid_alive(os.getpid())
+
+
 def _own_servers_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PYTEST_ADDOPTS")}
     return {**env, **extra}

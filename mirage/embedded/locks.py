@@ -22,10 +22,21 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs: an exited one that its parent has not reaped yet (a zombie) does not. A
+    daemonized server's parent is the system's init, which may reap it only seconds later (ADR 0063)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Linux's /proc says `pid` has exited and waits to be reaped; elsewhere (no /proc) never."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
