@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 _HTTP_URL = re.compile(r"^(https?://)")
 USER_AGENT = "axios/1.7.9"
-WEBHOOK_CONNECTIONS = 200  # deliveries in flight at once, each on a kept-alive connection
+WEBHOOK_CONNECTIONS = 200  # deliveries in flight at once, each on a kept-alive connection ...
+WEBHOOK_POOLS = 8  # ... in this many pools, taken in turn
 
 
 def _b64url(raw: bytes) -> str:
@@ -82,31 +83,39 @@ class WebhookDispatcher:
     def __init__(self, config: SimConfig, rng: random.Random) -> None:
         self.config = config
         self._rng = rng
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._turn = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.deliveries: list[Delivery] = []
 
     def _http(self) -> httpx.AsyncClient:
         # Created on first use so the app also works under httpx.ASGITransport, which runs no lifespan.
-        if self._client is None:
-            # Every delivery in flight keeps its connection afterwards: with httpx's default 20 kept-alive, a busy
-            # simulator (hundreds of deliveries at once) opened and closed a TCP connection for most of them.
-            self._client = httpx.AsyncClient(
-                transport=self.config.webhook_transport,
-                timeout=self.config.webhook_timeout_s,
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=WEBHOOK_CONNECTIONS, max_keepalive_connections=WEBHOOK_CONNECTIONS),
-            )
-        return self._client
+        if not self._clients:
+            # Every delivery in flight keeps its connection afterwards (with httpx's default of 20 kept alive, a busy
+            # simulator opened and closed a TCP connection for most of them), spread over WEBHOOK_POOLS clients:
+            # httpcore scans its whole pool for every request, so one pool of 200 cost more than the connections.
+            pools = 1 if self.config.webhook_transport is not None else WEBHOOK_POOLS
+            limits = httpx.Limits(max_connections=WEBHOOK_CONNECTIONS // pools, max_keepalive_connections=None)
+            self._clients = [
+                httpx.AsyncClient(
+                    transport=self.config.webhook_transport,
+                    timeout=self.config.webhook_timeout_s,
+                    follow_redirects=False,
+                    limits=limits,
+                )
+                for _ in range(pools)
+            ]
+        self._turn = (self._turn + 1) % len(self._clients)
+        return self._clients[self._turn]
 
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for client in self._clients:
+            await client.aclose()
+        self._clients = []
 
     def envelope(self, inst: SimInstance, event: str, data: Any) -> dict[str, Any]:
         """The body Evolution posts; `sender` is absent until the instance was first connected."""
