@@ -45,15 +45,17 @@ def conversation_history(conn: Conn, tenant_id: str, conversation_id: str, limit
 
 # What one step's text reads (jobs/text.py prepare_text), in one statement: the conversation's history (as
 # `_HISTORY`, newest first), its texts since the no-repeat window opened, the round's message of the previous
-# step (the one this step answers), and the conversation's model with its tenant's endpoint and key.
+# step (the one this step answers), and the conversation's model with its tenant's endpoint and key. Every read
+# by conversation names its tenant too: t_messages is indexed by (tenant_id, conversation_id, created_at), and
+# without the tenant Postgres scans that whole index, a cost that grows with every message ever stored.
 _TEXT_INPUTS = f"""
 select array(select jsonb_build_array(m.body, m.from_number_id::text) from t_messages m
               where m.tenant_id = %(tenant)s and m.conversation_id = %(conversation)s and m.direction = 'out'
                 and m.body is not null and m.status <> 'cancelled'
               order by m.created_at desc limit %(limit)s) as history,
        array(select m.body from t_messages m
-              where m.conversation_id = %(conversation)s and m.direction = 'out' and m.body is not null
-                and m.created_at >= %(since)s and m.status <> 'cancelled') as recent,
+              where m.tenant_id = %(tenant)s and m.conversation_id = %(conversation)s and m.direction = 'out'
+                and m.body is not null and m.created_at >= %(since)s and m.status <> 'cancelled') as recent,
        (select m.body from t_messages m
          where m.round_id = %(round)s and m.direction = 'out' and (m.meta->>'step')::int = %(step)s
          order by m.created_at limit 1) as previous,
@@ -81,7 +83,7 @@ def text_inputs(
     limit: int,
 ) -> TextInputs:
     """What the text of step `step` of a round reads, in one statement: `conversation_history(…, limit)`, the
-    conversation's texts since `since` (outbox.recent_bodies), the body of the round's message of `step - 1`
+    conversation's texts since `since` (the no-repeat window), the body of the round's message of `step - 1`
     (outbox.round_messages), and the conversation's model row."""
     row = conn.execute(
         _TEXT_INPUTS,

@@ -219,16 +219,6 @@ def counted_since(conn: Conn, number_id: str, start: datetime, end: datetime) ->
     return int(row["n"]) if row else 0
 
 
-def recent_bodies(conn: Conn, conversation_id: str, since: datetime) -> list[str]:
-    """Texts the conversation sent since `since` (the no-repeat guard)."""
-    rows = conn.execute(
-        "select body from t_messages where conversation_id = %s and direction = 'out' and body is not null "
-        "and created_at >= %s and status <> 'cancelled'",
-        (conversation_id, since),
-    ).fetchall()
-    return [str(r["body"]) for r in rows]
-
-
 def round_messages(conn: Conn, round_id: str) -> list[Row]:
     return conn.execute(
         "select id::text, (meta->>'step')::int as step, from_number_id::text, to_number_id::text, body, "
