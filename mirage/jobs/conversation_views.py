@@ -23,7 +23,7 @@ from typing import Any
 from mirage.db import rounds as db_rounds
 from mirage.engine.view import ConversationView
 from mirage.jobs.runtime import Conn, build_views
-from mirage.jobs.viewcache import view_key
+from mirage.jobs.viewcache import tenant_key
 
 INACTIVE = "conversation inactive"
 
@@ -60,8 +60,7 @@ class ConversationViews:
             with self._lock:
                 self._tenants.pop(tenant_id, None)
             return Lookup(INACTIVE, 1, built=False)
-        full = view_key(t)  # compared with ==: rows are dicts
-        key, numbers = full[:-1], full[-1]
+        key, numbers = tenant_key(t), t.numbers  # the numbers the conversation names (dicts: compared with ==)
         with self._lock:
             kept = self._tenants.get(tenant_id)
             if kept is not None and kept.key == key:

@@ -37,9 +37,15 @@ class _Built:
     skipped: tuple[Skipped, ...]
 
 
+def tenant_key(t: db_rounds.TenantRows) -> tuple[Any, ...]:
+    """What a tenant's views depend on besides its configuration rows (which the version stands for) and its
+    numbers. Compared with ==, never hashed: rows are dicts."""
+    return (t.config_version, t.tenant, t.settings)
+
+
 def view_key(t: db_rounds.TenantRows) -> tuple[Any, ...]:
     # Compared with ==, never hashed: rows are dicts (numbers by id, so their order does not matter).
-    return (t.config_version, t.tenant, t.settings, t.numbers)
+    return (*tenant_key(t), t.numbers)
 
 
 @functools.cache  # once per process
