@@ -7,6 +7,7 @@ The first key encrypts and every key decrypts, so rotation is: prepend a new key
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -52,7 +53,7 @@ class Keyring:
             raise CryptoError("MIRAGE_SECRET_KEYS holds a value that is not a Fernet key") from e
 
     def _fernet(self) -> MultiFernet:
-        return MultiFernet([Fernet(k.encode()) for k in self.keys])
+        return _multi_fernet(self.keys)
 
     def encrypt(self, plaintext: str, *, table: str, row_id: object, field: str) -> bytes:
         """Encrypt `plaintext` for exactly one place: (table, row_id, field)."""
@@ -120,6 +121,17 @@ def prepend_local_key(key: str, settings: Settings | None = None) -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=16)
+def _multi_fernet(keys: tuple[str, ...]) -> MultiFernet:
+    """The Fernet objects of a key set, made once per process (they hold no state but the keys; thread-safe)."""
+    return MultiFernet([Fernet(k.encode()) for k in keys])
+
+
+@functools.lru_cache(maxsize=16)
+def _keyring_of(keys: tuple[str, ...]) -> Keyring:
+    return Keyring(keys)
+
+
 def keyring(settings: Settings | None = None) -> Keyring:
     """The keyring from MIRAGE_SECRET_KEYS; for embedded (local) set-ups only, a key kept in the state folder.
 
@@ -128,13 +140,13 @@ def keyring(settings: Settings | None = None) -> Keyring:
     """
     s = settings or get_settings()
     if s.secret_keys is not None:
-        return Keyring(tuple(k.strip() for k in s.secret_keys.get_secret_value().split(",") if k.strip()))
+        return _keyring_of(tuple(k.strip() for k in s.secret_keys.get_secret_value().split(",") if k.strip()))
     if s.database_url is not None:
         raise CryptoError("MIRAGE_SECRET_KEYS is unset (required with DATABASE_URL); run `mirage keys generate`")
     path = _state_key_file(s)
     if not path.exists():
         _create_local_key(path)
-    return Keyring(tuple(k.strip() for k in path.read_text().split(",") if k.strip()))
+    return _keyring_of(tuple(k.strip() for k in path.read_text().split(",") if k.strip()))
 
 
 def _create_local_key(path: Path) -> None:
