@@ -15,7 +15,6 @@ from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
@@ -35,6 +34,8 @@ SET_CLAIMS_SQL = (
     "set_config('request.jwt.claim.sub', '', true), set_config('request.jwt.claim.role', '', true), "
     "set_config('request.jwt.claim.email', '', true)"
 )
+# The role too, in the same statement (`set_config('role', ..., true)` is `set local role`, as PostgREST sends it).
+SET_ROLE_AND_CLAIMS_SQL = "select set_config('role', %s, true), " + SET_CLAIMS_SQL.removeprefix("select ")
 
 
 class SessionError(MirageError):
@@ -81,8 +82,7 @@ def jwt_session(
                 "(commit or roll back first): its role and claims must end with its own transaction"
             )
         with conn.transaction():
-            conn.execute(sql.SQL("set local role {}").format(sql.Identifier(db_role)))
-            conn.execute(SET_CLAIMS_SQL, (payload or "",))
+            conn.execute(SET_ROLE_AND_CLAIMS_SQL, (db_role, payload or ""))
             yield conn
 
 
@@ -115,7 +115,7 @@ def service_session(target: Target) -> Iterator[psycopg.Connection[Any]]:
 async def async_service_session(conn: AsyncConn) -> AsyncIterator[AsyncConn]:
     """One transaction as the service (role service_role, which bypasses RLS; no JWT claims), pipelined.
 
-    BEGIN, the role and claims (the statements of `jwt_session(conn, "service_role", None)`),
+    BEGIN, the role and claims (what `jwt_session(conn, "service_role", None)` sets, in one statement),
     the block's statements and COMMIT are sent together and answered together: one round trip. Results are read
     after the block. The connection must be in autocommit mode (the web pool's are): psycopg's `transaction()`
     adds syncs of its own in a pipeline (four round trips instead of one in the bench). Role and claims are local
@@ -126,8 +126,7 @@ async def async_service_session(conn: AsyncConn) -> AsyncIterator[AsyncConn]:
     try:
         async with conn.pipeline():
             await conn.execute("begin")
-            await conn.execute("set local role service_role")
-            await conn.execute(SET_CLAIMS_SQL, ("",))
+            await conn.execute(SET_ROLE_AND_CLAIMS_SQL, ("service_role", ""))
             yield conn
             await conn.execute("commit")
     except Exception:  # on cancellation the pool does it when the connection comes back

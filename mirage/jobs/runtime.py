@@ -20,7 +20,7 @@ from psycopg.pq import TransactionStatus
 
 from mirage.db import rounds as db_rounds
 from mirage.db.connect import connect, database_url
-from mirage.db.sessions import SET_CLAIMS_SQL, service_session
+from mirage.db.sessions import SET_ROLE_AND_CLAIMS_SQL, service_session
 from mirage.engine.clock import Clock, clock_from_spec
 from mirage.engine.rounds import PlanState, RoundRecord, RoundState
 from mirage.engine.view import ConversationView, TenantViews, ViewError, Week
@@ -104,7 +104,7 @@ def db() -> Iterator[Conn]:
 # `service_session`'s opening (BEGIN, the role, the service claims) as one simple-protocol string: one round trip
 # instead of three. Its claims are a constant, so there is nothing to bind.
 _SERVICE_CLAIMS = json.dumps({"role": "service_role"}, separators=(",", ":"))
-_BEGIN_AS_SERVICE = "begin; set local role service_role; " + SET_CLAIMS_SQL.replace("%s", f"'{_SERVICE_CLAIMS}'")
+_BEGIN_AS_SERVICE = "begin; " + SET_ROLE_AND_CLAIMS_SQL % ("'service_role'", f"'{_SERVICE_CLAIMS}'")
 
 
 @contextlib.contextmanager
