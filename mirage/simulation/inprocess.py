@@ -17,6 +17,7 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from redis.client import Pipeline
 from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
@@ -27,6 +28,84 @@ from mirage.web.webhooks import follow_ups_inline
 # it exists, `enqueue_unique` refuses the same job id.
 RESULT_TTL_S = 500
 _SET_HERE = ("host", "content-length")  # headers a webhook POST carries whatever the simulator passes
+
+
+class LoopOf:
+    """An ASGI app that notes the event loop its server runs it on (at lifespan startup), for `InProcessTransport`."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.state = app.state
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            self.loop = asyncio.get_running_loop()
+        await self.app(scope, receive, send)
+
+
+class InProcessTransport(httpx.BaseTransport):
+    """The runtime's Evolution calls to the simulator as ASGI calls on the simulator server's own event loop: the
+    EvolutionClient and httpx client code run as over HTTP, and the simulator's app answers on the loop it always
+    runs on; a loopback socket and HTTP/1.1 parsing on both ends are what is left out (ADR 0051)."""
+
+    def __init__(self, app: LoopOf) -> None:
+        self.app = app
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        loop = self.app.loop
+        if loop is None or loop.is_closed():
+            raise httpx.ConnectError("the simulator is not running", request=request)
+        url = request.url
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "headers": [(k.lower(), v) for k, v in request.headers.raw],
+            "scheme": url.scheme,
+            "path": url.path,
+            "raw_path": url.raw_path.split(b"?")[0],
+            "query_string": url.query,
+            "server": (url.host, url.port),
+            "client": ("127.0.0.1", 123),
+            "root_path": "",
+        }
+        timeout = (request.extensions.get("timeout") or {}).get("read")
+        future = asyncio.run_coroutine_threadsafe(_asgi_call(self.app.app, scope, request.read()), loop)
+        try:
+            status, headers, body = future.result(timeout)
+        except TimeoutError as e:
+            future.cancel()
+            raise httpx.ReadTimeout("the simulator did not answer in time", request=request) from e
+        return httpx.Response(status, headers=headers, content=body, request=request)
+
+
+async def _asgi_call(app: Any, scope: dict[str, Any], body: bytes) -> tuple[int, list[Any], bytes]:
+    """One request to an ASGI app: its status, headers and body."""
+    pending = [body]
+    answered = asyncio.Event()
+    start: list[Any] = []
+    parts: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
+        await answered.wait()  # as a server: the client goes away only once it has its answer
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            start.append(message)
+        elif message["type"] == "http.response.body":
+            parts.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                answered.set()
+
+    await app(scope, receive, send)
+    if not start:
+        raise RuntimeError(f"{scope['path']} answered without a response")
+    return start[0]["status"], start[0].get("headers", []), b"".join(parts)
 
 
 class WebhookService:
@@ -67,26 +146,8 @@ class WebhookService:
             "client": ("127.0.0.1", 123),
             "root_path": "",
         }
-        body = [content]
-        status: list[int] = []
-        answered = asyncio.Event()
-
-        async def receive() -> dict[str, Any]:
-            if body:
-                return {"type": "http.request", "body": body.pop(), "more_body": False}
-            await answered.wait()  # as a server: the client goes away only once it has its answer
-            return {"type": "http.disconnect"}
-
-        async def send(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                answered.set()
-
-        await self.app(scope, receive, send)
-        if not status:
-            raise RuntimeError(f"the webhook service answered {url} without a response")
-        return status[0]
+        status, _, _ = await _asgi_call(self.app, scope, content)
+        return status
 
     def forget_sessions(self) -> None:
         """Load the sessions again on the next webhook (as the service does at most once a wall second)."""

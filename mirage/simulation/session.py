@@ -26,13 +26,14 @@ from mirage.engine.calendar import tenant_zone
 from mirage.engine.clock import SettableClock
 from mirage.engine.view import ConversationView
 from mirage.errors import MirageError
+from mirage.integrations.evolution.client import close_pool, pool_through
 from mirage.integrations.evolution_sim.config import HumanConfig, SimConfig
 from mirage.integrations.evolution_sim.humans import is_optout
 from mirage.settings import environment, get_settings
 from mirage.simulation.driver import Driver, Gate, describe
 from mirage.simulation.events import EventHeap
 from mirage.simulation.gate import any_may_start, window_open
-from mirage.simulation.inprocess import WebhookService
+from mirage.simulation.inprocess import InProcessTransport, LoopOf, WebhookService
 from mirage.simulation.report import Report, build_report
 from mirage.simulation.world import VirtualWorld
 
@@ -182,9 +183,12 @@ def _build(
     stack.callback(driver.close)
     config = SimConfig(seed=options.seed, human=options.human, read_after_s=4.0)
     world = VirtualWorld(config, clock, heap, driver.post)
-    sim = serve_in_thread(create_sim_app(world=world))
+    sim_app = LoopOf(create_sim_app(world=world))
+    sim = serve_in_thread(sim_app)
     stack.callback(sim.stop)
     world.config.server_url = sim.url
+    pool_through(sim.url, InProcessTransport(sim_app))  # the runtime's calls: no socket (ADR 0051)
+    stack.callback(close_pool)
     driver.service = WebhookService(create_app(get_settings()))  # called in this process, no socket (ADR 0051)
     stack.enter_context(
         environment({"EVOLUTION_BASE_URL": sim.url, "EVOLUTION_API_KEY": config.api_key, "MIRAGE_PUBLIC_URL": WEB_URL})

@@ -130,6 +130,17 @@ def pooled_http(base_url: str) -> httpx.Client:
     return client
 
 
+def pool_through(base_url: str, transport: httpx.BaseTransport) -> None:
+    """This process's pooled calls to `base_url` go through `transport` (`mirage simulate`: the simulator's app in
+    this process, ADR 0051); `close_pool` forgets it."""
+    key = base_url.rstrip("/")
+    with _pool_lock:
+        previous = _pool.get(key)
+        _pool[key] = _http_client(key, DEFAULT_TIMEOUT_S, transport)
+    if previous is not None:
+        previous.close()
+
+
 def close_pool() -> None:
     """Close every pooled connection of this process (they reopen on next use)."""
     with _pool_lock:
