@@ -120,11 +120,12 @@ update t_messages m set status = 'sending', sent_at = %(now)s, updated_at = %(no
    -- Opt-out (ADR 0036): never to a human who opted out or whose possible opt-out awaits review. Re-checked here
    -- because an opt-out may commit after the message was queued; one committing while this UPDATE runs has
    -- cancelled the row first (same transaction as t_optouts), so the row no longer matches `status = 'queued'`.
-   and public.may_contact(m.tenant_id, coalesce(
+   -- To one of the tenant's own numbers there is no one to opt out, and may_contact() would only plan its body
+   -- (about a millisecond a call): an OR's arms are evaluated in order, the second only when the first is false.
+   and (m.to_number_id is not null or public.may_contact(m.tenant_id, coalesce(
          (select c.wa_number from t_contacts c where c.id = m.contact_id),
-         case when m.to_number_id is null and m.to_jid like '%%@s.whatsapp.net'
-              then '+' || split_part(m.to_jid, '@', 1)
-              when m.to_number_id is null and m.to_jid like '%%@lid' then m.to_jid end))
+         case when m.to_jid like '%%@s.whatsapp.net' then '+' || split_part(m.to_jid, '@', 1)
+              when m.to_jid like '%%@lid' then m.to_jid end)))
 returning m.id::text, m.session_id::text, {session_columns}
 """.format(session_join=live_session_join("n.id"), session_columns=LIVE_SESSION_COLUMNS)
 
