@@ -60,6 +60,7 @@ class SimWorld:
         self.instances: dict[str, SimInstance] = {}
         self.messages: dict[str, SimMessage] = {}
         self.contacts: dict[str, SimContact] = {}
+        self._by_owner: dict[str, list[SimInstance]] = {}  # owner_jid -> the instances scanned as it (see scan)
         self.webhooks = WebhookDispatcher(config, self.rng)
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls: list[tuple[str, str]] = []  # (method, path) of every Evolution route called
@@ -98,7 +99,28 @@ class SimWorld:
     def instance_by_phone(self, number: str) -> SimInstance | None:
         """The open instance whose account is this phone, if any."""
         jid = pn_jid(number)
+        owners = self._by_owner.get(jid)
+        if not owners:
+            return None
+        if len(owners) == 1:
+            inst = owners[0]
+            return inst if inst.state == "open" and self.instances.get(inst.name) is inst else None
+        # one phone scanned into several instances: the first open one in creation order, as Evolution finds it
         return next((i for i in self.instances.values() if i.state == "open" and i.owner_jid == jid), None)
+
+    def _own(self, inst: SimInstance, jid: str | None) -> None:
+        """Set the instance's owner_jid, keeping the owner index (instance_by_phone) in step."""
+        self._unindex(inst)
+        inst.owner_jid = jid
+        if jid is not None:
+            self._by_owner.setdefault(jid, []).append(inst)
+
+    def _unindex(self, inst: SimInstance) -> None:
+        owners = self._by_owner.get(inst.owner_jid or "")
+        if owners is not None:
+            owners[:] = [i for i in owners if i is not inst]
+            if not owners:
+                del self._by_owner[inst.owner_jid or ""]
 
     def contact(self, number: str) -> SimContact:
         digits = digits_of(number)
@@ -226,7 +248,9 @@ class SimWorld:
         phone = self.phone_for(inst, number)
         self._cancel(inst)
         inst.state = "open"
-        inst.owner_jid = inst.wuid = phone + PN_SUFFIX
+        jid = phone + PN_SUFFIX
+        self._own(inst, jid)
+        inst.wuid = jid
         inst.profile_name = inst.profile_name or f"Sim {phone[-4:]}"
         inst.qr_count, inst.qr_code, inst.qr_base64, inst.pairing_code = 0, None, None, None
         inst.disconnection_code, inst.disconnection_at = None, None
@@ -236,9 +260,9 @@ class SimWorld:
             "connection.update",
             {
                 "instance": inst.name,
-                "wuid": inst.owner_jid,
+                "wuid": jid,
                 "profileName": inst.profile_name,
-                "profilePictureUrl": profile_picture(inst.owner_jid),
+                "profilePictureUrl": profile_picture(jid),
                 "state": "open",
                 "statusReason": 200,
             },
@@ -263,7 +287,7 @@ class SimWorld:
         self.emit(inst, "logout.instance", None)
         self.emit(inst, "connection.update", {"instance": inst.name, "state": "close", "statusReason": status_reason})
         inst.state = "close"
-        inst.owner_jid = None
+        self._own(inst, None)
         inst.qr_count, inst.qr_code, inst.qr_base64, inst.pairing_code = 0, None, None, None
         inst.updated_at = now_iso()
 
@@ -273,6 +297,7 @@ class SimWorld:
         self._cancel(inst)
         self.emit(inst, "instance.delete", {"instanceName": inst.name, "instanceId": inst.instance_id})
         self.emit(inst, "remove.instance", None)
+        self._unindex(inst)
         self.instances.pop(inst.name, None)
 
     def restart(self, inst: SimInstance) -> dict[str, Any] | None:
