@@ -16,11 +16,13 @@ import logging
 import random
 import re
 import time
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
 
+from mirage.integrations.evolution_sim import wire
 from mirage.integrations.evolution_sim.config import SimConfig
 from mirage.integrations.evolution_sim.state import SimInstance, event_key, event_suffix, now_iso
 
@@ -84,29 +86,43 @@ class WebhookDispatcher:
         self.config = config
         self._rng = rng
         self._clients: list[httpx.AsyncClient] = []
+        self._connections: wire.Connections | None = None
         self._turn = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.deliveries: list[Delivery] = []
 
-    def _http(self) -> httpx.AsyncClient:
-        # Created on first use so the app also works under httpx.ASGITransport, which runs no lifespan.
-        if not self._clients:
-            # Every delivery in flight keeps its connection afterwards (with httpx's default of 20 kept alive, a busy
-            # simulator opened and closed a TCP connection for most of them), spread over WEBHOOK_POOLS clients:
-            # httpcore scans its whole pool for every request, so one pool of 200 cost more than the connections.
-            pools = 1 if self.config.webhook_transport is not None else WEBHOOK_POOLS
+    def _setup(self) -> None:
+        # Created on first use so the app also works under httpx.ASGITransport, which runs no lifespan. Every
+        # delivery in flight keeps its connection afterwards: with httpx's default of 20 kept alive, a busy simulator
+        # opened and closed a TCP connection for most of them (ADR 0064).
+        cfg = self.config
+        if cfg.webhook_transport is not None or urllib.request.getproxies():
+            # A given transport, or proxies from the environment (which httpx honours): the whole httpx client, in
+            # WEBHOOK_POOLS pools, since httpcore scans its whole pool for every request.
+            pools = 1 if cfg.webhook_transport is not None else WEBHOOK_POOLS
             limits = httpx.Limits(max_connections=WEBHOOK_CONNECTIONS // pools, max_keepalive_connections=None)
             self._clients = [
                 httpx.AsyncClient(
-                    transport=self.config.webhook_transport,
-                    timeout=self.config.webhook_timeout_s,
+                    transport=cfg.webhook_transport,
+                    timeout=cfg.webhook_timeout_s,
                     follow_redirects=False,
                     limits=limits,
                 )
                 for _ in range(pools)
             ]
+            return
+        # Otherwise httpx's bytes on kept-alive connections without httpx's client and pool (ADR 0065).
+        self._connections = wire.Connections(WEBHOOK_CONNECTIONS, httpx.Limits().keepalive_expiry or 5.0)
+
+    async def _post(self, url: str, content: bytes, headers: dict[str, str]) -> int:
+        """POST `content` as httpx.AsyncClient.post would; the response's status (its body is read and dropped)."""
+        if not self._clients and self._connections is None:
+            self._setup()
+        if self._connections is not None:
+            return await self._connections.post(url, content, headers, self.config.webhook_timeout_s)
         self._turn = (self._turn + 1) % len(self._clients)
-        return self._clients[self._turn]
+        resp = await self._clients[self._turn].post(url, content=content, headers=headers)
+        return resp.status_code
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -115,7 +131,9 @@ class WebhookDispatcher:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for client in self._clients:
             await client.aclose()
-        self._clients = []
+        if self._connections is not None:
+            await self._connections.aclose()
+        self._clients, self._connections = [], None
 
     def envelope(self, inst: SimInstance, event: str, data: Any) -> dict[str, Any]:
         """The body Evolution posts; `sender` is absent until the instance was first connected."""
@@ -166,19 +184,18 @@ class WebhookDispatcher:
         cfg = self.config
         if hold:
             await asyncio.sleep(hold)
-        client = self._http()
         content = json.dumps(body, ensure_ascii=False).encode("utf-8")
         for attempt in range(1, cfg.webhook_max_attempts + 1):
             d.attempts = attempt
             try:
-                resp = await client.post(url, content=content, headers=headers)
-                d.status, d.error = resp.status_code, None
-                if 200 <= resp.status_code < 300:
+                status = await self._post(url, content, headers)
+                d.status, d.error = status, None
+                if 200 <= status < 300:
                     d.ok = True
                     break
-                if resp.status_code in cfg.non_retryable:
+                if status in cfg.non_retryable:
                     break
-            except httpx.HTTPError as e:
+            except (httpx.HTTPError, *wire.ERRORS) as e:  # httpx names its errors after httpcore's
                 d.status, d.error = None, type(e).__name__
             if attempt < cfg.webhook_max_attempts:
                 await asyncio.sleep(cfg.scaled(self._retry_delay(attempt)))
