@@ -10,8 +10,12 @@ plus the job's name and id, so a job logs the same way under any worker, `rq wor
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import heapq
 import importlib
+import itertools
 import logging
+import os
 import pkgutil
 import signal
 import threading
@@ -27,10 +31,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, Worker
 from rq.connections import parse_connection
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.executions import Execution
+from rq.job import Job
 from rq.logutils import setup_loghandlers
 from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
-from rq.timeouts import TimerDeathPenalty
+from rq.timeouts import BaseDeathPenalty, JobTimeoutException
 from rq.utils import now
 from rq.worker import BaseWorker, WorkerStatus
 
@@ -177,12 +183,79 @@ class _LeanBookkeeping:
         BaseWorker.set_state(worker, state, pipeline=pipeline)
 
 
-class MirageWorker(_LeanBookkeeping, _PromptExit, Worker):
+# rq's worker loop asks Redis whether workers are suspended (`rq suspend`) before every job: a round trip of six
+# commands (a heartbeat rides along). Asked at most every SUSPENSION_CHECK_S, a suspension still stops every worker
+# from taking a job within that long (ADR 0066).
+SUSPENSION_CHECK_S = 1.0
+
+
+class _RareSuspensionCheck:
+    _suspension_checked_at: float = float("-inf")  # monotonic
+
+    def check_for_suspension(self, burst: bool) -> None:
+        at = time.monotonic()
+        if at - self._suspension_checked_at < SUSPENSION_CHECK_S:
+            return
+        BaseWorker.check_for_suspension(self, burst)  # type: ignore[arg-type]
+        self._suspension_checked_at = time.monotonic()
+
+
+class _OneTripJobStart:
+    """An in-process job's start in one round trip and its end without extra ones (ADR 0066).
+
+    rq's SimpleWorker starts a job in two transactions (the execution and the worker's busy state, then the job's
+    started status, heartbeats and persistence), writes the job's `last_heartbeat` on its own when the job returns
+    and the worker's `idle` state on its own after the result: here the start is one transaction of the same
+    commands, the job's `last_heartbeat` goes with the result (rq saves the whole job hash there: success, failure,
+    retry) unless the job has a callback to run first, and `idle` goes with the result's transaction."""
+
+    _started_job: str | None = None
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        worker: BaseWorker = self  # type: ignore[assignment]
+        with worker.connection.pipeline() as pipeline:
+            ttl = worker.get_heartbeat_ttl(job)
+            execution = Execution.create(job, ttl, pipeline=pipeline, worker_name=worker.name)
+            worker.executions[execution.id] = execution
+            worker.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+            # rq's prepare_job_execution, which perform_job then skips for this job
+            worker.heartbeat(ttl, pipeline=pipeline)
+            job.heartbeat(now(), ttl, pipeline=pipeline)
+            job.prepare_for_execution(worker.name, pipeline=pipeline)
+            pipeline.persist(job.key)
+            if len(worker.queues) == 1:  # rq's own condition: the job came through the intermediate queue
+                pipeline.lrem(queue.intermediate_queue_key, 1, job.id)
+            pipeline.execute()
+        self._started_job = job.id
+        try:
+            worker.perform_job(job, queue, execution)
+        finally:
+            self._started_job = None
+        worker.set_state(WorkerStatus.IDLE)  # already written with the result: not sent again
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        if job.id != self._started_job:
+            BaseWorker.prepare_job_execution(self, job, remove_from_intermediate_queue)  # type: ignore[arg-type]
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        if job.success_callback is not None or job.failure_callback is not None:
+            BaseWorker.handle_execution_ended(self, job, queue, heartbeat_ttl)  # type: ignore[arg-type]
+            return
+        job.ended_at = job.last_heartbeat = now()
+
+    def cleanup_execution(self, job: Job, pipeline: Any, execution: Execution | None = None) -> None:
+        worker: BaseWorker = self  # type: ignore[assignment]
+        BaseWorker.cleanup_execution(worker, job, pipeline, execution)
+        if not worker.executions:
+            worker.set_state(WorkerStatus.IDLE, pipeline=pipeline)
+
+
+class MirageWorker(_RareSuspensionCheck, _LeanBookkeeping, _PromptExit, Worker):
     """rq's forking Worker whose command listener lets it exit promptly."""
 
 
-class MirageSimpleWorker(_LeanBookkeeping, _PromptExit, SimpleWorker):
-    """rq's in-process SimpleWorker whose command listener lets it exit promptly."""
+class MirageSimpleWorker(_OneTripJobStart, _RareSuspensionCheck, _LeanBookkeeping, _PromptExit, SimpleWorker):
+    """rq's in-process SimpleWorker whose command listener lets it exit promptly, with fewer round trips a job."""
 
 
 # `mirage worker --threads N` (ADR 0059): N of rq's worker loops in one process, each a registered rq worker in its
@@ -193,12 +266,109 @@ class MirageSimpleWorker(_LeanBookkeeping, _PromptExit, SimpleWorker):
 DEQUEUE_POLL_S = 1
 
 
-class MirageThreadWorker(MirageSimpleWorker):
-    """One job thread of a `--threads` worker: rq's in-process worker, registered under its own name, with rq's
-    timer death penalty (SIGALRM reaches the main thread only) and no signal handlers of its own (only the main
-    thread may install them; it asks every thread to stop, `request_warm_stop`)."""
+class _Watchdog:
+    """One thread per process that stops the job threads' overdue jobs (ADR 0066): each job registers its deadline
+    here instead of starting a timer thread of its own (rq's TimerDeathPenalty: a thread start and a join a job)."""
 
-    death_penalty_class = TimerDeathPenalty
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._deadlines: list[tuple[float, int]] = []  # heap of (monotonic deadline, token)
+        self._armed: dict[int, tuple[int, type[BaseException]]] = {}  # token -> (thread id, exception)
+        self._tokens = itertools.count()
+        self._pid = 0
+
+    def arm(self, seconds: float, exception: type[BaseException]) -> int:
+        """Raise `exception` in the calling thread once it has run `seconds` without `disarm`; a token for it."""
+        thread = threading.get_ident()
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or a forked child (the thread did not follow)
+                self._pid = os.getpid()
+                self._deadlines, self._armed = [], {}
+                threading.Thread(target=self._run, name="mirage-job-watchdog", daemon=True).start()
+            token = next(self._tokens)
+            self._armed[token] = (thread, exception)
+            heapq.heappush(self._deadlines, (time.monotonic() + seconds, token))
+            if self._deadlines[0][1] == token:
+                self._lock.notify()
+            return token
+
+    def disarm(self, token: int) -> bool:
+        """Forget the deadline; False if it had already fired (its exception is raised or about to be)."""
+        with self._lock:
+            return self._armed.pop(token, None) is not None
+
+    def _run(self) -> None:
+        with self._lock:
+            while True:
+                while self._deadlines and self._deadlines[0][1] not in self._armed:
+                    heapq.heappop(self._deadlines)  # disarmed in time
+                if not self._deadlines:
+                    self._lock.wait()
+                    continue
+                left = self._deadlines[0][0] - time.monotonic()
+                if left > 0:
+                    self._lock.wait(left)
+                    continue
+                _, token = heapq.heappop(self._deadlines)
+                thread, exception = self._armed.pop(token)
+                _raise_in(thread, exception)
+
+
+def _raise_in(thread: int, exception: type[BaseException]) -> None:
+    """rq's TimerDeathPenalty.handle_death_penalty: raise `exception` in `thread` at its next Python instruction."""
+    ret = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), ctypes.py_object(exception))
+    if ret > 1:  # never: thread ids are unique; undo as rq does, and keep the watchdog running
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), None)
+        log.error("could not stop an overdue job in thread %d", thread)
+
+
+_watchdog = _Watchdog()
+_timeouts: dict[tuple[type[BaseException], int], type[BaseException]] = {}
+
+
+def _timeout_exception(exception: type[BaseException], seconds: int) -> type[BaseException]:
+    """`exception` (a class: an asynchronous exception is raised from its class) whose message names `seconds`."""
+    key = (exception, seconds)
+    if key not in _timeouts:
+        message = f"Task exceeded maximum timeout value ({seconds} seconds)"
+
+        def __init__(self: BaseException, *args: object) -> None:
+            BaseException.__init__(self, *(args or (message,)))
+
+        named = type(exception.__name__, (exception,), {"__init__": __init__, "__module__": exception.__module__})
+        named.__qualname__ = exception.__qualname__
+        _timeouts[key] = named
+    return _timeouts[key]
+
+
+class WatchdogDeathPenalty(BaseDeathPenalty):
+    """rq's death penalty for a job thread: the process's one watchdog thread raises the timeout exception in the
+    job's thread (as rq's TimerDeathPenalty does from a timer thread of its own, started for every job)."""
+
+    def __init__(self, timeout: int, exception: type[BaseException] = JobTimeoutException, **kwargs: Any) -> None:
+        super().__init__(timeout, exception, **kwargs)
+        self._token: int | None = None
+
+    def setup_death_penalty(self) -> None:
+        if self._timeout > 0:
+            self._token = _watchdog.arm(self._timeout, _timeout_exception(self._exception, self._timeout))
+
+    def cancel_death_penalty(self) -> None:
+        if self._token is None:
+            return
+        token, self._token = self._token, None
+        if not _watchdog.disarm(token):
+            # It fired as the job ended: the exception is raised here (BaseDeathPenalty.__exit__ takes it, as for
+            # rq's timer), or cleared now if it is still pending, so it cannot surface after the job.
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.get_ident()), None)
+
+
+class MirageThreadWorker(MirageSimpleWorker):
+    """One job thread of a `--threads` worker: rq's in-process worker, registered under its own name, with the
+    process's watchdog as death penalty (SIGALRM reaches the main thread only) and no signal handlers of its own
+    (only the main thread may install them; it asks every thread to stop, `request_warm_stop`)."""
+
+    death_penalty_class = WatchdogDeathPenalty
 
     def _install_signal_handlers(self) -> None:
         pass
@@ -232,7 +402,7 @@ def make_worker(names: Sequence[str] = (), *, simple: bool = False, connection: 
 
     Either way a job's timeout is enforced: rq's `perform_job` wraps the job in the death penalty (SIGALRM) in
     whichever process runs it, the worker itself for the simple worker (ADR 0048); a job thread's worker
-    (`MirageThreadWorker`) uses rq's timer instead (ADR 0059)."""
+    (`MirageThreadWorker`) uses the process's watchdog thread instead (ADR 0059, ADR 0066)."""
     conn = connection or q.connection()
     queues = [Queue(name, connection=conn) for name in queue_names(names)]
     cls: type[BaseWorker] = MirageSimpleWorker if simple else MirageWorker
