@@ -32,8 +32,9 @@ from rq import Queue, SimpleWorker, Worker
 from rq.connections import parse_connection
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.executions import Execution
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.logutils import setup_loghandlers
+from rq.rate_limit import release_slot
 from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 from rq.timeouts import BaseDeathPenalty, JobTimeoutException
@@ -242,6 +243,41 @@ class _OneTripJobStart:
             BaseWorker.handle_execution_ended(self, job, queue, heartbeat_ttl)  # type: ignore[arg-type]
             return
         job.ended_at = job.last_heartbeat = now()
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any, execution: Execution) -> None:
+        """rq's success handling in one transaction: rq watches the job's dependents and reads them first (two
+        round trips) so it can move them in the same transaction; here they are read inside it, atomically with
+        the FINISHED status, and any there are enqueued after it as rq's failure handling does. A repeating job
+        keeps rq's own handling."""
+        worker: BaseWorker = self  # type: ignore[assignment]
+        if job.repeats_left is not None and job.repeats_left > 0:
+            BaseWorker.handle_job_success(worker, job, queue, started_job_registry, execution)
+            return
+        assert job.started_at is not None and job.ended_at is not None  # set by perform_job
+        with worker.connection.pipeline() as pipeline:
+            pipeline.smembers(job.dependents_key)
+            worker.increment_successful_job_count(pipeline=pipeline)
+            worker.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+            result_ttl = job.get_result_ttl(worker.default_result_ttl)
+            if result_ttl != 0:
+                job._handle_success(
+                    result_ttl,
+                    pipeline=pipeline,
+                    worker_name=worker.name,
+                    execution_id=execution.id,
+                    execution_started_at=execution.created_at,
+                    execution_ended_at=job.ended_at,
+                )
+            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+            job._status = JobStatus.FINISHED
+            worker.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            dependents = pipeline.execute()[0]
+        if dependents:
+            queue.enqueue_dependents(job)
+        release_slot(job)
+        worker.log.info(
+            "Successfully completed %s job in %ss on worker %s", job.id, job.ended_at - job.started_at, worker.name
+        )
 
     def cleanup_execution(self, job: Job, pipeline: Any, execution: Execution | None = None) -> None:
         worker: BaseWorker = self  # type: ignore[assignment]

@@ -1,6 +1,6 @@
 """What a job costs the worker around its own code (ADR 0066): one watchdog thread for every job thread's timeout,
-the suspension flag read at most once a second, a job's start in one round trip and its end in one transaction,
-with rq's records (job hash, registries, results, worker statistics) as rq leaves them. Real Redis."""
+the suspension flag read at most once a second, a job's start in one round trip and its end in one, with rq's
+records (job hash, registries, results, worker statistics, dependents) as rq leaves them. Real Redis."""
 
 from __future__ import annotations
 
@@ -102,18 +102,18 @@ def _count_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sent
 
 
-def test_a_job_costs_six_round_trips_and_leaves_rqs_records_as_rq_does(
+def test_a_job_costs_four_round_trips_and_leaves_rqs_records_as_rq_does(
     redis: redis_lib.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """rq's loop: 21 round trips for a trivial job; ADR 0062: 10.6; here the dequeue (2), the start (1), the
-    result (3, rq's watch on the job's dependents included)."""
+    """rq's loop: 21 round trips for a trivial job; ADR 0062: 10.6; here the dequeue (2), the start (1) and the
+    result (1)."""
     q = Queue(queues.ROUNDS, connection=redis)
     jobs = [q.enqueue(noop, result_ttl=600) for _ in range(100)]
     worker = make_worker([queues.ROUNDS], simple=True, connection=redis)
     sent = _count_round_trips(monkeypatch)
     assert worker.work(burst=True, with_scheduler=False)
     monkeypatch.undo()
-    assert sent[0] / len(jobs) <= 6.5, sent[0] / len(jobs)  # the worker's own start and end included
+    assert sent[0] / len(jobs) <= 4.5, sent[0] / len(jobs)  # the worker's own start and end included
     for job in jobs:
         job.refresh()
         assert job.get_status() == JobStatus.FINISHED and job.return_value() == "ok"
@@ -142,3 +142,15 @@ def test_a_failing_job_is_retried_then_failed_with_rqs_records(redis: redis_lib.
     assert StartedJobRegistry(queue=q).get_job_ids() == []
     stats = {k.decode(): v.decode() for k, v in redis.hgetall(worker.key).items()}
     assert stats["state"] == "idle" and stats["failed_job_count"] == "2", stats
+
+
+def test_a_job_s_dependents_run_after_it_and_a_result_kept_zero_seconds_is_not_kept(redis: redis_lib.Redis) -> None:
+    """Mirage enqueues nothing with `depends_on`; rq's dependents still run, read with the job's FINISHED status."""
+    q = Queue(queues.ROUNDS, connection=redis)
+    first = q.enqueue(noop)
+    then = q.enqueue(noop, depends_on=first)
+    gone = q.enqueue(noop, result_ttl=0)
+    assert then.get_status() == JobStatus.DEFERRED
+    assert make_worker([queues.ROUNDS], simple=True, connection=redis).work(burst=True, with_scheduler=False)
+    assert first.get_status(refresh=True) == then.get_status(refresh=True) == JobStatus.FINISHED
+    assert not redis.exists(gone.key)
