@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from queue import Empty, SimpleQueue
 from types import FrameType
 from typing import Any
 
@@ -304,10 +305,16 @@ DEQUEUE_POLL_S = 1
 
 class _Watchdog:
     """One thread per process that stops the job threads' overdue jobs (ADR 0066): each job registers its deadline
-    here instead of starting a timer thread of its own (rq's TimerDeathPenalty: a thread start and a join a job)."""
+    here instead of starting a timer thread of its own (rq's TimerDeathPenalty: a thread start and a join a job).
+
+    A job thread may receive its timeout at any Python instruction, even inside `arm`/`disarm`: they hold only a C
+    lock in a `with` statement (released by any exception raised inside it) and wake the watchdog through a C
+    queue, never a Python-level lock such as `threading.Condition`, which an exception arriving between its
+    acquire and its `with` would leave held."""
 
     def __init__(self) -> None:
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()
+        self._wake: SimpleQueue[None] = SimpleQueue()
         self._deadlines: list[tuple[float, int]] = []  # heap of (monotonic deadline, token)
         self._armed: dict[int, tuple[int, type[BaseException]]] = {}  # token -> (thread id, exception)
         self._tokens = itertools.count()
@@ -324,9 +331,10 @@ class _Watchdog:
             token = next(self._tokens)
             self._armed[token] = (thread, exception)
             heapq.heappush(self._deadlines, (time.monotonic() + seconds, token))
-            if self._deadlines[0][1] == token:
-                self._lock.notify()
-            return token
+            first = self._deadlines[0][1] == token
+        if first:
+            self._wake.put(None)
+        return token
 
     def disarm(self, token: int) -> bool:
         """Forget the deadline; False if it had already fired (its exception is raised or about to be)."""
@@ -334,20 +342,17 @@ class _Watchdog:
             return self._armed.pop(token, None) is not None
 
     def _run(self) -> None:
-        with self._lock:
-            while True:
+        while True:
+            with self._lock:
                 while self._deadlines and self._deadlines[0][1] not in self._armed:
                     heapq.heappop(self._deadlines)  # disarmed in time
-                if not self._deadlines:
-                    self._lock.wait()
+                left = self._deadlines[0][0] - time.monotonic() if self._deadlines else None
+                if left is not None and left <= 0:
+                    _, token = heapq.heappop(self._deadlines)
+                    _raise_in(*self._armed.pop(token))
                     continue
-                left = self._deadlines[0][0] - time.monotonic()
-                if left > 0:
-                    self._lock.wait(left)
-                    continue
-                _, token = heapq.heappop(self._deadlines)
-                thread, exception = self._armed.pop(token)
-                _raise_in(thread, exception)
+            with contextlib.suppress(Empty):
+                self._wake.get(timeout=left)
 
 
 def _raise_in(thread: int, exception: type[BaseException]) -> None:

@@ -73,6 +73,16 @@ def test_the_watchdog_stops_a_block_at_its_deadline_and_never_once_the_block_has
             pass
     assert 0 < stopped < 300
 
+    # and no timeout arriving mid-way left the watchdog's lock held: another thread still arms and disarms
+    def arm_and_disarm() -> None:
+        with WatchdogDeathPenalty(5, JobTimeoutException):
+            pass
+
+    other = threading.Thread(target=arm_and_disarm)
+    other.start()
+    other.join(timeout=5)
+    assert not other.is_alive()
+
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_suspended_worker_takes_no_job_a_second_after_rq_suspend(redis: redis_lib.Redis, threads: int) -> None:
