@@ -9,7 +9,8 @@ thread count, the median over --runs of the worker's CPU per job (process time, 
 round trips and commands per job. The job itself does nothing, so the figures are rq's
 loop, Mirage's worker classes and redis-py. `--chain`: each job enqueues one more job (`enqueue_unique`), as
 most runtime jobs do, so enqueueing is counted too. Redis: REDIS_URL, else the embedded one under
-.mirage-test-bench/ (flushed before each run: never point REDIS_URL at a Redis you need).
+.mirage-test-bench-jobs/ (flushed before each run: never point REDIS_URL at a Redis you need; the embedded one is
+stopped at the end if the bench started it).
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault(
-    "MIRAGE_STATE_DIR", str(Path(os.environ.get("MIRAGE_BENCH_STATE_DIR") or ROOT / ".mirage-test-bench"))
-)
+# its own embedded Redis (flushed before each run), never the one bench/engine.py may be using
+STATE = Path(os.environ.get("MIRAGE_BENCH_JOBS_STATE_DIR") or ROOT / ".mirage-test-bench-jobs")
+os.environ["MIRAGE_STATE_DIR"] = str(STATE)
 
 import redis as redis_lib  # noqa: E402
 from redis.connection import AbstractConnection  # noqa: E402
 
 from mirage.backends import redis_client  # noqa: E402
+from mirage.embedded.redis import redis_running, stop_redis  # noqa: E402
 from mirage.jobs import queues  # noqa: E402
 from mirage.jobs.worker import run_worker  # noqa: E402
 from mirage.logs import configure_logging  # noqa: E402
@@ -140,6 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     # as `mirage worker` logs (rq.worker at WARNING), into a stream kept open for the process
     configure_logging("INFO", "json", open(os.devnull, "w"))  # noqa: SIM115
+    started = "REDIS_URL" not in os.environ and redis_running(STATE) is None
     r = redis_client()
     one_run(r, 200, 1, chained=args.chain)  # warm up: imports, the worker's preload
     what = f"{args.jobs} trivial jobs{' (each enqueueing one)' if args.chain else ''}"
@@ -169,6 +172,8 @@ def main() -> None:
             "one_run(r, args.jobs, 1, chained=args.chain)", globals(), {"r": r, "args": args}, str(args.profile)
         )
     r.close()
+    if started:
+        stop_redis(STATE, save=False)
 
 
 if __name__ == "__main__":
