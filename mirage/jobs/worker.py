@@ -212,6 +212,8 @@ class _OneTripJobStart:
     retry) unless the job has a callback to run first, and `idle` goes with the result's transaction."""
 
     _started_job: str | None = None
+    _idle_sent = False
+    _state: str
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         worker: BaseWorker = self  # type: ignore[assignment]
@@ -228,7 +230,7 @@ class _OneTripJobStart:
             if len(worker.queues) == 1:  # rq's own condition: the job came through the intermediate queue
                 pipeline.lrem(queue.intermediate_queue_key, 1, job.id)
             pipeline.execute()
-        self._started_job = job.id
+        self._started_job, self._idle_sent = job.id, False
         try:
             worker.perform_job(job, queue, execution)
         finally:
@@ -284,7 +286,17 @@ class _OneTripJobStart:
         worker: BaseWorker = self  # type: ignore[assignment]
         BaseWorker.cleanup_execution(worker, job, pipeline, execution)
         if not worker.executions:
-            worker.set_state(WorkerStatus.IDLE, pipeline=pipeline)
+            # Written with the outcome, but the worker stays BUSY for itself until the job is wholly handled:
+            # a warm stop (rq's request_stop) seen as idle would stop the loop mid-way through the outcome.
+            pipeline.hset(worker.key, "state", WorkerStatus.IDLE)
+            self._idle_sent = True
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        if pipeline is None and state == WorkerStatus.IDLE and self._idle_sent:
+            self._idle_sent = False
+            self._state = state  # already written with the job's outcome
+            return
+        super().set_state(state, pipeline)  # type: ignore[misc]
 
 
 class MirageWorker(_RareSuspensionCheck, _LeanBookkeeping, _PromptExit, Worker):
