@@ -54,6 +54,15 @@ def kept_connections() -> Iterator[None]:
             value.close()
 
 
+def keep_connections_in_this_thread() -> None:
+    """`kept_connections()` for the rest of this thread's life, for a service's long-lived pool threads: every
+    enqueue of the thread reuses one Redis client (one connection pool) per URL. Outside such a store each enqueue
+    makes a client whose connection only the garbage collector closes: a webhook service enqueueing a follow-up
+    per message kept thousands open and reached Redis's limit of clients (10,000)."""
+    if getattr(_local, "kept", None) is None:
+        _local.kept = {}
+
+
 def kept() -> dict[tuple[str, int, str], Any] | None:
     """This thread's current `kept_connections()` store, or None outside one."""
     store: dict[tuple[str, int, str], Any] | None = getattr(_local, "kept", None)

@@ -28,6 +28,7 @@ from mirage.ingest.pipeline import StorageUnavailable, schedule_reprocess
 from mirage.integrations.evolution.envelope import Envelope, EnvelopeError, parse_envelope, route_matches
 from mirage.integrations.evolution.models import WEBHOOK_PATH
 from mirage.jobs.follow_ups import schedule_on_message
+from mirage.jobs.queues import keep_connections_in_this_thread
 from mirage.logs import log_context
 from mirage.web.auth import Headers, identify, presents_credentials
 from mirage.web.middleware import send_json
@@ -144,7 +145,10 @@ async def _authenticate(state: WebState, headers: Headers, body: bytes) -> tuple
 
 FOLLOWED_EVENTS = frozenset({"messages.upsert", "send.message"})
 FOLLOW_UP_THREADS = 4
-_FOLLOW_UPS = ThreadPoolExecutor(max_workers=FOLLOW_UP_THREADS, thread_name_prefix="mirage-follow-up")
+# Each follow-up thread keeps its Redis client for its life (one connection a thread, not one an enqueue).
+_FOLLOW_UPS = ThreadPoolExecutor(
+    max_workers=FOLLOW_UP_THREADS, thread_name_prefix="mirage-follow-up", initializer=keep_connections_in_this_thread
+)
 
 
 class _InCallingThread(Executor):
