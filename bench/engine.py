@@ -443,6 +443,7 @@ def bench_active(
         helpers = [subprocess.Popen(setup, env=env, stderr=subprocess.DEVNULL) for _ in range(2)]
         procs += helpers
         print(f"  setting up {active} conversations ({2 * active} numbers) ...", file=sys.stderr, flush=True)
+        enqueuer = Redis.from_url(redis_url)  # one client: a client per enqueue held 2,000 connections until GC
         with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
             for n in conn.execute("select id::text from t_numbers where tenant_id = %s", (tid,)).fetchall():
                 queues.enqueue_unique(
@@ -450,7 +451,7 @@ def bench_active(
                     "mirage.jobs.instances.provision_number",
                     job_id=f"p:{n['id']}",
                     args=[n["id"]],
-                    conn=Redis.from_url(redis_url),
+                    conn=enqueuer,
                 )
             _wait(
                 lambda: _count(conn, "select count(*) as n from t_numbers where session_id is not null") == 2 * active,
