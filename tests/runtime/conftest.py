@@ -23,6 +23,7 @@ from mirage.engine.clock import SettableClock
 from mirage.integrations.evolution import lifecycle
 from mirage.integrations.evolution.client import RetryPolicy, close_pool
 from mirage.integrations.evolution_sim import SimConfig, SimHandle, run_in_thread
+from mirage.integrations.evolution_sim import world as sim_world
 from mirage.jobs import queues, runtime
 from mirage.jobs.rounds import conversation_tick
 from mirage.settings import Settings, get_settings
@@ -167,6 +168,9 @@ def make_harness(
         monkeypatch.setenv("MIRAGE_PUBLIC_URL", server.url)
         get_settings.cache_clear()
         options = {"time_factor": 0.001, "seed": 7, "read_after_s": None, **(sim_options or {})}
+        # The simulated WhatsApp stamps messages with the harness's clock, as Mirage's runtime does: with the wall
+        # clock an inbound message fell on another day than the virtual Monday once the real date moved on.
+        monkeypatch.setattr(sim_world, "epoch", lambda: int(clock.now().timestamp()))
         sim = run_in_thread(SimConfig(**options))
         started.append(sim)
         tenant = make_tenant(db, base_url=sim.url, api_key=sim.api_key)
