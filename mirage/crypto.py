@@ -127,11 +127,6 @@ def _multi_fernet(keys: tuple[str, ...]) -> MultiFernet:
     return MultiFernet([Fernet(k.encode()) for k in keys])
 
 
-@functools.lru_cache(maxsize=16)
-def _keyring_of(keys: tuple[str, ...]) -> Keyring:
-    return Keyring(keys)
-
-
 def keyring(settings: Settings | None = None) -> Keyring:
     """The keyring from MIRAGE_SECRET_KEYS; for embedded (local) set-ups only, a key kept in the state folder.
 
@@ -140,13 +135,13 @@ def keyring(settings: Settings | None = None) -> Keyring:
     """
     s = settings or get_settings()
     if s.secret_keys is not None:
-        return _keyring_of(tuple(k.strip() for k in s.secret_keys.get_secret_value().split(",") if k.strip()))
+        return Keyring(tuple(k.strip() for k in s.secret_keys.get_secret_value().split(",") if k.strip()))
     if s.database_url is not None:
         raise CryptoError("MIRAGE_SECRET_KEYS is unset (required with DATABASE_URL); run `mirage keys generate`")
     path = _state_key_file(s)
     if not path.exists():
         _create_local_key(path)
-    return _keyring_of(tuple(k.strip() for k in path.read_text().split(",") if k.strip()))
+    return Keyring(tuple(k.strip() for k in path.read_text().split(",") if k.strip()))
 
 
 def _create_local_key(path: Path) -> None:

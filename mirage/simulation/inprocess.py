@@ -57,20 +57,8 @@ class InProcessTransport(httpx.BaseTransport):
         if loop is None or loop.is_closed():
             raise httpx.ConnectError("the simulator is not running", request=request)
         url = request.url
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": request.method,
-            "headers": [(k.lower(), v) for k, v in request.headers.raw],
-            "scheme": url.scheme,
-            "path": url.path,
-            "raw_path": url.raw_path.split(b"?")[0],
-            "query_string": url.query,
-            "server": (url.host, url.port),
-            "client": ("127.0.0.1", 123),
-            "root_path": "",
-        }
+        headers = [(k.lower(), v) for k, v in request.headers.raw]
+        scope = _scope(request.method, url.scheme, url.host, url.port, url.path, url.query, headers)
         timeout = (request.extensions.get("timeout") or {}).get("read")
         future = asyncio.run_coroutine_threadsafe(_asgi_call(self.app.app, scope, request.read()), loop)
         try:
@@ -79,6 +67,26 @@ class InProcessTransport(httpx.BaseTransport):
             future.cancel()
             raise httpx.ReadTimeout("the simulator did not answer in time", request=request) from e
         return httpx.Response(status, headers=headers, content=body, request=request)
+
+
+def _scope(
+    method: str, scheme: str, host: str | None, port: int | None, path: str, query: bytes, headers: list[Any]
+) -> dict[str, Any]:
+    """The ASGI scope an HTTP server hands an app for one request (as httpx's ASGITransport builds it)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "headers": headers,
+        "scheme": scheme,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "server": (host, port),
+        "client": ("127.0.0.1", 123),
+        "root_path": "",
+    }
 
 
 async def _asgi_call(app: Any, scope: dict[str, Any], body: bytes) -> tuple[int, list[Any], bytes]:
@@ -132,20 +140,7 @@ class WebhookService:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         raw = [(b"host", parts.netloc.encode()), (b"content-length", str(len(content)).encode())]
         raw += [(k.lower().encode(), v.encode()) for k, v in headers.items() if k.lower() not in _SET_HERE]
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "headers": raw,
-            "scheme": parts.scheme,
-            "path": parts.path,
-            "raw_path": parts.path.encode(),
-            "query_string": parts.query.encode(),
-            "server": (parts.hostname, port),
-            "client": ("127.0.0.1", 123),
-            "root_path": "",
-        }
+        scope = _scope("POST", parts.scheme, parts.hostname, port, parts.path, parts.query.encode(), raw)
         status, _, _ = await _asgi_call(self.app, scope, content)
         return status
 
